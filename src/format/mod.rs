@@ -1,0 +1,115 @@
+//! Bytes on disk: every constant, struct and check of the segment format.
+//!
+//! All integers are little-endian. All structs here are `zerocopy` views with
+//! alignment 1, so they can be read in place from any byte offset of a mapping.
+//! The byte diagrams live in `docs/format.md`; this module is the single source
+//! of truth for the numbers, and the `const` assertions below keep the two in step.
+
+mod footer;
+mod frame;
+mod header;
+
+pub use footer::{decode_footer, encode_footer, FooterError, FooterHeader, IndexEntry, Trailer};
+pub use frame::{decode_frame, frame_crc, DecodedFrame, FrameError, FrameHeader};
+pub use header::{SegmentHeader, HeaderError};
+
+/// The format version this build writes and the only one it reads.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// First bytes of every segment file.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"VARVSEG\0";
+/// First bytes of a sealed segment's footer.
+pub const FOOTER_MAGIC: [u8; 8] = *b"VARVFOOT";
+/// First bytes of a sealed segment's trailer (the last 32 bytes of the file).
+pub const TRAILER_MAGIC: [u8; 8] = *b"VARVTRLR";
+
+/// The header occupies the whole first page; frames start right after it.
+pub const HEADER_BYTES: u64 = 4096;
+/// Offset of the live committed word inside the header page (own cache line).
+/// The writer mirrors its committed position here so that a reader in another
+/// process can follow a live log. It is never covered by any checksum.
+pub const LIVE_COMMITTED_OFFSET: u64 = 256;
+
+/// Frames start and end on this alignment, so payloads are 8-byte aligned.
+pub const FRAME_ALIGN: u64 = 8;
+/// Size of [`FrameHeader`].
+pub const FRAME_HEADER_BYTES: u64 = 32;
+/// Seed of every frame checksum. A non-zero seed keeps an all-zero frame from
+/// ever validating (preallocated space is zeros).
+pub const FRAME_CRC_SEED: u32 = 0x7661_7276; // "varv"
+
+/// Frame flag: more frames of the same batch follow this one. The last frame
+/// of a batch (and every single append) has it clear, so recovery can drop an
+/// incomplete batch whole.
+pub const FLAG_BATCH_CONTINUES: u8 = 0x01;
+/// Frame flag: the record is a tombstone for its key (reserved for compaction).
+pub const FLAG_TOMBSTONE: u8 = 0x02;
+/// Flags this version understands; a frame with any other bit set is corrupt.
+pub const FLAGS_KNOWN: u8 = FLAG_BATCH_CONTINUES | FLAG_TOMBSTONE;
+
+/// The sparse index gets an entry at the first frame that starts at least this
+/// many bytes after the previous entry's frame. Lookups scan at most this many
+/// bytes (plus one frame) after a binary search.
+pub const INDEX_INTERVAL_BYTES: u64 = 4096;
+/// Size of one [`IndexEntry`].
+pub const INDEX_ENTRY_BYTES: u64 = 24;
+/// Size of [`FooterHeader`].
+pub const FOOTER_HEADER_BYTES: u64 = 144;
+/// Size of [`Trailer`].
+pub const TRAILER_BYTES: u64 = 32;
+
+/// Segment files are at most this large while active (frame offsets fit in
+/// the low 32 bits of the packed committed word).
+pub const SEGMENT_BYTES_MAX: u64 = 1 << 31;
+/// Smallest allowed segment size.
+pub const SEGMENT_BYTES_MIN: u64 = 64 * 1024;
+
+const _: () = assert!(core::mem::size_of::<FrameHeader>() as u64 == FRAME_HEADER_BYTES);
+const _: () = assert!(FRAME_HEADER_BYTES % FRAME_ALIGN == 0);
+const _: () = assert!(HEADER_BYTES % FRAME_ALIGN == 0);
+const _: () = assert!(core::mem::size_of::<SegmentHeader>() as u64 <= LIVE_COMMITTED_OFFSET);
+const _: () = assert!(LIVE_COMMITTED_OFFSET % 64 == 0 && LIVE_COMMITTED_OFFSET + 8 <= HEADER_BYTES);
+const _: () = assert!(core::mem::size_of::<IndexEntry>() as u64 == INDEX_ENTRY_BYTES);
+const _: () = assert!(core::mem::size_of::<FooterHeader>() as u64 == FOOTER_HEADER_BYTES);
+const _: () = assert!(FOOTER_HEADER_BYTES % FRAME_ALIGN == 0);
+const _: () = assert!(core::mem::size_of::<Trailer>() as u64 == TRAILER_BYTES);
+const _: () = assert!(SEGMENT_BYTES_MAX < (1u64 << 32));
+const _: () = assert!(SEGMENT_BYTES_MIN > HEADER_BYTES + FRAME_HEADER_BYTES);
+
+/// Rounds `n` up to the frame alignment.
+#[inline]
+pub const fn align_up(n: u64) -> u64 {
+    (n + FRAME_ALIGN - 1) & !(FRAME_ALIGN - 1)
+}
+
+/// File name of the segment whose first record has `base_seq`.
+pub fn segment_file_name(base_seq: u64) -> String {
+    format!("{base_seq:020}.seg")
+}
+
+/// Parses a segment file name back into its base seq.
+pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Suffix of preallocated segments not yet given a base seq.
+pub const PREALLOC_SUFFIX: &str = ".prealloc";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_round_trip_and_reject_foreign_names() {
+        // Goal: names sort in seq order and only exact 20-digit names parse.
+        assert_eq!(segment_file_name(42), "00000000000000000042.seg");
+        assert_eq!(parse_segment_file_name(&segment_file_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(parse_segment_file_name("42.seg"), None);
+        assert_eq!(parse_segment_file_name("0000000000000000004x.seg"), None);
+        assert_eq!(parse_segment_file_name("00000000000000000042.tmp"), None);
+    }
+}

@@ -1,0 +1,55 @@
+//! # varvelog
+//!
+//! An embedded, memory-mapped, append-only, segmented log. One [`Writer`]
+//! appends records into a preallocated, pre-faulted active segment; any
+//! number of readers take lock-free [`Snapshot`]s and read records in place,
+//! without copying, while the writer runs.
+//!
+//! ```
+//! use varvelog::{Entry, Log, Options};
+//!
+//! # fn main() -> varvelog::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let log = Log::open(dir.path(), Options::new())?;
+//! let mut writer = log.writer()?;
+//! let first = writer.append(b"hello")?;
+//! writer.append_entry(Entry::new(b"world").key(b"greeting"))?;
+//! writer.append_batch([&b"a"[..], b"b", b"c"])?; // all visible at once
+//! writer.sync()?; // durable from here on
+//!
+//! let snap = log.snapshot();
+//! assert_eq!(snap.get(first)?.unwrap().payload(), b"hello");
+//! for record in snap.iter() {
+//!     let record = record?;
+//!     println!("{} {:?}", record.seq(), record.payload());
+//! }
+//! assert_eq!(log.durable_seq(), Some(4));
+//! # Ok(()) }
+//! ```
+//!
+//! See `docs/design.md` for the architecture and `docs/format.md` for the
+//! bytes on disk.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod format;
+pub mod fs;
+mod lifecycle;
+mod log;
+mod options;
+mod raw;
+mod recovery;
+mod segment;
+mod shared;
+mod snapshot;
+mod sync;
+mod writer;
+
+pub use crate::error::{Error, Result};
+pub use crate::log::{Log, LOCK_FILE_NAME};
+pub use crate::options::{Options, RecoveryMode, SyncPolicy, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SEGMENT_BYTES};
+pub use crate::recovery::RecoveryReport;
+pub use crate::snapshot::{Iter, Record, RevIter, Snapshot};
+pub use crate::writer::{Entry, Writer};

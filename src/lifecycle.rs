@@ -1,0 +1,124 @@
+//! Segment files from birth to seal: preallocate, activate, seal.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::IntoBytes;
+
+use crate::error::{Error, Result};
+use crate::format::{
+    encode_footer, segment_file_name, FooterHeader, SegmentHeader, FOOTER_MAGIC, INDEX_INTERVAL_BYTES, PREALLOC_SUFFIX,
+};
+use crate::fs::FileSystem;
+use crate::raw::{LiveMap, MapWriter};
+use crate::segment::{scan_frames, segment_digest, ActiveSegment, Scanned, SealedSegment};
+use crate::sync::Arc;
+
+/// A preallocated, pre-faulted file waiting to become the active segment.
+pub(crate) struct Prepared {
+    pub(crate) path: PathBuf,
+    pub(crate) file: File,
+    pub(crate) map: MapWriter,
+}
+
+/// Microseconds since the Unix epoch.
+pub(crate) fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// Creates `path`, reserves `bytes` on disk and maps it (off the writer's path).
+pub(crate) fn preallocate(fs: &dyn FileSystem, path: &Path, bytes: u64, prefault: bool) -> Result<Prepared> {
+    let file = fs.create(path).map_err(|e| Error::io("create segment", path, e))?;
+    let made = (|| {
+        fs.allocate(&file, bytes).map_err(|e| Error::io("fallocate", path, e))?;
+        let mut map = MapWriter::create(&file, bytes).map_err(|e| Error::io("mmap", path, e))?;
+        if prefault {
+            map.prefault();
+        }
+        Ok(map)
+    })();
+    match made {
+        Ok(map) => Ok(Prepared { path: path.to_path_buf(), file, map }),
+        Err(e) => {
+            let _ = fs.remove(path);
+            Err(e)
+        }
+    }
+}
+
+/// Name of the `n`th preallocated file of this process.
+pub(crate) fn prealloc_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n:06}{PREALLOC_SUFFIX}"))
+}
+
+/// Gives a prepared file its header and final name. The caller publishes it.
+pub(crate) fn activate(fs: &dyn FileSystem, dir: &Path, mut p: Prepared, base_seq: u64) -> Result<(Arc<ActiveSegment>, MapWriter)> {
+    let header = SegmentHeader::new(base_seq, now_us(), p.map.shared().len());
+    p.map.write_header(header.as_bytes());
+    let path = dir.join(segment_file_name(base_seq));
+    fs.rename(&p.path, &path).map_err(|e| Error::io("rename segment", &path, e))?;
+    let seg = Arc::new(ActiveSegment::new(path, p.file, p.map.shared().clone(), base_seq));
+    Ok((seg, p.map))
+}
+
+/// Writes footer and trailer after `scan.end`, cuts the file there and
+/// makes it durable. Shared by sealing and resealing.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_footer(
+    fs: &dyn FileSystem,
+    file: &File,
+    path: &Path,
+    base_seq: u64,
+    scan: &Scanned,
+    prev_digest: [u8; 32],
+    digest: [u8; 32],
+) -> Result<()> {
+    let footer = FooterHeader {
+        magic: FOOTER_MAGIC,
+        record_count: U64::new(scan.count),
+        base_seq: U64::new(base_seq),
+        min_ts: U64::new(scan.min_ts),
+        max_ts: U64::new(scan.max_ts),
+        frames_end: U64::new(scan.end),
+        last_frame_offset: U64::new(scan.last_frame_offset),
+        index_count: U32::new(scan.index.len() as u32),
+        index_interval: U32::new(INDEX_INTERVAL_BYTES as u32),
+        prev_digest,
+        digest,
+        reserved: [0; 16],
+    };
+    let bytes = encode_footer(&footer, &scan.index);
+    fs.write_at(file, &bytes, scan.end).map_err(|e| Error::io("write footer", path, e))?;
+    fs.set_len(file, scan.end + bytes.len() as u64).map_err(|e| Error::io("truncate sealed segment", path, e))?;
+    fs.sync_file(file).map_err(|e| Error::io("fdatasync", path, e))
+}
+
+/// Digest of a live map's header and `frames`.
+pub(crate) fn live_digest(prev: &[u8; 32], map: &LiveMap, frames: &[u8]) -> [u8; 32] {
+    segment_digest(prev, map.header_prefix(), map.header_suffix(), frames)
+}
+
+/// Seals a segment the writer has rotated away from: verifies its frames
+/// against what was published, writes the footer, and reopens it read-only.
+pub(crate) fn seal(fs: &dyn FileSystem, seg: &ActiveSegment, prev_digest: [u8; 32]) -> Result<Arc<SealedSegment>> {
+    let (count, end) = seg.committed();
+    let frames = seg.map.frames(end);
+    let scan = scan_frames(frames, seg.base_seq);
+    if scan.count != count || scan.end != end {
+        return Err(Error::corrupt(&seg.path, scan.end, format!("sealing found {} valid records, {count} were published", scan.count)));
+    }
+    let digest = live_digest(&prev_digest, &seg.map, frames);
+    write_footer(fs, &seg.file, &seg.path, seg.base_seq, &scan, prev_digest, digest)?;
+    open_sealed(&seg.path, &seg.file)
+}
+
+/// Maps a just-sealed file read-only; anything but success is corruption.
+pub(crate) fn open_sealed(path: &Path, file: &File) -> Result<Arc<SealedSegment>> {
+    match SealedSegment::load(path.to_path_buf(), file) {
+        Ok(Ok(s)) => Ok(Arc::new(s)),
+        Ok(Err(e)) => Err(Error::corrupt(path, 0, format!("footer just written does not read back: {e:?}"))),
+        Err(crate::segment::HeaderOutcome::Blank) => Err(Error::corrupt(path, 0, "blank header")),
+        Err(crate::segment::HeaderOutcome::Fatal(e)) => Err(e),
+    }
+}

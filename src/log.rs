@@ -1,0 +1,239 @@
+//! The log handle: open, hand out the writer and snapshots, run the
+//! background worker (preallocate, seal) and flusher.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::Ordering as StdOrdering;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+
+use crate::error::{Error, Result};
+use crate::lifecycle::{prealloc_path, preallocate, seal, Prepared};
+use crate::options::{Options, SyncPolicy};
+use crate::recovery::{recover, RecoveryReport};
+use crate::segment::{ActiveSegment, Segment};
+use crate::shared::Shared;
+use crate::snapshot::{Snapshot, State};
+use crate::sync::Arc;
+use crate::writer::{Writer, WriterCore};
+
+/// Name of the lock file in a log directory.
+pub const LOCK_FILE_NAME: &str = "LOCK";
+
+/// Work for the background segment worker.
+pub(crate) enum Job {
+    /// Preallocate and pre-fault the next segment.
+    Prepare,
+    /// Seal a segment the writer rotated away from.
+    Seal(Arc<ActiveSegment>),
+    /// Finish queued work and stop.
+    Shutdown,
+}
+
+/// An open log. Cheap to clone; every clone is the same log. Readers call
+/// [`Log::snapshot`] from any thread; one [`Writer`] at a time appends.
+#[derive(Clone)]
+pub struct Log {
+    inner: std::sync::Arc<LogInner>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log").field("dir", &self.inner.shared.dir).field("next_seq", &self.next_seq()).finish()
+    }
+}
+
+pub(crate) struct LogInner {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) jobs: Sender<Job>,
+    pub(crate) payload_limit: usize,
+    pub(crate) key_limit: usize,
+    flush_kick: Option<Sender<bool>>,
+    writer_slot: std::sync::Mutex<Option<WriterCore>>,
+    report: RecoveryReport,
+    threads: Vec<JoinHandle<()>>,
+    _lock: File,
+}
+
+impl Log {
+    /// Opens (creating if needed) the log in `dir`, recovering it after a
+    /// crash. Fails with [`Error::Locked`] if another process has it open.
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Log> {
+        let dir = dir.as_ref().to_path_buf();
+        opts.validate()?;
+        let fs = opts.fs.clone();
+        fs.create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        let lock_path = dir.join(LOCK_FILE_NAME);
+        let lock = fs.lock(&lock_path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => Error::Locked { path: lock_path.clone() },
+            _ => Error::io("lock", &lock_path, e),
+        })?;
+        let rec = recover(&dir, &opts)?;
+        let durable_next = rec.active.base_seq + rec.writer.count;
+        let payload_limit = opts.payload_limit();
+        let key_limit = opts.key_limit();
+        let policy = opts.sync_policy;
+        let shared = Arc::new(Shared::new(dir, opts, rec.state, durable_next));
+
+        let (jobs, job_rx) = unbounded();
+        let (ready_tx, ready_rx) = bounded(1);
+        let mut threads = Vec::new();
+        let worker_shared = shared.clone();
+        let digest = rec.last_digest;
+        threads.push(spawn("varvelog-segments", move || worker(worker_shared, job_rx, ready_tx, digest))?);
+        let _ = jobs.send(Job::Prepare);
+
+        let mut flush_kick = None;
+        if let SyncPolicy::Background { interval, .. } = policy {
+            let (tx, rx) = bounded(1);
+            let s = shared.clone();
+            threads.push(spawn("varvelog-flusher", move || flusher(s, rx, interval))?);
+            flush_kick = Some(tx);
+        }
+        let core = WriterCore { seg: rec.active, map: rec.map, st: rec.writer, ready: ready_rx, unsynced_bytes: 0 };
+        let inner = LogInner {
+            shared,
+            jobs,
+            payload_limit,
+            key_limit,
+            flush_kick,
+            writer_slot: std::sync::Mutex::new(Some(core)),
+            report: rec.report,
+            threads,
+            _lock: lock,
+        };
+        Ok(Log { inner: std::sync::Arc::new(inner) })
+    }
+
+    /// The log's one writer. [`Error::WriterBusy`] while another `Writer` of
+    /// this log is alive.
+    pub fn writer(&self) -> Result<Writer> {
+        let core = self.inner.writer_slot.lock().unwrap_or_else(|p| p.into_inner()).take().ok_or(Error::WriterBusy)?;
+        Ok(Writer::new(self.inner.clone(), core))
+    }
+
+    /// The records published so far, as an immutable view. Lock-free.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(self.inner.shared.state.load())
+    }
+
+    /// The last seq known durable, or `None` if no record is.
+    pub fn durable_seq(&self) -> Option<u64> {
+        self.inner.shared.durable_next.load(StdOrdering::Acquire).checked_sub(1)
+    }
+
+    /// The seq the next append will get.
+    pub fn next_seq(&self) -> u64 {
+        self.snapshot().next_seq()
+    }
+
+    /// What opening found and did.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.shared.dir
+    }
+
+    /// Whether an I/O error has poisoned the writer (reopen to recover).
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.shared.is_poisoned()
+    }
+}
+
+impl LogInner {
+    pub(crate) fn park_writer(&self, core: WriterCore) {
+        *self.writer_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(core);
+    }
+
+    pub(crate) fn kick_flusher(&self) {
+        if let Some(k) = &self.flush_kick {
+            let _ = k.try_send(false);
+        }
+    }
+}
+
+impl Drop for LogInner {
+    fn drop(&mut self) {
+        if self.shared.opts.sync_policy != SyncPolicy::Never && !self.shared.is_poisoned() {
+            let _ = self.shared.sync_all();
+        }
+        let _ = self.jobs.send(Job::Shutdown);
+        if let Some(k) = &self.flush_kick {
+            let _ = k.send(true);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| Error::io("spawn thread", name, e))
+}
+
+/// Preallocates the next segment on request and seals rotated-away ones,
+/// in order, chaining their digests.
+fn worker(shared: Arc<Shared>, jobs: Receiver<Job>, ready: Sender<Result<Prepared>>, mut prev_digest: [u8; 32]) {
+    let mut n = 0u64;
+    for job in jobs {
+        match job {
+            Job::Prepare => {
+                let path = prealloc_path(&shared.dir, n);
+                n += 1;
+                let prepared = preallocate(shared.fs(), &path, shared.opts.segment_bytes, shared.opts.prefault);
+                if let Err(crossbeam_channel::TrySendError::Full(Ok(p)) | crossbeam_channel::TrySendError::Disconnected(Ok(p))) =
+                    ready.try_send(prepared)
+                {
+                    let _ = shared.fs().remove(&p.path);
+                }
+            }
+            Job::Seal(seg) => {
+                if shared.is_poisoned() {
+                    continue; // the chain cannot continue; reopening reseals
+                }
+                match seal(shared.fs(), &seg, prev_digest) {
+                    Ok(sealed) => {
+                        prev_digest = sealed.digest;
+                        shared.publish(|old| State {
+                            segments: old
+                                .segments
+                                .iter()
+                                .map(|s| match s {
+                                    Segment::Live(a) if Arc::ptr_eq(a, &seg) => Segment::Sealed(sealed.clone()),
+                                    other => other.clone(),
+                                })
+                                .collect(),
+                        });
+                    }
+                    Err(e) => {
+                        shared.poison_with(e);
+                    }
+                }
+            }
+            Job::Shutdown => break,
+        }
+    }
+}
+
+/// Syncs in the background for [`SyncPolicy::Background`].
+fn flusher(shared: Arc<Shared>, kicks: Receiver<bool>, interval: Duration) {
+    loop {
+        match kicks.recv_timeout(interval) {
+            Ok(true) | Err(RecvTimeoutError::Disconnected) => return,
+            Ok(false) | Err(RecvTimeoutError::Timeout) => {
+                if shared.is_poisoned() {
+                    return;
+                }
+                if shared.has_unsynced() {
+                    // A failure poisons the writer, which reports it.
+                    let _ = shared.sync_all();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Options for opening a log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::format::{FRAME_HEADER_BYTES, HEADER_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
+use crate::fs::{FileSystem, StdFs};
+
+/// Who makes appended records durable, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Only explicit [`crate::Writer::sync`] calls (and the OS's own writeback).
+    Never,
+    /// Every append and every batch is synced before it returns.
+    Always,
+    /// A background flusher syncs once `bytes` have been appended since the
+    /// last sync or `interval` has passed with unsynced data, whichever comes
+    /// first; appends never wait for it.
+    Background {
+        /// Unsynced bytes that trigger a sync (`None`: no byte trigger).
+        bytes: Option<u64>,
+        /// Longest time unsynced data waits.
+        interval: Duration,
+    },
+}
+
+/// What opening does with damage it finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// Cut a torn tail (what a crash leaves) back to the longest valid prefix,
+    /// zero the rest and report what was discarded. Sealed segments are
+    /// trusted through their footer checksums (open cost does not grow with
+    /// the bytes in the log).
+    #[default]
+    TolerateTornTail,
+    /// Refuse to open if anything is damaged, including a torn tail; also
+    /// verify every frame checksum and the digest chain of sealed segments.
+    Strict,
+}
+
+/// How to open a log. Build with [`Options::new`] and the setters.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub(crate) segment_bytes: u64,
+    pub(crate) sync_policy: SyncPolicy,
+    pub(crate) recovery_mode: RecoveryMode,
+    pub(crate) max_payload_bytes: Option<usize>,
+    pub(crate) max_key_bytes: Option<usize>,
+    pub(crate) prefault: bool,
+    pub(crate) fs: Arc<dyn FileSystem>,
+}
+
+/// Default segment size: 64 MiB.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// Default payload limit: 16 MiB (less if the segment is smaller).
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 16 << 20;
+/// Default key limit: 64 KiB − 1 (the frame stores key lengths as u16).
+pub const DEFAULT_MAX_KEY_BYTES: usize = u16::MAX as usize;
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            sync_policy: SyncPolicy::Never,
+            recovery_mode: RecoveryMode::default(),
+            max_payload_bytes: None,
+            max_key_bytes: None,
+            prefault: true,
+            fs: Arc::new(StdFs),
+        }
+    }
+}
+
+impl Options {
+    /// The defaults: 64 MiB segments, [`SyncPolicy::Never`], tolerant recovery.
+    pub fn new() -> Options {
+        Options::default()
+    }
+
+    /// Size of each segment file while active (64 KiB ..= 2 GiB, a multiple of 4 KiB).
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    /// Who syncs and when.
+    pub fn sync_policy(mut self, policy: SyncPolicy) -> Self {
+        self.sync_policy = policy;
+        self
+    }
+
+    /// What opening does with damage.
+    pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
+        self.recovery_mode = mode;
+        self
+    }
+
+    /// Largest payload accepted by an append.
+    pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
+        self.max_payload_bytes = Some(bytes);
+        self
+    }
+
+    /// Largest key accepted by an append (at most 65 535).
+    pub fn max_key_bytes(mut self, bytes: usize) -> Self {
+        self.max_key_bytes = Some(bytes);
+        self
+    }
+
+    /// Whether new segments are pre-faulted in the background (default on).
+    pub fn prefault(mut self, on: bool) -> Self {
+        self.prefault = on;
+        self
+    }
+
+    /// The file system under all I/O (tests inject faults through it).
+    pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.fs = fs;
+        self
+    }
+
+    /// Frame bytes one segment can hold.
+    pub(crate) fn frame_capacity(&self) -> u64 {
+        self.segment_bytes - HEADER_BYTES
+    }
+
+    /// The key limit in force: the default shrinks to a quarter of a
+    /// segment's frame space for small segments.
+    pub(crate) fn key_limit(&self) -> usize {
+        let quarter = (self.frame_capacity() / 4) as usize;
+        self.max_key_bytes.unwrap_or(DEFAULT_MAX_KEY_BYTES.min(quarter))
+    }
+
+    /// The payload limit in force: the default shrinks so that a record
+    /// with the largest key still fits in one segment.
+    pub(crate) fn payload_limit(&self) -> usize {
+        let room = self.frame_capacity().saturating_sub(FRAME_HEADER_BYTES + self.key_limit() as u64) as usize;
+        self.max_payload_bytes.unwrap_or(DEFAULT_MAX_PAYLOAD_BYTES.min(room))
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidOptions(m));
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) || self.segment_bytes % 4096 != 0 {
+            return bad(format!(
+                "segment_bytes {} must be a multiple of 4096 between {SEGMENT_BYTES_MIN} and {SEGMENT_BYTES_MAX}",
+                self.segment_bytes
+            ));
+        }
+        if self.key_limit() > u16::MAX as usize {
+            return bad(format!("max_key_bytes {} exceeds {}", self.key_limit(), u16::MAX));
+        }
+        let frame_max = FRAME_HEADER_BYTES + self.key_limit() as u64 + self.payload_limit() as u64;
+        if frame_max > self.frame_capacity() {
+            return bad(format!(
+                "a record of max_payload_bytes + max_key_bytes ({frame_max} bytes framed) does not fit in a {} byte segment",
+                self.segment_bytes
+            ));
+        }
+        if let SyncPolicy::Background { interval, bytes } = self.sync_policy {
+            if interval.is_zero() || bytes == Some(0) {
+                return bad("background sync needs a non-zero interval and byte threshold".into());
+            }
+        }
+        Ok(())
+    }
+}

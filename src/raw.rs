@@ -1,0 +1,217 @@
+//! The only module with `unsafe` code: shared file mappings.
+//!
+//! A live segment's memory is a [`LiveMap`], shared by the writer and any
+//! number of readers. Writing to it needs the one [`MapWriter`] made with it,
+//! which is never cloned; so the protocol below is enforced by ownership:
+//!
+//! * only the `MapWriter` writes, and only at or past the published end
+//!   (checked on every write);
+//! * the published end only grows, and is stored with `Release` after the
+//!   bytes below it are written; readers load it with `Acquire` and form
+//!   slices only below it, so they never see a byte being written;
+//! * the header page is written before the `LiveMap` is shared, except for the
+//!   live committed word, which is only ever accessed atomically and which no
+//!   reader slice covers (frame slices start at [`HEADER_BYTES`]);
+//! * the mapped files are owned by the engine: nobody else truncates or writes
+//!   them while mapped (the multi-process contract in the README). The engine
+//!   itself only truncates a segment past its final published end.
+
+use std::fs::File;
+use std::io;
+
+use memmap2::{Advice, Mmap, MmapOptions, MmapRaw};
+
+use crate::format::{HEADER_BYTES, LIVE_COMMITTED_OFFSET};
+use crate::segment::{pack_committed, unpack_committed};
+use crate::sync::{Arc, AtomicU64, Ordering};
+
+/// The memory of a live segment: a shared writable mapping plus its
+/// published position, `pack_committed(count, end)`.
+pub(crate) struct LiveMap {
+    raw: MmapRaw,
+    committed: AtomicU64,
+}
+
+impl std::fmt::Debug for LiveMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveMap").field("len", &self.raw.len()).field("committed", &self.published()).finish()
+    }
+}
+
+/// The unique right to write a [`LiveMap`].
+pub(crate) struct MapWriter {
+    map: Arc<LiveMap>,
+}
+
+impl LiveMap {
+    /// Length of the mapping in bytes.
+    pub(crate) fn len(&self) -> u64 {
+        self.raw.len() as u64
+    }
+
+    /// The mapping, for msync.
+    pub(crate) fn raw(&self) -> &MmapRaw {
+        &self.raw
+    }
+
+    /// `(count, end)` published so far.
+    #[inline]
+    pub(crate) fn published(&self) -> (u64, u64) {
+        unpack_committed(self.committed.load(Ordering::Acquire))
+    }
+
+    /// The frame area `HEADER_BYTES..end`, with `end` clamped to the published end.
+    #[inline]
+    pub(crate) fn frames(&self, end: u64) -> &[u8] {
+        let end = end.min(self.published().1);
+        // SAFETY: `end` is at most the published end, loaded with Acquire just
+        // now; bytes below it were written before that Release store and are
+        // never written again (MapWriter only writes at or past it), and the
+        // mapping lives as long as `self`.
+        unsafe { self.slice(HEADER_BYTES, end) }
+    }
+
+    /// The header page up to (not including) the live committed word.
+    pub(crate) fn header_prefix(&self) -> &[u8] {
+        // SAFETY: these header bytes are written only before the LiveMap is
+        // shared (`MapWriter::create`) and never again.
+        unsafe { self.slice(0, LIVE_COMMITTED_OFFSET) }
+    }
+
+    /// The header page after the live committed word.
+    pub(crate) fn header_suffix(&self) -> &[u8] {
+        // SAFETY: as for `header_prefix`.
+        unsafe { self.slice(LIVE_COMMITTED_OFFSET + 8, HEADER_BYTES) }
+    }
+
+    /// # Safety
+    /// Nobody may write `from..to` while the returned slice lives.
+    unsafe fn slice(&self, from: u64, to: u64) -> &[u8] {
+        let to = (to as usize).min(self.raw.len());
+        let from = (from as usize).min(to);
+        // SAFETY: `from..to` is inside the mapping; the caller guarantees no writes.
+        unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(from), to - from) }
+    }
+
+    /// The live committed word in the header page, for readers in other processes.
+    fn live_word(&self) -> &std::sync::atomic::AtomicU64 {
+        // SAFETY: the word is inside the mapping at a page-aligned base plus a
+        // 64-aligned offset (asserted in `format`), so it is aligned for
+        // AtomicU64; it is only ever accessed through this atomic (no slice
+        // covers it) and lives as long as `self`.
+        unsafe { &*(self.raw.as_ptr().add(LIVE_COMMITTED_OFFSET as usize) as *const std::sync::atomic::AtomicU64) }
+    }
+}
+
+impl MapWriter {
+    /// Maps the first `len` bytes of `file` shared and writable. Nothing is
+    /// published yet: the published end is `HEADER_BYTES`.
+    pub(crate) fn create(file: &File, len: u64) -> io::Result<MapWriter> {
+        let len = usize::try_from(len).map_err(|_| io::Error::other("segment larger than the address space"))?;
+        if (len as u64) < HEADER_BYTES {
+            return Err(io::Error::other("segment shorter than its header"));
+        }
+        let raw = MmapOptions::new().len(len).map_raw(file)?;
+        let map = Arc::new(LiveMap { raw, committed: AtomicU64::new(pack_committed(0, HEADER_BYTES)) });
+        Ok(MapWriter { map })
+    }
+
+    /// Writes the segment header at the start of the page. Only possible
+    /// while the map is not yet shared with anyone (panics otherwise).
+    pub(crate) fn write_header(&mut self, header: &[u8]) {
+        assert!(Arc::strong_count(&self.map) == 1 && header.len() as u64 <= LIVE_COMMITTED_OFFSET);
+        // SAFETY: the map is not shared (strong count 1, and we hold `&mut`),
+        // so nobody can read these bytes; the header ends before the live word.
+        unsafe { std::ptr::copy_nonoverlapping(header.as_ptr(), self.map.raw.as_mut_ptr(), header.len()) }
+    }
+
+    /// The shared side, for readers.
+    pub(crate) fn shared(&self) -> &Arc<LiveMap> {
+        &self.map
+    }
+
+    /// Faults every page in writable, so the writer does not pay page faults.
+    /// Falls back to touching each unpublished page where `MADV_POPULATE_WRITE`
+    /// is missing.
+    pub(crate) fn prefault(&mut self) {
+        if self.map.raw.advise(Advice::PopulateWrite).is_ok() {
+            return;
+        }
+        let (_, end) = self.map.published();
+        let start = end.next_multiple_of(4096) as usize;
+        for off in (start..self.map.raw.len()).step_by(4096) {
+            // SAFETY: `off` is in bounds and past the published end, so no
+            // reader looks at it; a volatile read and write back of the same
+            // byte changes nothing but faults the page in writable.
+            unsafe {
+                let p = self.map.raw.as_mut_ptr().add(off);
+                p.write_volatile(p.read_volatile());
+            }
+        }
+    }
+
+    /// Copies `bytes` into the mapping at `offset`, which must be at or past
+    /// the published end (panics otherwise: that would be a bug in the engine).
+    #[inline]
+    pub(crate) fn write(&mut self, offset: u64, bytes: &[u8]) {
+        let (_, end) = unpack_committed(self.map.committed.load(Ordering::Relaxed));
+        let stop = offset.checked_add(bytes.len() as u64);
+        assert!(offset >= end && stop.is_some_and(|s| s <= self.map.len()), "write outside the unpublished area");
+        // SAFETY: in bounds (checked above); at or past the published end, so
+        // no reader slice covers it (readers clamp to the published end); the
+        // only writer is `self`, held by `&mut`. `end >= HEADER_BYTES`, so the
+        // range never touches the header or its live word.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.raw.as_mut_ptr().add(offset as usize), bytes.len()) }
+    }
+
+    /// Zeroes `offset..offset+len`, under the same rule as [`MapWriter::write`].
+    pub(crate) fn zero(&mut self, offset: u64, len: u64) {
+        let (_, end) = unpack_committed(self.map.committed.load(Ordering::Relaxed));
+        let stop = offset.checked_add(len);
+        assert!(offset >= end && stop.is_some_and(|s| s <= self.map.len()), "zeroing outside the unpublished area");
+        // SAFETY: as for `write`.
+        unsafe { std::ptr::write_bytes(self.map.raw.as_mut_ptr().add(offset as usize), 0, len as usize) }
+    }
+
+    /// Bytes `HEADER_BYTES..to` including unpublished ones, for recovery to
+    /// scan before anything is published. Borrowing `self` keeps `write` out.
+    pub(crate) fn all_frames(&self, to: u64) -> &[u8] {
+        // SAFETY: writes need `&mut self`, which this borrow excludes; readers
+        // only read.
+        unsafe { self.map.slice(HEADER_BYTES, to) }
+    }
+
+    /// Publishes `count` records ending at `end`: one `Release` store, plus
+    /// the same value into the header page for readers in other processes.
+    #[inline]
+    pub(crate) fn publish(&mut self, count: u64, end: u64) {
+        debug_assert!(end >= self.map.published().1 && end <= self.map.len());
+        let word = pack_committed(count, end);
+        self.map.committed.store(word, Ordering::Release);
+        self.map.live_word().store(word, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// A read-only mapping of a whole sealed segment file.
+pub(crate) struct ReadMap {
+    map: Option<Mmap>,
+}
+
+impl ReadMap {
+    /// Maps all of `file` read-only.
+    pub(crate) fn map(file: &File) -> io::Result<ReadMap> {
+        if file.metadata()?.len() == 0 {
+            return Ok(ReadMap { map: None });
+        }
+        // SAFETY: segment files are owned by the engine: sealed files are never
+        // written or truncated again while the log is open (README contract),
+        // so the mapped bytes do not change under the returned slices.
+        let map = unsafe { Mmap::map(file)? };
+        Ok(ReadMap { map: Some(map) })
+    }
+
+    /// The whole file.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+}

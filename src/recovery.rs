@@ -1,0 +1,289 @@
+//! Opening a log directory: trust sealed segments through their footers,
+//! reseal segments whose sealing was cut short, and cut the active segment
+//! back to its longest valid prefix.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::format::{parse_segment_file_name, SegmentHeader, FOOTER_MAGIC, HEADER_BYTES, PREALLOC_SUFFIX};
+use crate::fs::FileSystem;
+use crate::lifecycle::{live_digest, now_us, open_sealed, preallocate, write_footer};
+use crate::options::{Options, RecoveryMode};
+use crate::raw::MapWriter;
+use crate::segment::{check_header, scan_frames, ActiveSegment, HeaderOutcome, ScanStop, Scanned, SealedSegment, Segment};
+use crate::segment::view::frame_error;
+use crate::snapshot::State;
+use crate::sync::{Arc, Ordering};
+use crate::writer::WriterState;
+
+/// What opening found and did.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// Segment files in the log after opening.
+    pub segments: usize,
+    /// Of those, sealed ones trusted through their footers.
+    pub sealed_segments: usize,
+    /// Records in the log after opening.
+    pub records: u64,
+    /// Segments whose sealing was cut short and were rescanned and resealed.
+    pub resealed: Vec<PathBuf>,
+    /// Bytes past the valid prefix that were zeroed (torn writes, incomplete batches).
+    pub bytes_discarded: u64,
+    /// Where the log was cut back, if it was: segment file and offset.
+    pub truncated_at: Option<(PathBuf, u64)>,
+    /// Files removed: preallocated spares, blank segments, and segments
+    /// after a cut (none of which could hold an acknowledged-durable record).
+    pub removed: Vec<PathBuf>,
+    /// How long opening took.
+    pub duration: Duration,
+}
+
+/// The result of recovery: the segments, and the writer's position.
+pub(crate) struct Recovered {
+    pub(crate) state: State,
+    pub(crate) active: Arc<ActiveSegment>,
+    pub(crate) map: MapWriter,
+    pub(crate) writer: WriterState,
+    pub(crate) last_digest: [u8; 32],
+    pub(crate) report: RecoveryReport,
+}
+
+struct Recovery<'a> {
+    dir: &'a Path,
+    opts: &'a Options,
+    report: RecoveryReport,
+    segments: Vec<Segment>,
+    prev_digest: [u8; 32],
+    expected: Option<u64>,
+}
+
+/// Recovers the log in `dir` (which must be locked by the caller).
+pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
+    let started = Instant::now();
+    let fs = &*opts.fs;
+    let mut files = Vec::new();
+    let names = fs.list(dir).map_err(|e| Error::io("list directory", dir, e))?;
+    let mut rec = Recovery { dir, opts, report: RecoveryReport::default(), segments: Vec::new(), prev_digest: [0; 32], expected: None };
+    for name in names {
+        let path = dir.join(&name);
+        if name.ends_with(PREALLOC_SUFFIX) {
+            fs.remove(&path).map_err(|e| Error::io("remove spare segment", &path, e))?;
+            rec.report.removed.push(path);
+        } else if let Some(base) = parse_segment_file_name(&name) {
+            files.push((base, path));
+        }
+    }
+    files.sort();
+    let mut active = None;
+    let mut i = 0;
+    while i < files.len() {
+        let next_base = files.get(i + 1).map(|f| f.0);
+        match rec.segment(&files[i].1, files[i].0, next_base)? {
+            Step::Sealed => i += 1,
+            Step::Active(a) => {
+                active = Some(a);
+                rec.remove_all(&files[i + 1..])?;
+                break;
+            }
+            Step::CutHere => {
+                rec.remove_all(&files[i..])?;
+                break;
+            }
+        }
+    }
+    let (seg, map, writer) = match active {
+        Some(a) => a,
+        None => rec.fresh_segment()?,
+    };
+    rec.segments.push(Segment::Live(seg.clone()));
+    if !rec.report.removed.is_empty() {
+        fs.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
+    }
+    let first = rec.segments.first().map_or(0, |s| s.base_seq());
+    rec.report.segments = rec.segments.len();
+    rec.report.records = seg.base_seq + writer.count - first;
+    rec.report.duration = started.elapsed();
+    Ok(Recovered { state: State { segments: rec.segments }, active: seg, map, writer, last_digest: rec.prev_digest, report: rec.report })
+}
+
+type Active = (Arc<ActiveSegment>, MapWriter, WriterState);
+
+enum Step {
+    Sealed,
+    Active(Active),
+    /// Nothing usable from this segment on (tolerant mode only).
+    CutHere,
+}
+
+impl Recovery<'_> {
+    fn fs(&self) -> &dyn FileSystem {
+        &*self.opts.fs
+    }
+
+    fn strict(&self) -> bool {
+        self.opts.recovery_mode == RecoveryMode::Strict
+    }
+
+    fn segment(&mut self, path: &Path, name_base: u64, next_base: Option<u64>) -> Result<Step> {
+        let file = self.fs().open(path, true).map_err(|e| Error::io("open segment", path, e))?;
+        match SealedSegment::load(path.to_path_buf(), &file) {
+            Err(HeaderOutcome::Fatal(e)) => Err(e),
+            Err(HeaderOutcome::Blank) => {
+                // The header never reached the disk, so no sync ever covered
+                // this segment (a sync always includes the header page).
+                if self.strict() && next_base.is_some() {
+                    return Err(Error::corrupt(path, 0, "blank segment header in the middle of the log"));
+                }
+                self.report.truncated_at.get_or_insert((path.to_path_buf(), 0));
+                Ok(Step::CutHere)
+            }
+            Ok(Ok(sealed)) => {
+                self.check_base(path, name_base, sealed.base_seq)?;
+                if self.strict() {
+                    self.strict_check(&sealed)?;
+                }
+                self.prev_digest = sealed.digest;
+                self.expected = Some(sealed.end_seq());
+                self.report.sealed_segments += 1;
+                self.segments.push(Segment::Sealed(Arc::new(sealed)));
+                Ok(Step::Sealed)
+            }
+            Ok(Err(_missing_or_damaged)) => self.unsealed(path, file, name_base, next_base),
+        }
+    }
+
+    fn check_base(&self, path: &Path, name_base: u64, base: u64) -> Result<()> {
+        if base != name_base {
+            return Err(Error::corrupt(path, 0, format!("file name says base seq {name_base}, header says {base}")));
+        }
+        match self.expected {
+            Some(e) if e != base => Err(Error::corrupt(path, 0, format!("segment starts at seq {base}, previous segment ends at {e}"))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Full check of a sealed segment: every frame, the digest and the chain.
+    fn strict_check(&self, s: &SealedSegment) -> Result<()> {
+        let scan = scan_frames(s.frames(), s.base_seq);
+        if scan.count != s.count || scan.end != s.frames_end {
+            return Err(stop_error(&s.path, &scan));
+        }
+        if self.expected.is_some() && s.prev_digest != self.prev_digest {
+            return Err(Error::corrupt(&s.path, s.frames_end, "digest chain broken: previous segment digest differs"));
+        }
+        if s.compute_digest() != s.digest {
+            return Err(Error::corrupt(&s.path, s.frames_end, "segment digest mismatch"));
+        }
+        Ok(())
+    }
+
+    /// A segment without a usable footer: reseal it if the next segment
+    /// continues where its frames end, otherwise it is the active segment.
+    fn unsealed(&mut self, path: &Path, file: File, name_base: u64, next_base: Option<u64>) -> Result<Step> {
+        let len = file.metadata().map_err(|e| Error::io("stat segment", path, e))?.len();
+        let mut map = MapWriter::create(&file, len).map_err(|e| Error::io("mmap", path, e))?;
+        let header = match check_header(path, map.shared().header_prefix()) {
+            Ok(h) => h,
+            Err(HeaderOutcome::Fatal(e)) => return Err(e),
+            Err(HeaderOutcome::Blank) => return Ok(Step::CutHere),
+        };
+        let base = header.base_seq.get();
+        self.check_base(path, name_base, base)?;
+        let scan = scan_frames(map.all_frames(len), base);
+        if let Some(next) = next_base {
+            if base + scan.count == next {
+                let frames = map.all_frames(scan.end);
+                let digest = live_digest(&self.prev_digest, map.shared(), frames);
+                drop(map);
+                write_footer(self.fs(), &file, path, base, &scan, self.prev_digest, digest)?;
+                let sealed = open_sealed(path, &file)?;
+                self.prev_digest = sealed.digest;
+                self.expected = Some(next);
+                self.report.resealed.push(path.to_path_buf());
+                self.segments.push(Segment::Sealed(sealed));
+                return Ok(Step::Sealed);
+            }
+            if self.strict() {
+                return Err(stop_error(path, &scan));
+            }
+        }
+        let garbage_end = last_nonzero(map.all_frames(len)).filter(|&e| e > scan.end);
+        if let Some(g) = garbage_end {
+            let torn_seal = map.all_frames(len).get((scan.end - HEADER_BYTES) as usize..).is_some_and(|b| b.starts_with(&FOOTER_MAGIC));
+            if self.strict() && !torn_seal {
+                return Err(stop_error(path, &scan));
+            }
+            map.zero(scan.end, g - scan.end);
+            self.report.bytes_discarded += g - scan.end;
+            self.report.truncated_at = Some((path.to_path_buf(), scan.end));
+        } else if next_base.is_some() {
+            self.report.truncated_at = Some((path.to_path_buf(), scan.end));
+        }
+        map.publish(scan.count, scan.end);
+        // Zeroed bytes and whatever the last process left unsynced become
+        // durable now, so the recovered prefix is what the next crash sees.
+        self.fs().sync_file(&file).map_err(|e| Error::io("fdatasync", path, e))?;
+        let seg = Arc::new(ActiveSegment::new(path.to_path_buf(), file, map.shared().clone(), base));
+        seg.index.fill(&scan.index);
+        seg.synced_end.store(scan.end, Ordering::Release);
+        let writer = WriterState {
+            count: scan.count,
+            tail: scan.end,
+            prev_len: scan.last_frame_len,
+            next_index_at: scan.next_index_at,
+            max_ts: scan.max_ts,
+        };
+        self.expected = Some(base + scan.count);
+        Ok(Step::Active((seg, map, writer)))
+    }
+
+    fn remove_all(&mut self, files: &[(u64, PathBuf)]) -> Result<()> {
+        for (_, path) in files {
+            self.fs().remove(path).map_err(|e| Error::io("remove segment", path, e))?;
+            self.report.removed.push(path.clone());
+        }
+        Ok(())
+    }
+
+    /// Creates the first segment of an empty log, or a new active segment
+    /// after a sealed last one.
+    fn fresh_segment(&mut self) -> Result<Active> {
+        let base = self.expected.unwrap_or(0);
+        let path = self.dir.join(crate::format::segment_file_name(base));
+        let mut p = preallocate(self.fs(), &path, self.opts.segment_bytes, self.opts.prefault)?;
+        let header = SegmentHeader::new(base, now_us(), self.opts.segment_bytes);
+        p.map.write_header(zerocopy::IntoBytes::as_bytes(&header));
+        self.fs().sync_dir(self.dir).map_err(|e| Error::io("fsync directory", self.dir, e))?;
+        let seg = Arc::new(ActiveSegment::new(path, p.file, p.map.shared().clone(), base));
+        Ok((seg, p.map, WriterState::fresh()))
+    }
+}
+
+/// The typed error for where a scan stopped early.
+pub(crate) fn stop_error(path: &Path, scan: &Scanned) -> Error {
+    match scan.stop {
+        ScanStop::Invalid { offset, error } => frame_error(path, offset, error),
+        ScanStop::SeqBreak { offset, found, expected } => {
+            Error::corrupt(path, offset, format!("sequence break: expected seq {expected}, found {found}"))
+        }
+        ScanStop::End => Error::corrupt(path, scan.end, "records missing: frames end early or a batch is incomplete"),
+    }
+}
+
+/// Absolute file offset one past the last non-zero byte of `frames`
+/// (which starts at `HEADER_BYTES`), if any.
+fn last_nonzero(frames: &[u8]) -> Option<u64> {
+    let mut end = frames.len();
+    for chunk in frames.rchunks(4096) {
+        let start = end - chunk.len();
+        if chunk.iter().fold(0u8, |a, &b| a | b) != 0 {
+            let p = chunk.iter().rposition(|&b| b != 0)?;
+            return Some(HEADER_BYTES + (start + p + 1) as u64);
+        }
+        end = start;
+    }
+    None
+}

@@ -1,0 +1,133 @@
+//! A sealed segment: read-only mapping, trusted through its trailer and footer.
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use zerocopy::FromBytes;
+
+use crate::error::{Error, Result};
+use crate::format::{decode_footer, FooterError, FooterHeader, HeaderError, IndexEntry, SegmentHeader, FORMAT_VERSION, HEADER_BYTES, LIVE_COMMITTED_OFFSET};
+use crate::raw::ReadMap;
+
+/// A sealed segment file.
+pub(crate) struct SealedSegment {
+    pub(crate) path: PathBuf,
+    map: ReadMap,
+    pub(crate) base_seq: u64,
+    pub(crate) count: u64,
+    pub(crate) min_ts: u64,
+    pub(crate) max_ts: u64,
+    pub(crate) frames_end: u64,
+    pub(crate) last_frame_offset: u64,
+    pub(crate) prev_digest: [u8; 32],
+    pub(crate) digest: [u8; 32],
+    pub(crate) file_len: u64,
+    index_at: usize,
+    index_count: usize,
+}
+
+impl std::fmt::Debug for SealedSegment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedSegment").field("path", &self.path).field("base_seq", &self.base_seq).field("count", &self.count).finish()
+    }
+}
+
+/// Checks a header page and maps failures to typed errors.
+pub(crate) fn check_header(path: &std::path::Path, page: &[u8]) -> Result<SegmentHeader, HeaderOutcome> {
+    match SegmentHeader::decode(page) {
+        Ok(h) => Ok(h),
+        Err(HeaderError::Blank) => Err(HeaderOutcome::Blank),
+        Err(HeaderError::Version(found)) => Err(HeaderOutcome::Fatal(Error::UnsupportedVersion { path: path.into(), found, supported: FORMAT_VERSION })),
+        Err(HeaderError::BadMagic) => Err(HeaderOutcome::Fatal(Error::NotALog { path: path.into(), reason: "bad magic in segment header" })),
+        Err(HeaderError::Checksum) => Err(HeaderOutcome::Fatal(Error::corrupt(path, 0, "segment header checksum mismatch"))),
+    }
+}
+
+/// A header that is not usable.
+#[derive(Debug)]
+pub(crate) enum HeaderOutcome {
+    /// All zeros: a preallocated file that never received its header.
+    Blank,
+    /// Anything else, as a typed error.
+    Fatal(Error),
+}
+
+/// blake3 over `prev_digest ‖ header page (live word as zeros) ‖ frames`.
+pub(crate) fn segment_digest(prev: &[u8; 32], header_prefix: &[u8], header_suffix: &[u8], frames: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(prev);
+    h.update(header_prefix);
+    h.update(&[0u8; 8]);
+    h.update(header_suffix);
+    h.update(frames);
+    *h.finalize().as_bytes()
+}
+
+impl SealedSegment {
+    /// Opens a sealed segment. `Ok(Err(_))` means the file has no usable
+    /// footer (never sealed, or sealing was cut short) and must be rescanned.
+    pub(crate) fn load(path: PathBuf, file: &File) -> Result<std::result::Result<SealedSegment, FooterError>, HeaderOutcome> {
+        let map = ReadMap::map(file).map_err(|e| HeaderOutcome::Fatal(Error::io("mmap", &path, e)))?;
+        let bytes = map.bytes();
+        let header = check_header(&path, bytes)?;
+        let (footer, index) = match decode_footer(bytes) {
+            Ok(v) => v,
+            Err(FooterError::Version(found)) => {
+                return Err(HeaderOutcome::Fatal(Error::UnsupportedVersion { path, found, supported: FORMAT_VERSION }))
+            }
+            Err(e) => return Ok(Err(e)),
+        };
+        let f: FooterHeader = *footer;
+        let base_seq = header.base_seq.get();
+        let frames_end = f.frames_end.get();
+        if f.base_seq.get() != base_seq || frames_end < HEADER_BYTES {
+            return Ok(Err(FooterError::Damaged(frames_end)));
+        }
+        let index_at = (frames_end + crate::format::FOOTER_HEADER_BYTES) as usize;
+        let index_count = index.len();
+        Ok(Ok(SealedSegment {
+            path,
+            base_seq,
+            count: f.record_count.get(),
+            min_ts: f.min_ts.get(),
+            max_ts: f.max_ts.get(),
+            frames_end,
+            last_frame_offset: f.last_frame_offset.get(),
+            prev_digest: f.prev_digest,
+            digest: f.digest,
+            file_len: bytes.len() as u64,
+            index_at,
+            index_count,
+            map,
+        }))
+    }
+
+    /// The whole file.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.map.bytes()
+    }
+
+    /// Frames: `HEADER_BYTES..frames_end`.
+    pub(crate) fn frames(&self) -> &[u8] {
+        &self.bytes()[HEADER_BYTES as usize..self.frames_end as usize]
+    }
+
+    /// The sparse index from the footer.
+    pub(crate) fn index(&self) -> &[IndexEntry] {
+        let bytes = &self.bytes()[self.index_at..self.index_at + self.index_count * crate::format::INDEX_ENTRY_BYTES as usize];
+        // Length and alignment (1) were checked by `decode_footer`.
+        <[IndexEntry]>::ref_from_bytes(bytes).unwrap_or(&[])
+    }
+
+    /// Recomputes this segment's digest from its bytes.
+    pub(crate) fn compute_digest(&self) -> [u8; 32] {
+        let b = self.bytes();
+        let live = LIVE_COMMITTED_OFFSET as usize;
+        segment_digest(&self.prev_digest, &b[..live], &b[live + 8..HEADER_BYTES as usize], self.frames())
+    }
+
+    /// End seq (exclusive).
+    pub(crate) fn end_seq(&self) -> u64 {
+        self.base_seq + self.count
+    }
+}

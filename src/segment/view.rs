@@ -1,0 +1,149 @@
+//! The read side of one segment, the same for sealed and live segments.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::format::{decode_frame, DecodedFrame, FrameError, IndexEntry, HEADER_BYTES};
+
+use super::{LiveIndex, Segment};
+
+#[derive(Clone, Copy)]
+enum IndexView<'a> {
+    Sealed(&'a [IndexEntry]),
+    Live(&'a LiveIndex, usize),
+}
+
+/// A consistent view of one segment: its frames up to a fixed end.
+#[derive(Clone, Copy)]
+pub(crate) struct SegView<'a> {
+    pub(crate) path: &'a Path,
+    frames: &'a [u8],
+    pub(crate) base_seq: u64,
+    pub(crate) count: u64,
+    index: IndexView<'a>,
+}
+
+impl<'a> SegView<'a> {
+    /// The view of `segment`; for a live one, `committed` (if given) fixes the
+    /// end, otherwise its committed position is loaded now.
+    pub(crate) fn of(segment: &'a Segment, committed: Option<(u64, u64)>) -> SegView<'a> {
+        match segment {
+            Segment::Sealed(s) => SegView {
+                path: &s.path,
+                frames: s.frames(),
+                base_seq: s.base_seq,
+                count: s.count,
+                index: IndexView::Sealed(s.index()),
+            },
+            Segment::Live(a) => {
+                let (count, end) = committed.unwrap_or_else(|| a.committed());
+                // The index length is loaded after the committed word, so it
+                // may name frames past `end`; lookups filter those by seq.
+                let index_len = a.index.len();
+                SegView {
+                    path: &a.path,
+                    frames: a.map.frames(end),
+                    base_seq: a.base_seq,
+                    count,
+                    index: IndexView::Live(&a.index, index_len),
+                }
+            }
+        }
+    }
+
+    /// One past the last seq in view.
+    pub(crate) fn end_seq(&self) -> u64 {
+        self.base_seq + self.count
+    }
+
+    /// Offset just past the last frame in view.
+    pub(crate) fn frames_end(&self) -> u64 {
+        HEADER_BYTES + self.frames.len() as u64
+    }
+
+    fn index_len(&self) -> usize {
+        match self.index {
+            IndexView::Sealed(e) => e.len(),
+            IndexView::Live(_, n) => n,
+        }
+    }
+
+    /// Entry `i` as `(seq, offset, max_ts)`.
+    fn index_entry(&self, i: usize) -> (u64, u64, u64) {
+        match self.index {
+            IndexView::Sealed(e) => (e[i].seq.get(), e[i].offset.get(), e[i].max_ts.get()),
+            IndexView::Live(idx, _) => idx.get(i),
+        }
+    }
+
+    /// Decodes the frame at file offset `offset`, which must carry `seq`.
+    pub(crate) fn frame_at(&self, offset: u64, seq: u64, verify: bool) -> Result<DecodedFrame<'a>> {
+        let rel = offset.checked_sub(HEADER_BYTES).ok_or_else(|| Error::corrupt(self.path, offset, "frame offset inside the header"))?;
+        let frame = decode_frame(self.frames, rel, verify).map_err(|e| frame_error(self.path, offset, e))?;
+        if frame.seq != seq {
+            return Err(Error::corrupt(self.path, offset, format!("expected seq {seq}, found {}", frame.seq)));
+        }
+        Ok(frame)
+    }
+
+    /// File offset of the frame holding `seq` (which must be in view).
+    pub(crate) fn locate(&self, seq: u64) -> Result<u64> {
+        let end_seq = self.end_seq();
+        let n = self.index_len();
+        // Last entry with entry.seq <= seq (entries are in seq order).
+        let (mut lo, mut hi) = (0usize, n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let (s, _, _) = self.index_entry(mid);
+            if s <= seq && s < end_seq {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let (mut cur_seq, mut off) = if lo == 0 { (self.base_seq, HEADER_BYTES) } else { let (s, o, _) = self.index_entry(lo - 1); (s, o) };
+        while cur_seq < seq {
+            let frame = self.frame_at(off, cur_seq, false)?;
+            off += frame.padded_len;
+            cur_seq += 1;
+        }
+        Ok(off)
+    }
+
+    /// `(offset, seq)` of the first record with timestamp >= `ts`, if any.
+    pub(crate) fn seek_time(&self, ts: u64, verify: bool) -> Result<Option<(u64, u64)>> {
+        let end_seq = self.end_seq();
+        let n = self.index_len();
+        // Last entry whose running max is < ts: everything up to it is older.
+        let (mut lo, mut hi) = (0usize, n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let (s, _, m) = self.index_entry(mid);
+            if m < ts && s < end_seq {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let (mut seq, mut off) = if lo == 0 { (self.base_seq, HEADER_BYTES) } else { let (s, o, _) = self.index_entry(lo - 1); (s, o) };
+        while seq < end_seq {
+            let frame = self.frame_at(off, seq, verify)?;
+            if frame.timestamp_us >= ts {
+                return Ok(Some((off, seq)));
+            }
+            off += frame.padded_len;
+            seq += 1;
+        }
+        Ok(None)
+    }
+}
+
+/// Maps a frame decoding failure at `offset` to a typed error.
+pub(crate) fn frame_error(path: &Path, offset: u64, e: FrameError) -> Error {
+    match e {
+        FrameError::Checksum { stored, computed } => Error::ChecksumMismatch { path: path.into(), offset, expected: stored, found: computed },
+        FrameError::End => Error::corrupt(path, offset, "record missing: frames end early"),
+        FrameError::BadLength(len) => Error::corrupt(path, offset, format!("impossible frame length {len}")),
+        FrameError::BadHeader => Error::corrupt(path, offset, "frame header has an impossible key length or unknown flags"),
+    }
+}

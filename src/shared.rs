@@ -1,0 +1,121 @@
+//! State shared by the log handle, the writer and the background threads.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+use std::sync::OnceLock;
+
+use crate::error::{Error, Result};
+use crate::fs::FileSystem;
+use crate::options::Options;
+use crate::segment::Segment;
+use crate::snapshot::State;
+use crate::sync::{lock, Arc, Mutex, Ordering, SnapshotCell};
+
+/// Shared between [`crate::Log`], [`crate::Writer`] and the background threads.
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: Options,
+    pub(crate) state: SnapshotCell<State>,
+    /// Serialises read-modify-write of `state` (rotation, sealing, retention).
+    /// Readers never take it.
+    publish_lock: Mutex<()>,
+    /// Serialises syncs (the writer's and the flusher's).
+    sync_lock: Mutex<()>,
+    poisoned: StdAtomicBool,
+    poison: OnceLock<Arc<Error>>,
+    /// Every seq below this is durable.
+    pub(crate) durable_next: StdAtomicU64,
+    /// A segment file was created or renamed since the last directory sync.
+    pub(crate) dir_dirty: StdAtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn new(dir: PathBuf, opts: Options, state: State, durable_next: u64) -> Shared {
+        Shared {
+            dir,
+            opts,
+            state: SnapshotCell::new(Arc::new(state)),
+            publish_lock: Mutex::new(()),
+            sync_lock: Mutex::new(()),
+            poisoned: StdAtomicBool::new(false),
+            poison: OnceLock::new(),
+            durable_next: StdAtomicU64::new(durable_next),
+            dir_dirty: StdAtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn fs(&self) -> &dyn FileSystem {
+        &*self.opts.fs
+    }
+
+    /// Replaces the published state with `f(current)`.
+    pub(crate) fn publish(&self, f: impl FnOnce(&State) -> State) {
+        let _g = lock(&self.publish_lock);
+        let next = f(&self.state.load());
+        self.state.store(Arc::new(next));
+    }
+
+    /// Records `e` as the poisoning cause (the first one wins) and returns it.
+    pub(crate) fn poison_with(&self, e: Error) -> Error {
+        let _ = self.poison.set(Arc::new(e.duplicate()));
+        self.poisoned.store(true, StdOrdering::Release);
+        e
+    }
+
+    /// `Err(Poisoned)` once an I/O error has poisoned the writer.
+    #[inline]
+    pub(crate) fn check_poison(&self) -> Result<()> {
+        if self.poisoned.load(StdOrdering::Relaxed) {
+            return Err(self.poison_error());
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn poison_error(&self) -> Error {
+        let cause = self.poison.get().cloned().unwrap_or_else(|| Arc::new(Error::corrupt("", 0, "unknown")));
+        Error::Poisoned { cause }
+    }
+
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned.load(StdOrdering::Acquire)
+    }
+
+    /// Makes everything published so far durable: msync of each live
+    /// segment's unsynced range (oldest first), then the directory if a
+    /// segment file appeared. Never retries a failed sync: it poisons.
+    pub(crate) fn sync_all(&self) -> Result<()> {
+        self.check_poison()?;
+        let _g = lock(&self.sync_lock);
+        let state = self.state.load();
+        let mut durable_to = None;
+        for seg in &state.segments {
+            let Segment::Live(a) = seg else { continue };
+            let (count, end) = a.committed();
+            let synced = a.synced_end.load(Ordering::Acquire);
+            if end > synced {
+                self.fs()
+                    .sync_map(a.map.raw(), synced as usize, (end - synced) as usize)
+                    .map_err(|e| self.poison_with(Error::io("msync", &a.path, e)))?;
+                a.synced_end.store(end, Ordering::Release);
+            }
+            durable_to = Some(a.base_seq + count);
+        }
+        if self.dir_dirty.swap(false, StdOrdering::AcqRel) {
+            self.fs().sync_dir(&self.dir).map_err(|e| self.poison_with(Error::io("fsync directory", &self.dir, e)))?;
+        }
+        if let Some(n) = durable_to {
+            self.durable_next.fetch_max(n, StdOrdering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// Whether some published record is not yet known durable.
+    pub(crate) fn has_unsynced(&self) -> bool {
+        let state = self.state.load();
+        match state.segments.last() {
+            Some(Segment::Live(a)) => a.base_seq + a.committed().0 > self.durable_next.load(StdOrdering::Acquire),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! What readers see: an immutable list of segments, read without locks.
+
+use crate::error::{Error, Result};
+use crate::format::{DecodedFrame, FLAG_TOMBSTONE, HEADER_BYTES};
+use crate::segment::{SegView, Segment};
+use crate::sync::Arc;
+
+/// The segments of the log at one moment, oldest first; the last is active.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) segments: Vec<Segment>,
+}
+
+/// One record, borrowed from the snapshot's mappings: no copy, no allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    seq: u64,
+    timestamp_us: u64,
+    flags: u8,
+    key: &'a [u8],
+    payload: &'a [u8],
+}
+
+impl<'a> Record<'a> {
+    fn from_frame(f: &DecodedFrame<'a>) -> Record<'a> {
+        Record { seq: f.seq, timestamp_us: f.timestamp_us, flags: f.flags, key: f.key, payload: f.payload }
+    }
+
+    /// The record's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Microseconds since the Unix epoch.
+    pub fn timestamp(&self) -> u64 {
+        self.timestamp_us
+    }
+
+    /// The key, or `None` if the record has none (an empty key is no key).
+    pub fn key(&self) -> Option<&'a [u8]> {
+        (!self.key.is_empty()).then_some(self.key)
+    }
+
+    /// The payload. It starts 8-byte aligned within the mapping.
+    pub fn payload(&self) -> &'a [u8] {
+        self.payload
+    }
+
+    /// Whether the record was appended as a tombstone for its key.
+    pub fn is_tombstone(&self) -> bool {
+        self.flags & FLAG_TOMBSTONE != 0
+    }
+}
+
+/// A consistent, immutable view of the log: the records published when it
+/// was taken. Cheap to take ([`crate::Log::snapshot`] is one atomic load) and
+/// to clone; it keeps its segments mapped for as long as it lives, even if
+/// retention removes them from the log meanwhile.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    state: Arc<State>,
+    /// `(count, end)` of the last (active) segment when taken.
+    active: Option<(u64, u64)>,
+}
+
+impl Snapshot {
+    pub(crate) fn new(state: Arc<State>) -> Snapshot {
+        let active = match state.segments.last() {
+            Some(Segment::Live(a)) => Some(a.committed()),
+            _ => None,
+        };
+        Snapshot { state, active }
+    }
+
+    fn view(&self, i: usize) -> SegView<'_> {
+        let last = i + 1 == self.state.segments.len();
+        SegView::of(&self.state.segments[i], if last { self.active } else { None })
+    }
+
+    /// Number of segment files in view.
+    pub fn segment_count(&self) -> usize {
+        self.state.segments.len()
+    }
+
+    /// The first seq still in the log, or `None` if it holds no record.
+    pub fn first_seq(&self) -> Option<u64> {
+        let first = self.state.segments.first()?.base_seq();
+        (first < self.next_seq()).then_some(first)
+    }
+
+    /// The last seq published when the snapshot was taken, or `None` if empty.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.next_seq().checked_sub(1).filter(|_| self.first_seq().is_some())
+    }
+
+    /// The seq the next append will get (as of this snapshot).
+    pub fn next_seq(&self) -> u64 {
+        match self.state.segments.len() {
+            0 => 0,
+            n => self.view(n - 1).end_seq(),
+        }
+    }
+
+    /// Number of records in view.
+    pub fn len(&self) -> u64 {
+        match self.state.segments.first() {
+            Some(s) => self.next_seq() - s.base_seq(),
+            None => 0,
+        }
+    }
+
+    /// Whether the snapshot holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Index of the segment that holds `seq`, if any.
+    fn segment_of(&self, seq: u64) -> Option<usize> {
+        let segs = &self.state.segments;
+        let i = segs.partition_point(|s| s.base_seq() <= seq).checked_sub(1)?;
+        (seq < self.view(i).end_seq()).then_some(i)
+    }
+
+    fn check_retained(&self, seq: u64) -> Result<()> {
+        match self.state.segments.first() {
+            Some(s) if seq < s.base_seq() => Err(Error::Truncated { requested: seq, first_available: s.base_seq() }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The record with `seq`, `Ok(None)` if it is not yet written, or
+    /// [`Error::Truncated`] if retention removed it.
+    pub fn get(&self, seq: u64) -> Result<Option<Record<'_>>> {
+        self.check_retained(seq)?;
+        let Some(i) = self.segment_of(seq) else { return Ok(None) };
+        let view = self.view(i);
+        let off = view.locate(seq)?;
+        Ok(Some(Record::from_frame(&view.frame_at(off, seq, true)?)))
+    }
+
+    /// All records, oldest first.
+    pub fn iter(&self) -> Iter<'_> {
+        match self.first_seq() {
+            Some(s) => self.iter_from(s),
+            None => Iter::empty(self),
+        }
+    }
+
+    /// Records from `seq` on. The first item is [`Error::Truncated`] if
+    /// retention removed `seq`; the iterator is empty if `seq` is past the end.
+    pub fn iter_from(&self, seq: u64) -> Iter<'_> {
+        if let Err(e) = self.check_retained(seq) {
+            return Iter::failed(self, e);
+        }
+        let Some(i) = self.segment_of(seq) else { return Iter::empty(self) };
+        let view = self.view(i);
+        match view.locate(seq) {
+            Ok(off) => Iter { snap: self, seg: i, view: Some(view), off, seq, verify: true, error: None, done: false },
+            Err(e) => Iter::failed(self, e),
+        }
+    }
+
+    /// Records from `seq` (or the last one, if `seq` is past it) backwards to
+    /// the first.
+    pub fn iter_rev_from(&self, seq: u64) -> RevIter<'_> {
+        if let Err(e) = self.check_retained(seq) {
+            return RevIter::failed(self, e);
+        }
+        let Some(last) = self.last_seq() else { return RevIter::failed_none(self) };
+        let seq = seq.min(last);
+        let Some(i) = self.segment_of(seq) else { return RevIter::failed_none(self) };
+        let view = self.view(i);
+        match view.locate(seq) {
+            Ok(off) => RevIter { snap: self, seg: i, view: Some(view), off, seq, error: None },
+            Err(e) => RevIter::failed(self, e),
+        }
+    }
+
+    /// All records, newest first.
+    pub fn iter_rev(&self) -> RevIter<'_> {
+        self.iter_rev_from(u64::MAX)
+    }
+
+    /// Records from the first whose timestamp is at least `ts_us`.
+    ///
+    /// Timestamps are not required to grow with seq; this finds the first
+    /// record in seq order with `timestamp >= ts_us`, skipping whole segments
+    /// (and index blocks) whose largest timestamp is smaller.
+    pub fn seek_time(&self, ts_us: u64) -> Iter<'_> {
+        for i in 0..self.state.segments.len() {
+            if let Segment::Sealed(s) = &self.state.segments[i] {
+                if s.max_ts < ts_us {
+                    continue;
+                }
+            }
+            let view = self.view(i);
+            match view.seek_time(ts_us, true) {
+                Ok(Some((off, seq))) => return Iter { snap: self, seg: i, view: Some(view), off, seq, verify: true, error: None, done: false },
+                Ok(None) => continue,
+                Err(e) => return Iter::failed(self, e),
+            }
+        }
+        Iter::empty(self)
+    }
+}
+
+/// Forward iterator over a snapshot. Yields `Err` once (then ends) if it
+/// meets damaged data, naming the file and offset.
+pub struct Iter<'a> {
+    snap: &'a Snapshot,
+    seg: usize,
+    view: Option<SegView<'a>>,
+    off: u64,
+    seq: u64,
+    verify: bool,
+    error: Option<Error>,
+    done: bool,
+}
+
+impl<'a> Iter<'a> {
+    fn empty(snap: &'a Snapshot) -> Self {
+        Iter { snap, seg: 0, view: None, off: 0, seq: 0, verify: true, error: None, done: true }
+    }
+
+    fn failed(snap: &'a Snapshot, e: Error) -> Self {
+        Iter { error: Some(e), ..Iter::empty(snap) }
+    }
+
+    /// Skips per-frame checksum verification (frames are still bounds- and
+    /// seq-checked). For data this process just wrote and trusts.
+    pub fn without_checksums(mut self) -> Self {
+        self.verify = false;
+        self
+    }
+
+    /// The seq the next call to `next` would yield.
+    pub fn position(&self) -> u64 {
+        self.seq
+    }
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = Result<Record<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.error.take() {
+            self.done = true;
+            return Some(Err(e));
+        }
+        if self.done {
+            return None;
+        }
+        loop {
+            let view = match self.view {
+                Some(v) => v,
+                None => {
+                    if self.seg >= self.snap.state.segments.len() {
+                        self.done = true;
+                        return None;
+                    }
+                    let v = self.snap.view(self.seg);
+                    if v.base_seq != self.seq {
+                        self.done = true;
+                        let what = format!("segment starts at seq {}, expected {}", v.base_seq, self.seq);
+                        return Some(Err(Error::corrupt(v.path, 0, what)));
+                    }
+                    self.off = HEADER_BYTES;
+                    self.view = Some(v);
+                    v
+                }
+            };
+            if self.seq >= view.end_seq() {
+                self.seg += 1;
+                self.view = None;
+                continue;
+            }
+            return match view.frame_at(self.off, self.seq, self.verify) {
+                Ok(f) => {
+                    self.off += f.padded_len;
+                    self.seq += 1;
+                    Some(Ok(Record::from_frame(&f)))
+                }
+                Err(e) => {
+                    self.done = true;
+                    Some(Err(e))
+                }
+            };
+        }
+    }
+}
+
+/// Backward iterator over a snapshot, walking frames by their `prev_len`.
+pub struct RevIter<'a> {
+    snap: &'a Snapshot,
+    seg: usize,
+    view: Option<SegView<'a>>,
+    off: u64,
+    seq: u64,
+    error: Option<Error>,
+}
+
+impl<'a> RevIter<'a> {
+    fn failed_none(snap: &'a Snapshot) -> Self {
+        RevIter { snap, seg: 0, view: None, off: 0, seq: 0, error: None }
+    }
+
+    fn failed(snap: &'a Snapshot, e: Error) -> Self {
+        RevIter { error: Some(e), ..RevIter::failed_none(snap) }
+    }
+
+    /// Moves to the record before the one at `self.off`, given its frame.
+    fn step_back(&mut self, f: &DecodedFrame<'a>, view: SegView<'a>) -> Result<()> {
+        if self.seq > view.base_seq {
+            if f.prev_len == 0 || f.prev_len > self.off - HEADER_BYTES {
+                return Err(Error::corrupt(view.path, self.off, "bad previous-frame length"));
+            }
+            self.off -= f.prev_len;
+            self.seq -= 1;
+            return Ok(());
+        }
+        // First record of this segment: continue at the end of the previous one.
+        while self.seg > 0 {
+            self.seg -= 1;
+            let prev = self.snap.view(self.seg);
+            if prev.count == 0 {
+                continue;
+            }
+            if prev.end_seq() != self.seq {
+                return Err(Error::corrupt(prev.path, 0, format!("segment ends at seq {}, expected {}", prev.end_seq(), self.seq)));
+            }
+            self.seq -= 1;
+            self.off = prev.locate(self.seq)?;
+            self.view = Some(prev);
+            return Ok(());
+        }
+        self.view = None;
+        Ok(())
+    }
+}
+
+impl<'a> Iterator for RevIter<'a> {
+    type Item = Result<Record<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.error.take() {
+            self.view = None;
+            return Some(Err(e));
+        }
+        let view = self.view?;
+        let frame = match view.frame_at(self.off, self.seq, true) {
+            Ok(f) => f,
+            Err(e) => {
+                self.view = None;
+                return Some(Err(e));
+            }
+        };
+        if let Err(e) = self.step_back(&frame, view) {
+            self.error = Some(e);
+        }
+        Some(Ok(Record::from_frame(&frame)))
+    }
+}

@@ -1,0 +1,332 @@
+//! The single writer: appends, batches, rotation, sync.
+
+use std::ops::Range;
+
+use crossbeam_channel::Receiver;
+use zerocopy::little_endian::{U16, U32, U64};
+use zerocopy::IntoBytes;
+
+use crate::error::{Error, Result};
+use crate::format::{align_up, frame_crc, FrameHeader, FLAG_BATCH_CONTINUES, FLAG_TOMBSTONE, FRAME_HEADER_BYTES, HEADER_BYTES, INDEX_INTERVAL_BYTES};
+use crate::lifecycle::{activate, now_us, Prepared};
+use crate::log::{Job, LogInner};
+use crate::options::SyncPolicy;
+use crate::raw::MapWriter;
+use crate::segment::{ActiveSegment, Segment};
+use crate::snapshot::State;
+use crate::sync::Arc;
+
+/// One record to append: payload, optional key, optional timestamp.
+///
+/// ```
+/// use varvelog::Entry;
+/// let e = Entry::new(b"payload").key(b"user-42").timestamp(1_700_000_000_000_000);
+/// assert_eq!(e.payload_len(), 7);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Entry<'a> {
+    payload: &'a [u8],
+    key: &'a [u8],
+    timestamp_us: Option<u64>,
+    tombstone: bool,
+}
+
+impl<'a> Entry<'a> {
+    /// A record with this payload, no key, and the current time.
+    pub fn new(payload: &'a [u8]) -> Self {
+        Entry { payload, ..Entry::default() }
+    }
+
+    /// Sets the key (an empty key means no key).
+    pub fn key(mut self, key: &'a [u8]) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// Sets the timestamp in microseconds since the Unix epoch, instead of now.
+    pub fn timestamp(mut self, timestamp_us: u64) -> Self {
+        self.timestamp_us = Some(timestamp_us);
+        self
+    }
+
+    /// Marks the record as a tombstone for its key.
+    pub fn tombstone(mut self) -> Self {
+        self.tombstone = true;
+        self
+    }
+
+    /// Payload length in bytes.
+    pub fn payload_len(&self) -> usize {
+        self.payload.len()
+    }
+}
+
+impl<'a> From<&'a [u8]> for Entry<'a> {
+    fn from(p: &'a [u8]) -> Self {
+        Entry::new(p)
+    }
+}
+impl<'a, const N: usize> From<&'a [u8; N]> for Entry<'a> {
+    fn from(p: &'a [u8; N]) -> Self {
+        Entry::new(p)
+    }
+}
+impl<'a> From<&'a Vec<u8>> for Entry<'a> {
+    fn from(p: &'a Vec<u8>) -> Self {
+        Entry::new(p)
+    }
+}
+impl<'a> From<&'a str> for Entry<'a> {
+    fn from(p: &'a str) -> Self {
+        Entry::new(p.as_bytes())
+    }
+}
+impl<'a> From<&Entry<'a>> for Entry<'a> {
+    fn from(e: &Entry<'a>) -> Self {
+        *e
+    }
+}
+
+/// Where the writer is within its active segment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WriterState {
+    pub(crate) count: u64,
+    pub(crate) tail: u64,
+    pub(crate) prev_len: u64,
+    pub(crate) next_index_at: u64,
+    pub(crate) max_ts: u64,
+}
+
+impl WriterState {
+    pub(crate) fn fresh() -> WriterState {
+        WriterState { count: 0, tail: HEADER_BYTES, prev_len: 0, next_index_at: HEADER_BYTES, max_ts: 0 }
+    }
+}
+
+/// Everything a writer owns; parked in the log while no `Writer` exists.
+pub(crate) struct WriterCore {
+    pub(crate) seg: Arc<ActiveSegment>,
+    pub(crate) map: MapWriter,
+    pub(crate) st: WriterState,
+    pub(crate) ready: Receiver<Result<Prepared>>,
+    pub(crate) unsynced_bytes: u64,
+}
+
+impl WriterCore {
+    /// Copies one frame past the published end. Not visible until `publish`.
+    #[inline]
+    fn write_frame(&mut self, e: &Entry<'_>, ts: u64, flags: u8) -> u64 {
+        let st = &mut self.st;
+        let seq = self.seg.base_seq + st.count;
+        let len = FRAME_HEADER_BYTES + (e.payload.len() + e.key.len()) as u64;
+        let mut h = FrameHeader {
+            len: U32::new(len as u32),
+            crc: U32::new(0),
+            seq: U64::new(seq),
+            timestamp_us: U64::new(ts),
+            prev_len: U32::new(st.prev_len as u32),
+            key_len: U16::new(e.key.len() as u16),
+            flags,
+            reserved: 0,
+        };
+        h.crc = U32::new(frame_crc(&h, e.payload, e.key));
+        let off = st.tail;
+        // Padding needs no write: space past the published end is zeros.
+        self.map.write(off, h.as_bytes());
+        self.map.write(off + FRAME_HEADER_BYTES, e.payload);
+        if !e.key.is_empty() {
+            self.map.write(off + FRAME_HEADER_BYTES + e.payload.len() as u64, e.key);
+        }
+        st.max_ts = st.max_ts.max(ts);
+        if off >= st.next_index_at {
+            self.seg.index.push(seq, off, st.max_ts);
+            st.next_index_at = off + INDEX_INTERVAL_BYTES;
+        }
+        let padded = align_up(len);
+        st.prev_len = padded;
+        st.tail += padded;
+        st.count += 1;
+        self.unsynced_bytes += padded;
+        seq
+    }
+}
+
+/// The log's one writer, from [`crate::Log::writer`]. Appends become visible
+/// to readers when the call returns, and durable after a sync covers them
+/// (see [`SyncPolicy`]). Dropping the writer does not sync.
+pub struct Writer {
+    inner: std::sync::Arc<LogInner>,
+    core: Option<WriterCore>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("next_seq", &self.next_seq()).finish()
+    }
+}
+
+impl Writer {
+    pub(crate) fn new(inner: std::sync::Arc<LogInner>, core: WriterCore) -> Writer {
+        Writer { inner, core: Some(core) }
+    }
+
+    #[inline]
+    fn core(&mut self) -> &mut WriterCore {
+        self.core.as_mut().expect("writer core is present until drop")
+    }
+
+    /// The seq the next append will get.
+    pub fn next_seq(&self) -> u64 {
+        self.core.as_ref().map_or(0, |c| c.seg.base_seq + c.st.count)
+    }
+
+    /// Appends one payload with no key and the current time; returns its seq.
+    #[inline]
+    pub fn append(&mut self, payload: &[u8]) -> Result<u64> {
+        self.append_entry(Entry::new(payload))
+    }
+
+    /// Appends one record; returns its seq.
+    pub fn append_entry(&mut self, entry: Entry<'_>) -> Result<u64> {
+        self.inner.shared.check_poison()?;
+        let padded = self.framed_len(&entry)?;
+        let ts = entry.timestamp_us.unwrap_or_else(now_us);
+        self.ensure_room(padded)?;
+        let flags = if entry.tombstone { FLAG_TOMBSTONE } else { 0 };
+        let core = self.core();
+        let seq = core.write_frame(&entry, ts, flags);
+        core.map.publish(core.st.count, core.st.tail);
+        self.after_publish()?;
+        Ok(seq)
+    }
+
+    /// Appends records as one batch: readers see all of them or none, and
+    /// recovery keeps all of them or none. The batch must fit in one segment.
+    /// Returns the seqs assigned. Records without a timestamp share one.
+    pub fn append_batch<'e, I>(&mut self, entries: I) -> Result<Range<u64>>
+    where
+        I: IntoIterator,
+        I::Item: Into<Entry<'e>>,
+        I::IntoIter: Clone,
+    {
+        self.inner.shared.check_poison()?;
+        let iter = entries.into_iter();
+        let mut total = 0u64;
+        let mut n = 0usize;
+        for e in iter.clone() {
+            total += self.framed_len(&e.into())?;
+            n += 1;
+        }
+        let start = self.next_seq();
+        if n == 0 {
+            return Ok(start..start);
+        }
+        let max = self.inner.shared.opts.frame_capacity();
+        if total > max {
+            return Err(Error::BatchTooLarge { len: total, max });
+        }
+        self.ensure_room(total)?;
+        let now = now_us();
+        let core = self.core();
+        for (i, e) in iter.enumerate() {
+            let e: Entry<'_> = e.into();
+            let mut flags = if e.tombstone { FLAG_TOMBSTONE } else { 0 };
+            if i + 1 < n {
+                flags |= FLAG_BATCH_CONTINUES;
+            }
+            core.write_frame(&e, e.timestamp_us.unwrap_or(now), flags);
+        }
+        core.map.publish(core.st.count, core.st.tail);
+        self.after_publish()?;
+        Ok(start..start + n as u64)
+    }
+
+    /// Makes everything appended so far durable (msync of the dirty range,
+    /// then the directory if a segment was created). A failure poisons the
+    /// writer: the sync is never retried, reopen the log to recover.
+    pub fn sync(&mut self) -> Result<()> {
+        self.inner.shared.sync_all()?;
+        self.core().unsynced_bytes = 0;
+        Ok(())
+    }
+
+    /// Validates an entry against the limits; returns its padded frame length.
+    #[inline]
+    fn framed_len(&self, e: &Entry<'_>) -> Result<u64> {
+        let max = self.inner.payload_limit;
+        if e.payload.len() > max {
+            return Err(Error::PayloadTooLarge { len: e.payload.len(), max });
+        }
+        if e.key.len() > self.inner.key_limit {
+            return Err(Error::KeyTooLarge { len: e.key.len(), max: self.inner.key_limit });
+        }
+        Ok(align_up(FRAME_HEADER_BYTES + (e.payload.len() + e.key.len()) as u64))
+    }
+
+    #[inline]
+    fn ensure_room(&mut self, bytes: u64) -> Result<()> {
+        let core = self.core();
+        if core.st.tail + bytes <= core.seg.capacity() {
+            return Ok(());
+        }
+        self.rotate()
+    }
+
+    /// Switches to the preallocated next segment and hands the full one to
+    /// the background worker for sealing. Waits only if the next segment is
+    /// not ready yet.
+    #[cold]
+    fn rotate(&mut self) -> Result<()> {
+        let inner = self.inner.clone();
+        let shared = &inner.shared;
+        let core = self.core();
+        let prepared = match core.ready.recv() {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                // Nothing changed: the caller may retry (e.g. after freeing space).
+                let _ = inner.jobs.send(Job::Prepare);
+                return Err(e);
+            }
+            Err(_) => return Err(shared.poison_with(Error::io("preallocate", &shared.dir, std::io::Error::other("segment worker stopped")))),
+        };
+        let base = core.seg.base_seq + core.st.count;
+        let (seg, map) = activate(shared.fs(), &shared.dir, prepared, base).map_err(|e| shared.poison_with(e))?;
+        shared.dir_dirty.store(true, std::sync::atomic::Ordering::Release);
+        shared.publish(|old| {
+            let mut segments = old.segments.clone();
+            segments.push(Segment::Live(seg.clone()));
+            State { segments }
+        });
+        let old = std::mem::replace(&mut core.seg, seg);
+        core.map = map;
+        core.st = WriterState::fresh();
+        let _ = inner.jobs.send(Job::Prepare);
+        let _ = inner.jobs.send(Job::Seal(old));
+        Ok(())
+    }
+
+    #[inline]
+    fn after_publish(&mut self) -> Result<()> {
+        match self.inner.shared.opts.sync_policy {
+            SyncPolicy::Never => Ok(()),
+            SyncPolicy::Always => self.sync(),
+            SyncPolicy::Background { bytes: Some(b), .. } => {
+                let core = self.core();
+                if core.unsynced_bytes >= b {
+                    core.unsynced_bytes = 0;
+                    self.inner.kick_flusher();
+                }
+                Ok(())
+            }
+            SyncPolicy::Background { bytes: None, .. } => Ok(()),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(core) = self.core.take() {
+            self.inner.park_writer(core);
+        }
+    }
+}
