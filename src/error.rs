@@ -143,7 +143,9 @@ impl Error {
     /// A copy to keep as the poisoning cause (`io::Error` is not `Clone`).
     pub(crate) fn duplicate(&self) -> Error {
         match self {
-            Error::Io { op, path, source } => Error::Io { op, path: path.clone(), source: io::Error::new(source.kind(), source.to_string()) },
+            Error::Io { op, path, source } => {
+                Error::Io { op, path: path.clone(), source: io::Error::new(source.kind(), source.to_string()) }
+            }
             Error::Poisoned { cause } => Error::Poisoned { cause: cause.clone() },
             other => Error::corrupt("", 0, other.to_string()),
         }

@@ -156,7 +156,11 @@ impl FaultFs {
             rule.times -= 1;
             self.injected.fetch_add(1, Ordering::Relaxed);
             let msg = format!("injected fault in {op:?}");
-            return Err(if rule.kind == io::ErrorKind::StorageFull { io::Error::from_raw_os_error(28) } else { io::Error::new(rule.kind, msg) });
+            return Err(if rule.kind == io::ErrorKind::StorageFull {
+                io::Error::from_raw_os_error(28)
+            } else {
+                io::Error::new(rule.kind, msg)
+            });
         }
         Ok(())
     }
@@ -200,4 +204,3 @@ impl FileSystem for FaultFs {
         StdFs.remove(path)
     }
 }
-

@@ -195,7 +195,9 @@ impl Snapshot {
             }
             let view = self.view(i);
             match view.seek_time(ts_us, true) {
-                Ok(Some((off, seq))) => return Iter { snap: self, seg: i, view: Some(view), off, seq, verify: true, error: None, done: false },
+                Ok(Some((off, seq))) => {
+                    return Iter { snap: self, seg: i, view: Some(view), off, seq, verify: true, error: None, done: false }
+                }
                 Ok(None) => continue,
                 Err(e) => return Iter::failed(self, e),
             }

@@ -7,7 +7,9 @@ use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::IntoBytes;
 
 use crate::error::{Error, Result};
-use crate::format::{align_up, frame_crc, FrameHeader, FLAG_BATCH_CONTINUES, FLAG_TOMBSTONE, FRAME_HEADER_BYTES, HEADER_BYTES, INDEX_INTERVAL_BYTES};
+use crate::format::{
+    align_up, frame_crc, FrameHeader, FLAG_BATCH_CONTINUES, FLAG_TOMBSTONE, FRAME_HEADER_BYTES, HEADER_BYTES, INDEX_INTERVAL_BYTES,
+};
 use crate::lifecycle::{activate, now_us, Prepared};
 use crate::log::{Job, LogInner};
 use crate::options::SyncPolicy;
@@ -287,7 +289,9 @@ impl Writer {
                 let _ = inner.jobs.send(Job::Prepare);
                 return Err(e);
             }
-            Err(_) => return Err(shared.poison_with(Error::io("preallocate", &shared.dir, std::io::Error::other("segment worker stopped")))),
+            Err(_) => {
+                return Err(shared.poison_with(Error::io("preallocate", &shared.dir, std::io::Error::other("segment worker stopped"))))
+            }
         };
         let base = core.seg.base_seq + core.st.count;
         let (seg, map) = activate(shared.fs(), &shared.dir, prepared, base).map_err(|e| shared.poison_with(e))?;

@@ -11,7 +11,7 @@ mod header;
 
 pub use footer::{decode_footer, encode_footer, FooterError, FooterHeader, IndexEntry, Trailer};
 pub use frame::{decode_frame, frame_crc, DecodedFrame, FrameError, FrameHeader};
-pub use header::{SegmentHeader, HeaderError};
+pub use header::{HeaderError, SegmentHeader};
 
 /// The format version this build writes and the only one it reads.
 pub const FORMAT_VERSION: u16 = 1;

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use zerocopy::FromBytes;
 
 use crate::error::{Error, Result};
-use crate::format::{decode_footer, FooterError, FooterHeader, HeaderError, IndexEntry, SegmentHeader, FORMAT_VERSION, HEADER_BYTES, LIVE_COMMITTED_OFFSET};
+use crate::format::{
+    decode_footer, FooterError, FooterHeader, HeaderError, IndexEntry, SegmentHeader, FORMAT_VERSION, HEADER_BYTES, LIVE_COMMITTED_OFFSET,
+};
 use crate::raw::ReadMap;
 
 /// A sealed segment file.
@@ -37,8 +39,12 @@ pub(crate) fn check_header(path: &std::path::Path, page: &[u8]) -> Result<Segmen
     match SegmentHeader::decode(page) {
         Ok(h) => Ok(h),
         Err(HeaderError::Blank) => Err(HeaderOutcome::Blank),
-        Err(HeaderError::Version(found)) => Err(HeaderOutcome::Fatal(Error::UnsupportedVersion { path: path.into(), found, supported: FORMAT_VERSION })),
-        Err(HeaderError::BadMagic) => Err(HeaderOutcome::Fatal(Error::NotALog { path: path.into(), reason: "bad magic in segment header" })),
+        Err(HeaderError::Version(found)) => {
+            Err(HeaderOutcome::Fatal(Error::UnsupportedVersion { path: path.into(), found, supported: FORMAT_VERSION }))
+        }
+        Err(HeaderError::BadMagic) => {
+            Err(HeaderOutcome::Fatal(Error::NotALog { path: path.into(), reason: "bad magic in segment header" }))
+        }
         Err(HeaderError::Checksum) => Err(HeaderOutcome::Fatal(Error::corrupt(path, 0, "segment header checksum mismatch"))),
     }
 }

@@ -28,13 +28,9 @@ impl<'a> SegView<'a> {
     /// end, otherwise its committed position is loaded now.
     pub(crate) fn of(segment: &'a Segment, committed: Option<(u64, u64)>) -> SegView<'a> {
         match segment {
-            Segment::Sealed(s) => SegView {
-                path: &s.path,
-                frames: s.frames(),
-                base_seq: s.base_seq,
-                count: s.count,
-                index: IndexView::Sealed(s.index()),
-            },
+            Segment::Sealed(s) => {
+                SegView { path: &s.path, frames: s.frames(), base_seq: s.base_seq, count: s.count, index: IndexView::Sealed(s.index()) }
+            }
             Segment::Live(a) => {
                 let (count, end) = committed.unwrap_or_else(|| a.committed());
                 // The index length is loaded after the committed word, so it
@@ -101,7 +97,12 @@ impl<'a> SegView<'a> {
                 hi = mid;
             }
         }
-        let (mut cur_seq, mut off) = if lo == 0 { (self.base_seq, HEADER_BYTES) } else { let (s, o, _) = self.index_entry(lo - 1); (s, o) };
+        let (mut cur_seq, mut off) = if lo == 0 {
+            (self.base_seq, HEADER_BYTES)
+        } else {
+            let (s, o, _) = self.index_entry(lo - 1);
+            (s, o)
+        };
         while cur_seq < seq {
             let frame = self.frame_at(off, cur_seq, false)?;
             off += frame.padded_len;
@@ -125,7 +126,12 @@ impl<'a> SegView<'a> {
                 hi = mid;
             }
         }
-        let (mut seq, mut off) = if lo == 0 { (self.base_seq, HEADER_BYTES) } else { let (s, o, _) = self.index_entry(lo - 1); (s, o) };
+        let (mut seq, mut off) = if lo == 0 {
+            (self.base_seq, HEADER_BYTES)
+        } else {
+            let (s, o, _) = self.index_entry(lo - 1);
+            (s, o)
+        };
         while seq < end_seq {
             let frame = self.frame_at(off, seq, verify)?;
             if frame.timestamp_us >= ts {
@@ -141,7 +147,9 @@ impl<'a> SegView<'a> {
 /// Maps a frame decoding failure at `offset` to a typed error.
 pub(crate) fn frame_error(path: &Path, offset: u64, e: FrameError) -> Error {
     match e {
-        FrameError::Checksum { stored, computed } => Error::ChecksumMismatch { path: path.into(), offset, expected: stored, found: computed },
+        FrameError::Checksum { stored, computed } => {
+            Error::ChecksumMismatch { path: path.into(), offset, expected: stored, found: computed }
+        }
         FrameError::End => Error::corrupt(path, offset, "record missing: frames end early"),
         FrameError::BadLength(len) => Error::corrupt(path, offset, format!("impossible frame length {len}")),
         FrameError::BadHeader => Error::corrupt(path, offset, "frame header has an impossible key length or unknown flags"),
