@@ -286,7 +286,7 @@ impl Writer {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
                 // Nothing changed: the caller may retry (e.g. after freeing space).
-                let _ = inner.jobs.send(Job::Prepare);
+                inner.submit(Job::Prepare);
                 return Err(e);
             }
             Err(_) => {
@@ -304,8 +304,8 @@ impl Writer {
         let old = std::mem::replace(&mut core.seg, seg);
         core.map = map;
         core.st = WriterState::fresh();
-        let _ = inner.jobs.send(Job::Prepare);
-        let _ = inner.jobs.send(Job::Seal(old));
+        inner.submit(Job::Prepare);
+        inner.submit(Job::Seal(old));
         Ok(())
     }
 
