@@ -23,8 +23,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let log = Log::open(&dir, Options::new().prefault(prefault))?;
     let mut writer = log.writer()?;
     let start = Instant::now();
-    for _ in 0..records {
-        writer.append(&payload)?;
+    let explicit_ts = std::env::var_os("VARVE_EXPLICIT_TS").is_some();
+    for i in 0..records {
+        if explicit_ts {
+            writer.append_entry(varvelog::Entry::new(&payload).timestamp(i))?;
+        } else {
+            writer.append(&payload)?;
+        }
     }
     let append = start.elapsed();
     writer.sync()?;

@@ -29,11 +29,4 @@ impl Segment {
             Segment::Live(a) => a.base_seq,
         }
     }
-
-    pub(crate) fn path(&self) -> &std::path::Path {
-        match self {
-            Segment::Sealed(s) => &s.path,
-            Segment::Live(a) => &a.path,
-        }
-    }
 }

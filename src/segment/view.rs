@@ -52,11 +52,6 @@ impl<'a> SegView<'a> {
         self.base_seq + self.count
     }
 
-    /// Offset just past the last frame in view.
-    pub(crate) fn frames_end(&self) -> u64 {
-        HEADER_BYTES + self.frames.len() as u64
-    }
-
     fn index_len(&self) -> usize {
         match self.index {
             IndexView::Sealed(e) => e.len(),
