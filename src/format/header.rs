@@ -77,7 +77,10 @@ impl SegmentHeader {
     /// Reads and checks the header at the start of `page`.
     pub fn decode(page: &[u8]) -> Result<SegmentHeader, HeaderError> {
         let Ok((h, _)) = SegmentHeader::read_from_prefix(page) else {
-            return Err(HeaderError::BadMagic);
+            // A file cut short before its header (e.g. a crash between
+            // creating a segment and reserving its space) is blank if zeros.
+            let blank = page.iter().all(|&b| b == 0);
+            return Err(if blank { HeaderError::Blank } else { HeaderError::BadMagic });
         };
         if h.magic != SEGMENT_MAGIC {
             let blank = page.iter().take(HEADER_BYTES as usize).all(|&b| b == 0);
@@ -112,5 +115,7 @@ mod tests {
         assert_eq!(SegmentHeader::decode(&bad).unwrap_err(), HeaderError::Checksum);
         assert_eq!(SegmentHeader::decode(&vec![0u8; 4096]).unwrap_err(), HeaderError::Blank);
         assert_eq!(SegmentHeader::decode(&[1, 2]).unwrap_err(), HeaderError::BadMagic);
+        assert_eq!(SegmentHeader::decode(&[]).unwrap_err(), HeaderError::Blank);
+        assert_eq!(SegmentHeader::decode(&[0; 10]).unwrap_err(), HeaderError::Blank);
     }
 }
