@@ -1,0 +1,425 @@
+//! `varve bench`: measures varvelog against the machine's limits in one run.
+//!
+//! Phases (progress on stderr, results on stdout):
+//! 1. timer calibration; 2. physical bounds: memcpy of the same frames into a
+//!    preallocated, pre-faulted file mapping, CRC32C over them, a cross-core
+//!    atomic ping-pong, pwrite+fdatasync of the same bytes;
+//! 3. varvelog: append throughput (no timer in the loop), append latency
+//!    (every append timed), writer->tail latency with a paced writer, the
+//!    writer at full speed with tailing and scanning readers beside it, a
+//!    checksummed scan of everything, durable group commit, close and reopen.
+//!
+//! Every latency sample is `end - start - timer overhead` (the median cost of
+//! two back-to-back timer reads, measured in the same run and printed).
+
+mod baseline;
+mod clock;
+mod engine;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use varvelog::format::{frame_crc, FrameHeader, FRAME_HEADER_BYTES};
+use zerocopy::little_endian::{U16, U32, U64};
+use zerocopy::IntoBytes;
+
+use clock::Clock;
+
+pub(crate) type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Options of `varve bench`. With none it runs the default workload in a
+/// temporary directory.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Payload bytes per record (at least 8: tailing readers read the writer's send stamp from them).
+    #[arg(long, default_value_t = 100)]
+    pub payload_bytes: usize,
+    /// Records per append phase (append throughput, append latency, mixed).
+    #[arg(long, default_value_t = 4_000_000)]
+    pub records: u64,
+    /// Tailing readers following the writer.
+    #[arg(long, default_value_t = 1)]
+    pub readers: usize,
+    /// Scanning readers reading the whole log over and over while the writer runs at full speed.
+    #[arg(long, default_value_t = 1)]
+    pub scanners: usize,
+    /// How tailing readers wait for new records.
+    #[arg(long, value_enum, default_value_t = Wait::Spin)]
+    pub wait: Wait,
+    /// Sync policy of the append phases: never, always (every append), or every-N (Writer::sync after every N appends).
+    #[arg(long, default_value = "never", value_parser = parse_sync)]
+    pub sync: SyncMode,
+    /// Segment size, e.g. 64MiB (suffixes K, M, G, KiB, MiB, GiB; all binary).
+    #[arg(long, default_value = "64MiB", value_parser = parse_bytes)]
+    pub segment_bytes: u64,
+    /// Print the results as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Directory (file system) to run in; a fresh subdirectory is made and removed afterwards.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Records the paced writer appends in the writer->tail latency phase.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub tail_records: u64,
+    /// Rate (records/s) of the paced writer in the writer->tail latency phase.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub tail_rate: u64,
+    /// Seconds each durable (sync) measurement runs.
+    #[arg(long, default_value_t = 1.0)]
+    pub sync_seconds: f64,
+    /// Longest time any append phase may run before it stops early.
+    #[arg(long, default_value_t = 30.0)]
+    pub max_phase_seconds: f64,
+}
+
+/// How a tailing reader waits.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Busy-spin: lowest latency, burns a core.
+    Spin,
+    /// Back off, then sleep between polls.
+    Park,
+}
+
+/// Sync policy of the append phases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// No syncs (the OS writes back on its own).
+    Never,
+    /// `SyncPolicy::Always`: every append synced before it returns.
+    Always,
+    /// `Writer::sync()` after every N appends.
+    Every(u64),
+}
+
+impl std::fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncMode::Never => write!(f, "never"),
+            SyncMode::Always => write!(f, "always"),
+            SyncMode::Every(n) => write!(f, "every-{n}"),
+        }
+    }
+}
+
+fn parse_sync(s: &str) -> Result<SyncMode, String> {
+    match s {
+        "never" => Ok(SyncMode::Never),
+        "always" => Ok(SyncMode::Always),
+        _ => match s.strip_prefix("every-").map(str::parse::<u64>) {
+            Some(Ok(n)) if n > 0 => Ok(SyncMode::Every(n)),
+            _ => Err(format!("expected never, always or every-N (N > 0), got {s:?}")),
+        },
+    }
+}
+
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" | "kb" => 1 << 10,
+        "m" | "mib" | "mb" => 1 << 20,
+        "g" | "gib" | "gb" => 1 << 30,
+        u => return Err(format!("unknown size unit {u:?} in {s:?}")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("size too large: {s:?}"))
+}
+
+/// A throughput: `records` (of `payload` bytes each) in `secs`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rate {
+    /// Records processed.
+    pub records: u64,
+    /// Payload bytes per record.
+    pub payload: usize,
+    /// Seconds taken.
+    pub secs: f64,
+}
+
+impl Rate {
+    fn new(records: u64, payload: usize, d: Duration) -> Rate {
+        Rate { records, payload, secs: d.as_secs_f64() }
+    }
+    /// Records per second.
+    pub fn per_sec(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.records as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
+    /// Payload megabytes (10^6) per second.
+    pub fn mb_per_sec(&self) -> f64 {
+        self.per_sec() * self.payload as f64 / 1e6
+    }
+}
+
+/// Latency percentiles in nanoseconds from an HDR histogram.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lat {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// 99.99th percentile.
+    pub p9999: u64,
+    /// Largest sample.
+    pub max: u64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl Lat {
+    fn of(h: &Histogram<u64>) -> Lat {
+        if h.is_empty() {
+            return Lat::default();
+        }
+        Lat {
+            count: h.len(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            p9999: h.value_at_quantile(0.9999),
+            max: h.max(),
+            mean: h.mean(),
+        }
+    }
+}
+
+/// Durable throughput at one group size.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Durable {
+    /// Records per sync.
+    pub per_sync: u64,
+    /// Records made durable per second.
+    pub rate: Rate,
+    /// Time of one group (its appends or write, plus the sync).
+    pub sync_lat: Lat,
+}
+
+/// Everything one run measured.
+pub struct Results {
+    machine: String,
+    dir: PathBuf,
+    clock: Clock,
+    frame_bytes: usize,
+    memcpy: Rate,
+    memcpy_lat: Lat,
+    crc: Rate,
+    ping_pong: Lat,
+    pwrite: Vec<Durable>,
+    append: Rate,
+    append_lat: Lat,
+    tail: Option<engine::TailResult>,
+    mixed: Option<engine::MixedResult>,
+    scan: Rate,
+    durable: Vec<Durable>,
+    close: Duration,
+    open: Duration,
+    open_files: Duration,
+    open_report: varvelog::RecoveryReport,
+    log_bytes: u64,
+    elapsed: Duration,
+}
+
+/// Runs the benchmark described by `args` and prints the results.
+pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+    run_bench(args).map_err(|e| -> Box<dyn std::error::Error> { e })
+}
+
+fn run_bench(args: &BenchArgs) -> Res<()> {
+    if args.payload_bytes < 8 && (args.readers > 0 || args.tail_records > 0) {
+        return Err("--payload-bytes must be at least 8 when tailing readers run (the writer's send stamp goes in the payload); use --readers 0 --tail-records 0 for smaller payloads".into());
+    }
+    if args.records == 0 {
+        return Err("--records must be at least 1".into());
+    }
+    if !(args.sync_seconds > 0.0 && args.max_phase_seconds > 0.0) {
+        return Err("--sync-seconds and --max-phase-seconds must be positive".into());
+    }
+    let begun = Instant::now();
+    let work = WorkDir::new(args.dir.as_deref())?;
+    let max = Duration::from_secs_f64(args.max_phase_seconds);
+    let budget = Duration::from_secs_f64(args.sync_seconds);
+    let steps = 11;
+    let mut step = 0;
+    let mut phase = |what: &str| {
+        step += 1;
+        end_progress();
+        eprintln!("[{step:2}/{steps}] {what}");
+    };
+
+    phase("calibrating the timer");
+    let clock = Clock::calibrate();
+    eprintln!("        {}", clock.describe());
+    let frame = sample_frame(args.payload_bytes)?;
+    let frame_len = FRAME_HEADER_BYTES as usize + args.payload_bytes;
+
+    phase(&format!("bound: memcpy of {} frames of {} B into a pre-faulted mapping; CRC32C over them", args.records, frame.len()));
+    let mem = baseline::memory(&work.path("memcpy.bin"), &frame, frame_len, args.records, args.payload_bytes, &clock)?;
+    phase("bound: cross-core atomic ping-pong");
+    let ping_pong = baseline::ping_pong(&clock, 2_000_000, Duration::from_secs(1))?;
+    phase("bound: pwrite + fdatasync, 1 and 100 frames per sync");
+    let pwrite = vec![
+        baseline::pwrite_sync(&work.path("pwrite-1.bin"), &frame, 1, budget, args.payload_bytes)?,
+        baseline::pwrite_sync(&work.path("pwrite-100.bin"), &frame, 100, budget, args.payload_bytes)?,
+    ];
+
+    let log_dir = work.path("log");
+    let mut eng = engine::Engine::open(&log_dir, args.segment_bytes, args.payload_bytes, args.sync, clock)?;
+    phase(&format!("varvelog: append throughput, {} records, no timer in the loop", args.records));
+    let append = eng.append_throughput(args.records, max)?;
+    phase(&format!("varvelog: append latency, {} records, every append timed", args.records));
+    let append_lat = eng.append_latency(args.records, max)?;
+    let tail = if args.readers > 0 && args.tail_records > 0 {
+        phase(&format!(
+            "varvelog: writer->tail latency, {} records paced at {}/s, {} {:?} reader(s)",
+            args.tail_records, args.tail_rate, args.readers, args.wait
+        ));
+        Some(eng.tail(args.tail_records, args.tail_rate, args.readers, args.wait)?)
+    } else {
+        phase("varvelog: writer->tail latency skipped (--readers 0 or --tail-records 0)");
+        None
+    };
+    let mixed = if args.readers + args.scanners > 0 {
+        phase(&format!(
+            "varvelog: {} records at full speed with {} tailing and {} scanning reader(s)",
+            args.records, args.readers, args.scanners
+        ));
+        Some(eng.mixed(args.records, args.readers, args.scanners, args.wait, max)?)
+    } else {
+        phase("varvelog: mixed phase skipped (no readers)");
+        None
+    };
+    phase("varvelog: scan of the whole log, checksums verified");
+    let scan = eng.scan()?;
+    let close = eng.close();
+
+    phase("varvelog: durable group commit, 1 and 100 appends per Writer::sync");
+    let durable = vec![
+        engine::durable(&work.path("durable-1"), args.segment_bytes, args.payload_bytes, 1, budget)?,
+        engine::durable(&work.path("durable-100"), args.segment_bytes, args.payload_bytes, 100, budget)?,
+    ];
+    phase("varvelog: reopen (recovery) of the log; bound: open + mmap of its files");
+    let (open, open_report, log_bytes) = engine::reopen(&log_dir, args.segment_bytes)?;
+    let open_files = baseline::open_files(&log_dir)?;
+
+    let results = Results {
+        machine: baseline::machine(work.root()),
+        dir: work.root().to_path_buf(),
+        clock,
+        frame_bytes: frame.len(),
+        memcpy: mem.memcpy,
+        memcpy_lat: mem.memcpy_lat,
+        crc: mem.crc,
+        ping_pong,
+        pwrite,
+        append,
+        append_lat,
+        tail,
+        mixed,
+        scan,
+        durable,
+        close,
+        open,
+        open_files,
+        open_report,
+        log_bytes,
+        elapsed: begun.elapsed(),
+    };
+    end_progress();
+    drop(work);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report::json(args, &results))?);
+    } else {
+        print!("{}", report::tables(args, &results));
+    }
+    Ok(())
+}
+
+/// A real varvelog frame (header, `payload` bytes, padding), as the writer
+/// would lay it down: the baselines copy and checksum exactly these bytes.
+fn sample_frame(payload: usize) -> Res<Vec<u8>> {
+    let body = vec![0x5Au8; payload];
+    let len = FRAME_HEADER_BYTES as usize + payload;
+    let mut h = FrameHeader {
+        len: U32::new(u32::try_from(len)?),
+        crc: U32::new(0),
+        seq: U64::new(1),
+        timestamp_us: U64::new(1_700_000_000_000_000),
+        prev_len: U32::new(0),
+        key_len: U16::new(0),
+        flags: 0,
+        reserved: 0,
+    };
+    h.crc = U32::new(frame_crc(&h, &body, &[]));
+    let mut out = h.as_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out.resize(len.next_multiple_of(8), 0);
+    Ok(out)
+}
+
+static PROGRESS_SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints `done/total` over the current stderr line.
+pub(crate) fn progress(done: u64, total: u64) {
+    use std::io::Write;
+    let _ = write!(std::io::stderr().lock(), "\r        {done}/{total} records ({:.0}%)", done as f64 * 100.0 / total.max(1) as f64);
+    PROGRESS_SHOWN.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Ends a progress line, if one is showing.
+fn end_progress() {
+    if PROGRESS_SHOWN.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!();
+    }
+}
+
+/// Joins a scoped thread, turning a panic into an error.
+pub(crate) fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>, what: &str) -> Res<T> {
+    h.join().map_err(|_| format!("{what} thread panicked").into())
+}
+
+/// A fresh directory for one run, removed (with everything in it) on drop.
+struct WorkDir {
+    root: PathBuf,
+}
+
+impl WorkDir {
+    fn new(parent: Option<&Path>) -> Res<WorkDir> {
+        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        std::fs::create_dir_all(&parent)?;
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let root = parent.join(format!("varve-bench-{}-{stamp}", std::process::id()));
+        std::fs::create_dir(&root)?;
+        Ok(WorkDir { root })
+    }
+
+    fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.root) {
+            eprintln!("varve bench: could not remove {}: {e}", self.root.display());
+        }
+    }
+}
