@@ -45,6 +45,7 @@ mod segment;
 mod shared;
 mod snapshot;
 mod sync;
+mod tail;
 mod writer;
 
 pub use crate::error::{Error, Result};
@@ -52,4 +53,5 @@ pub use crate::log::{Log, LOCK_FILE_NAME};
 pub use crate::options::{Options, RecoveryMode, SyncPolicy, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SEGMENT_BYTES};
 pub use crate::recovery::RecoveryReport;
 pub use crate::snapshot::{Iter, Record, RevIter, Snapshot};
+pub use crate::tail::{OwnedRecord, Tail, WaitStrategy};
 pub use crate::writer::{Entry, Writer};

@@ -156,6 +156,15 @@ impl Log {
     pub fn is_poisoned(&self) -> bool {
         self.inner.shared.is_poisoned()
     }
+
+    /// For the tail, ingest, retention and verify modules.
+    pub(crate) fn inner(&self) -> &std::sync::Arc<LogInner> {
+        &self.inner
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
 }
 
 impl LogInner {

@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) durable_next: StdAtomicU64,
     /// A segment file was created or renamed since the last directory sync.
     pub(crate) dir_dirty: StdAtomicBool,
+    /// Tails parked waiting for the next publication.
+    pub(crate) tail_waiters: crate::tail::Waiters,
 }
 
 impl Shared {
@@ -41,6 +43,7 @@ impl Shared {
             poison: OnceLock::new(),
             durable_next: StdAtomicU64::new(durable_next),
             dir_dirty: StdAtomicBool::new(false),
+            tail_waiters: crate::tail::Waiters::new(),
         }
     }
 

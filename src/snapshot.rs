@@ -22,7 +22,7 @@ pub struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
-    fn from_frame(f: &DecodedFrame<'a>) -> Record<'a> {
+    pub(crate) fn from_frame(f: &DecodedFrame<'a>) -> Record<'a> {
         Record { seq: f.seq, timestamp_us: f.timestamp_us, flags: f.flags, key: f.key, payload: f.payload }
     }
 
@@ -58,9 +58,9 @@ impl<'a> Record<'a> {
 /// retention removes them from the log meanwhile.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
-    state: Arc<State>,
+    pub(crate) state: Arc<State>,
     /// `(count, end)` of the last (active) segment when taken.
-    active: Option<(u64, u64)>,
+    pub(crate) active: Option<(u64, u64)>,
 }
 
 impl Snapshot {
@@ -72,7 +72,7 @@ impl Snapshot {
         Snapshot { state, active }
     }
 
-    fn view(&self, i: usize) -> SegView<'_> {
+    pub(crate) fn view(&self, i: usize) -> SegView<'_> {
         let last = i + 1 == self.state.segments.len();
         SegView::of(&self.state.segments[i], if last { self.active } else { None })
     }
@@ -115,13 +115,13 @@ impl Snapshot {
     }
 
     /// Index of the segment that holds `seq`, if any.
-    fn segment_of(&self, seq: u64) -> Option<usize> {
+    pub(crate) fn segment_of(&self, seq: u64) -> Option<usize> {
         let segs = &self.state.segments;
         let i = segs.partition_point(|s| s.base_seq() <= seq).checked_sub(1)?;
         (seq < self.view(i).end_seq()).then_some(i)
     }
 
-    fn check_retained(&self, seq: u64) -> Result<()> {
+    pub(crate) fn check_retained(&self, seq: u64) -> Result<()> {
         match self.state.segments.first() {
             Some(s) if seq < s.base_seq() => Err(Error::Truncated { requested: seq, first_available: s.base_seq() }),
             _ => Ok(()),

@@ -4,13 +4,13 @@
 //! through is imported from here, so the loom models check the real code.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::{Arc, Mutex};
+pub(crate) use loom::sync::{Arc, Condvar, Mutex};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Arc, Mutex};
+pub(crate) use std::sync::{Arc, Condvar, Mutex};
 
 /// Locks a mutex, ignoring poisoning (no protected state here is left
 /// half-updated by a panic: every critical section is a single swap).
@@ -55,6 +55,19 @@ impl<T> SnapshotCell<T> {
         #[cfg(loom)]
         {
             lock(&self.inner).clone()
+        }
+    }
+
+    /// Whether `value` is still the current value: a cheap check (no
+    /// reference-count traffic) for readers polling for a change.
+    pub(crate) fn is_current(&self, value: &Arc<T>) -> bool {
+        #[cfg(not(loom))]
+        {
+            Arc::ptr_eq(&self.inner.load(), value)
+        }
+        #[cfg(loom)]
+        {
+            Arc::ptr_eq(&*self.inner.lock().unwrap(), value)
         }
     }
 

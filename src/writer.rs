@@ -311,6 +311,8 @@ impl Writer {
 
     #[inline]
     fn after_publish(&mut self) -> Result<()> {
+        // Parked tails, if any (one fence and one load when there are none).
+        self.inner.shared.tail_waiters.wake();
         match self.inner.shared.opts.sync_policy {
             SyncPolicy::Never => Ok(()),
             SyncPolicy::Always => self.sync(),
