@@ -240,7 +240,19 @@ impl Recovery<'_> {
         Ok(Step::Active((seg, map, writer)))
     }
 
+    /// Removes the segments after a cut. Each must first show a valid (or
+    /// blank) segment header: a foreign, damaged or future-version file that
+    /// merely has a segment name is refused with its typed error, never deleted.
     fn remove_all(&mut self, files: &[(u64, PathBuf)]) -> Result<()> {
+        for (_, path) in files {
+            let file = self.fs().open(path, false).map_err(|e| Error::io("open segment", path, e))?;
+            let mut page = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(&file, HEADER_BYTES), &mut page)
+                .map_err(|e| Error::io("read segment header", path, e))?;
+            if let Err(HeaderOutcome::Fatal(e)) = check_header(path, &page) {
+                return Err(e);
+            }
+        }
         for (_, path) in files {
             self.fs().remove(path).map_err(|e| Error::io("remove segment", path, e))?;
             self.report.removed.push(path.clone());

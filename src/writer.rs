@@ -9,8 +9,9 @@ use zerocopy::IntoBytes;
 use crate::error::{Error, Result};
 use crate::format::{
     align_up, frame_crc, FrameHeader, FLAG_BATCH_CONTINUES, FLAG_TOMBSTONE, FRAME_HEADER_BYTES, HEADER_BYTES, INDEX_INTERVAL_BYTES,
+    PREALLOC_SUFFIX,
 };
-use crate::lifecycle::{activate, now_us, Prepared};
+use crate::lifecycle::{activate, now_us, preallocate, Prepared};
 use crate::log::{Job, LogInner};
 use crate::options::SyncPolicy;
 use crate::raw::MapWriter;
@@ -284,10 +285,19 @@ impl Writer {
         let core = self.core();
         let prepared = match core.ready.recv() {
             Ok(Ok(p)) => p,
-            Ok(Err(e)) => {
-                // Nothing changed: the caller may retry (e.g. after freeing space).
-                inner.submit(Job::Prepare);
-                return Err(e);
+            Ok(Err(_stale)) => {
+                // That spare failed when it was prepared, perhaps long ago, and
+                // the disk may have room again: prepare one here, now. If this
+                // fails too, nothing changed and the caller may retry (e.g.
+                // after freeing space) without meeting the stale error again.
+                let path = shared.dir.join(format!("writer-{}{PREALLOC_SUFFIX}", core.seg.base_seq + core.st.count));
+                match preallocate(shared.fs(), &path, shared.opts.segment_bytes, shared.opts.prefault) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        inner.submit(Job::Prepare);
+                        return Err(e);
+                    }
+                }
             }
             Err(_) => {
                 return Err(shared.poison_with(Error::io("preallocate", &shared.dir, std::io::Error::other("segment worker stopped"))))
