@@ -105,6 +105,10 @@ pub enum Error {
         /// What is wrong.
         what: String,
     },
+    /// The ingest pipeline ([`crate::Ingest`]) was closed before this record
+    /// reached the writer; it was not appended.
+    #[error("the ingest pipeline is closed; the record was not appended")]
+    IngestClosed,
     /// The requested records were removed by retention.
     #[error("seq {requested} is no longer in the log; the first available is {first_available}")]
     Truncated {

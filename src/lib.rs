@@ -36,6 +36,7 @@
 mod error;
 pub mod format;
 pub mod fs;
+mod ingest;
 mod lifecycle;
 mod log;
 mod options;
@@ -49,9 +50,11 @@ mod tail;
 mod writer;
 
 pub use crate::error::{Error, Result};
+pub use crate::ingest::{Ingest, IngestOptions, Ticket};
 pub use crate::log::{Log, LOCK_FILE_NAME};
 pub use crate::options::{Options, RecoveryMode, SyncPolicy, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SEGMENT_BYTES};
 pub use crate::recovery::RecoveryReport;
 pub use crate::snapshot::{Iter, Record, RevIter, Snapshot};
+pub use crate::tail::{OwnedRecord, Tail, WaitStrategy};
 pub use crate::tail::{OwnedRecord, Tail, WaitStrategy};
 pub use crate::writer::{Entry, Writer};

@@ -28,10 +28,10 @@ use crate::sync::Arc;
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Entry<'a> {
-    payload: &'a [u8],
-    key: &'a [u8],
-    timestamp_us: Option<u64>,
-    tombstone: bool,
+    pub(crate) payload: &'a [u8],
+    pub(crate) key: &'a [u8],
+    pub(crate) timestamp_us: Option<u64>,
+    pub(crate) tombstone: bool,
 }
 
 impl<'a> Entry<'a> {
@@ -321,6 +321,8 @@ impl Writer {
 
     #[inline]
     fn after_publish(&mut self) -> Result<()> {
+        // Parked tails, if any (one fence and one load when there are none).
+        self.inner.shared.tail_waiters.wake();
         // Parked tails, if any (one fence and one load when there are none).
         self.inner.shared.tail_waiters.wake();
         match self.inner.shared.opts.sync_policy {
