@@ -56,5 +56,4 @@ pub use crate::options::{Options, RecoveryMode, SyncPolicy, DEFAULT_MAX_KEY_BYTE
 pub use crate::recovery::RecoveryReport;
 pub use crate::snapshot::{Iter, Record, RevIter, Snapshot};
 pub use crate::tail::{OwnedRecord, Tail, WaitStrategy};
-pub use crate::tail::{OwnedRecord, Tail, WaitStrategy};
 pub use crate::writer::{Entry, Writer};
