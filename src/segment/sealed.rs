@@ -17,7 +17,6 @@ pub(crate) struct SealedSegment {
     map: ReadMap,
     pub(crate) base_seq: u64,
     pub(crate) count: u64,
-    #[allow(dead_code)] // read by Snapshot::time_range (issue 3)
     pub(crate) min_ts: u64,
     pub(crate) max_ts: u64,
     pub(crate) frames_end: u64,

@@ -1,0 +1,245 @@
+//! Retention: removing the oldest whole sealed segments.
+//!
+//! A pass decides, under the publication lock, how long a prefix of sealed
+//! segments goes; publishes the state without them; then unlinks their
+//! files, oldest first, and syncs the directory. Readers holding an older
+//! snapshot keep their mappings (unlinking a mapped file is safe on Linux:
+//! the inode lives until the last mapping goes) and finish their scans. The
+//! active segment, and a segment rotated away from but not yet sealed, are
+//! never removed, and nothing after one of them is either: only a prefix of
+//! the log can go, so seqs stay dense from the first one kept.
+
+use std::path::PathBuf;
+use std::sync::Weak;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
+
+use crate::error::{Error, Result};
+use crate::lifecycle::now_us;
+use crate::log::{Log, LogInner};
+use crate::segment::{SealedSegment, Segment};
+use crate::shared::Shared;
+use crate::snapshot::State;
+use crate::sync::Arc;
+
+/// What to keep. A sealed segment at the start of the log goes if **any**
+/// set limit says so; the pass stops at the first segment that no limit
+/// removes (only a prefix of the log can go).
+///
+/// ```
+/// use std::time::Duration;
+/// use varvelog::Retention;
+/// let keep_a_day_or_1_gib = Retention::new().max_age(Duration::from_secs(86_400)).max_total_bytes(1 << 30);
+/// # let _ = keep_a_day_or_1_gib;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retention {
+    max_age: Option<Duration>,
+    max_total_bytes: Option<u64>,
+    min_seq: Option<u64>,
+}
+
+impl Retention {
+    /// No limits: a pass removes nothing until one is set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Remove segments whose newest record (by timestamp) is older than
+    /// `age` before now (the system clock).
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.max_age = Some(age);
+        self
+    }
+
+    /// Remove the oldest segments while all segment files together take more
+    /// than `bytes` (sealed files at their size, live ones at their
+    /// preallocated size). The active segment always stays, so the log can
+    /// stay above the limit.
+    pub fn max_total_bytes(mut self, bytes: u64) -> Self {
+        self.max_total_bytes = Some(bytes);
+        self
+    }
+
+    /// Remove segments all of whose records have a seq below `seq`. A
+    /// segment that holds `seq` or later stays, so records below `seq` may
+    /// remain.
+    pub fn min_seq(mut self, seq: u64) -> Self {
+        self.min_seq = Some(seq);
+        self
+    }
+}
+
+/// What one retention pass removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetentionReport {
+    /// Segment files removed, oldest first.
+    pub removed: Vec<PathBuf>,
+    /// Records in them.
+    pub removed_records: u64,
+    /// Their size on disk.
+    pub removed_bytes: u64,
+    /// The first seq in the log after the pass.
+    pub first_seq: u64,
+}
+
+impl RetentionReport {
+    /// Number of segment files removed.
+    pub fn removed_segments(&self) -> usize {
+        self.removed.len()
+    }
+}
+
+/// Size of a segment file on disk.
+fn segment_bytes(s: &Segment) -> u64 {
+    match s {
+        Segment::Sealed(s) => s.bytes().len() as u64,
+        Segment::Live(a) => a.map.len(),
+    }
+}
+
+/// The leading sealed segments `policy` removes from `segments`.
+fn plan(segments: &[Segment], policy: &Retention, cutoff_us: Option<u64>) -> Vec<Arc<SealedSegment>> {
+    let mut total: u64 = segments.iter().map(segment_bytes).sum();
+    let mut out = Vec::new();
+    // The last segment is the active one; it never goes.
+    for s in segments.iter().take(segments.len().saturating_sub(1)) {
+        let Segment::Sealed(s) = s else { break };
+        let by_seq = policy.min_seq.is_some_and(|m| s.end_seq() <= m);
+        let by_age = cutoff_us.is_some_and(|c| s.count == 0 || s.max_ts < c);
+        let by_size = policy.max_total_bytes.is_some_and(|m| total > m);
+        if !(by_seq || by_age || by_size) {
+            break;
+        }
+        total -= s.bytes().len() as u64;
+        out.push(s.clone());
+    }
+    out
+}
+
+/// One retention pass over the log behind `shared`.
+pub(crate) fn apply(shared: &Shared, policy: &Retention) -> Result<RetentionReport> {
+    let cutoff = policy.max_age.map(|a| now_us().saturating_sub(u64::try_from(a.as_micros()).unwrap_or(u64::MAX)));
+    let current = shared.state.load();
+    if plan(&current.segments, policy, cutoff).is_empty() {
+        let first_seq = current.segments.first().map_or(0, Segment::base_seq);
+        return Ok(RetentionReport { first_seq, ..RetentionReport::default() });
+    }
+    drop(current);
+    // Decide again under the publication lock, against the state we replace.
+    let mut removed = Vec::new();
+    let mut first_seq = 0;
+    shared.publish(|old| {
+        removed = plan(&old.segments, policy, cutoff);
+        let segments = old.segments[removed.len()..].to_vec();
+        first_seq = segments.first().map_or(0, Segment::base_seq);
+        State { segments }
+    });
+    let mut report = RetentionReport { first_seq, ..RetentionReport::default() };
+    // Oldest first: if a crash keeps only some of the unlinks, what remains
+    // on disk is still a contiguous run of segments.
+    for s in &removed {
+        shared.fs().remove(&s.path).map_err(|e| Error::io("remove segment", &s.path, e))?;
+        report.removed.push(s.path.clone());
+        report.removed_records += s.count;
+        report.removed_bytes += s.bytes().len() as u64;
+    }
+    if !removed.is_empty() {
+        shared.fs().sync_dir(&shared.dir).map_err(|e| Error::io("fsync directory", &shared.dir, e))?;
+    }
+    Ok(report)
+}
+
+impl Log {
+    /// Runs one retention pass now: removes the oldest sealed segments that
+    /// `policy` says to drop. The new state is published before any file is
+    /// unlinked, so snapshots and tails already reading them finish
+    /// undisturbed; a [`crate::Tail`] that later needs a removed record gets
+    /// [`Error::Truncated`]. I/O errors are returned (they do not poison the
+    /// writer): a file that could not be unlinked is out of the log but stays
+    /// on disk, and is found again on the next open.
+    pub fn retain(&self, policy: &Retention) -> Result<RetentionReport> {
+        apply(self.shared(), policy)
+    }
+
+    /// Runs [`Log::retain`] every `interval` on a background thread until the
+    /// returned task is dropped or the log is closed.
+    pub fn retain_every(&self, policy: Retention, interval: Duration) -> Result<RetentionTask> {
+        let weak = std::sync::Arc::downgrade(self.inner());
+        let (stop, stopped) = bounded::<()>(0);
+        let stats = std::sync::Arc::new(std::sync::Mutex::new(TaskStats::default()));
+        let task_stats = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("varvelog-retention".into())
+            .spawn(move || loop {
+                match stopped.recv_timeout(interval) {
+                    Err(RecvTimeoutError::Timeout) => {
+                        if !pass(&weak, &policy, &task_stats) {
+                            return;
+                        }
+                    }
+                    _ => return,
+                }
+            })
+            .map_err(|e| Error::io("spawn thread", "varvelog-retention", e))?;
+        Ok(RetentionTask { stop: Some(stop), thread: Some(thread), stats })
+    }
+}
+
+/// One background pass; `false` once the log is gone.
+fn pass(log: &Weak<LogInner>, policy: &Retention, stats: &std::sync::Mutex<TaskStats>) -> bool {
+    let Some(inner) = log.upgrade() else { return false };
+    let result = apply(&inner.shared, policy);
+    let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+    s.passes += 1;
+    match result {
+        Ok(r) => s.removed_segments += r.removed.len() as u64,
+        Err(e) => s.last_error = Some(e),
+    }
+    true
+}
+
+#[derive(Debug, Default)]
+struct TaskStats {
+    passes: u64,
+    removed_segments: u64,
+    last_error: Option<Error>,
+}
+
+/// A background retention policy from [`Log::retain_every`]. Dropping it
+/// stops the thread (after a pass in progress ends). It holds the log only
+/// weakly: closing the log stops it too.
+#[derive(Debug)]
+pub struct RetentionTask {
+    stop: Option<Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    stats: std::sync::Arc<std::sync::Mutex<TaskStats>>,
+}
+
+impl RetentionTask {
+    /// Passes run so far.
+    pub fn passes(&self) -> u64 {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).passes
+    }
+
+    /// Segments removed by all passes so far.
+    pub fn removed_segments(&self) -> u64 {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).removed_segments
+    }
+
+    /// The error of the latest failed pass, if any since the last call.
+    pub fn take_error(&self) -> Option<Error> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).last_error.take()
+    }
+}
+
+impl Drop for RetentionTask {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
