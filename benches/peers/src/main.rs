@@ -1,0 +1,373 @@
+//! Peer harness: the `varve bench` workload (100-byte payloads) on varvelog
+//! and on other embedded logs, several rounds in alternating order, each
+//! engine in its own fresh directory. Reports medians and spread as a
+//! Markdown table, a JSON file and an SVG plot.
+//!
+//! ```text
+//! cd benches/peers && CARGO_TARGET_DIR=target cargo run --release -- \
+//!     [--records N] [--rounds R] [--sync-seconds S] [--engines a,b] [--dir D] [--out DIR]
+//! ```
+//!
+//! Rows, per engine and round:
+//! * append: N records one call each (every call timed), then a flush to the
+//!   OS (no fsync) inside the timing;
+//! * batch: N records in batches of 100 through the engine's batch API, then a flush;
+//! * durable 1 / durable 100: records made durable per second when every
+//!   group of 1 / 100 is synced, for S seconds;
+//! * reopen: time to open the log again (recovery); scan: read everything back.
+
+mod clock;
+mod engines;
+mod plot;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use engines::{Engine, Peer};
+use serde_json::{json, Value};
+
+pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+struct Args {
+    records: u64,
+    rounds: usize,
+    sync_seconds: f64,
+    engines: Vec<Engine>,
+    dir: PathBuf,
+    out: PathBuf,
+}
+
+fn parse_args() -> Res<Args> {
+    let mut a = Args {
+        records: 1_000_000,
+        rounds: 3,
+        sync_seconds: 0.5,
+        engines: Engine::ALL.to_vec(),
+        dir: std::env::temp_dir(),
+        out: PathBuf::from("results"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--records" => a.records = val()?.parse()?,
+            "--rounds" => a.rounds = val()?.parse()?,
+            "--sync-seconds" => a.sync_seconds = val()?.parse()?,
+            "--dir" => a.dir = PathBuf::from(val()?),
+            "--out" => a.out = PathBuf::from(val()?),
+            "--engines" => {
+                a.engines = val()?
+                    .split(',')
+                    .map(|s| Engine::parse(s.trim()).ok_or_else(|| format!("unknown engine {s:?}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "-h" | "--help" => {
+                println!("options: --records N --rounds R --sync-seconds S --engines varvelog,raft-engine,commitlog,open-wal,okaywal,fjall,File+BufWriter+fdatasync --dir D --out DIR");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown option {other}").into()),
+        }
+    }
+    if a.records < 100 || a.rounds == 0 || a.sync_seconds <= 0.0 {
+        return Err("need --records >= 100, --rounds >= 1, --sync-seconds > 0".into());
+    }
+    Ok(a)
+}
+
+/// Percentiles in nanoseconds.
+#[derive(Clone, Copy, Debug, Default)]
+struct Lat {
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+}
+
+impl Lat {
+    fn of(h: &hdrhistogram::Histogram<u64>) -> Lat {
+        Lat {
+            p50: h.value_at_quantile(0.5) as f64,
+            p99: h.value_at_quantile(0.99) as f64,
+            p999: h.value_at_quantile(0.999) as f64,
+            max: h.max() as f64,
+        }
+    }
+}
+
+/// One engine's figures in one round; `None` where the row does not apply.
+#[derive(Clone, Debug, Default)]
+struct Round {
+    append: Option<f64>,
+    append_lat: Option<Lat>,
+    batch: Option<f64>,
+    durable1: Option<f64>,
+    durable1_lat: Option<Lat>,
+    durable100: Option<f64>,
+    durable100_lat: Option<Lat>,
+    reopen_ms: f64,
+    scan: Option<f64>,
+}
+
+fn histogram() -> Res<hdrhistogram::Histogram<u64>> {
+    Ok(hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000_000, 3)?)
+}
+
+/// Groups of `per` records, each made durable, for `budget`; returns
+/// records/s, group latency and records written.
+fn durable(p: &mut dyn Peer, per: usize, payload: &[u8], budget: Duration) -> Res<(f64, Lat, u64)> {
+    let batch: Vec<&[u8]> = vec![payload; per];
+    let mut h = histogram()?;
+    let mut groups = 0u64;
+    let start = Instant::now();
+    while groups < 3 || start.elapsed() < budget {
+        let t = Instant::now();
+        p.append_durable(&batch)?;
+        h.saturating_record(t.elapsed().as_nanos() as u64);
+        groups += 1;
+    }
+    let records = groups * per as u64;
+    Ok((records as f64 / start.elapsed().as_secs_f64(), Lat::of(&h), records))
+}
+
+fn run_one(engine: Engine, dir: &Path, a: &Args, clock: &clock::Clock) -> Res<Round> {
+    let payload = vec![0x5Au8; 100];
+    let n = a.records;
+    let budget = Duration::from_secs_f64(a.sync_seconds);
+    let mut r = Round::default();
+    let mut written = 0u64;
+    let mut p = engines::open(engine, dir)?;
+    if engine.has_nondurable_append() {
+        let mut h = histogram()?;
+        let start = Instant::now();
+        for _ in 0..n {
+            let t0 = clock::ticks();
+            p.append(&payload)?;
+            let t1 = clock::ticks();
+            clock.record(&mut h, t0, t1);
+        }
+        p.flush()?;
+        r.append = Some(n as f64 / start.elapsed().as_secs_f64());
+        r.append_lat = Some(Lat::of(&h));
+        let batch: Vec<&[u8]> = vec![&payload; 100];
+        let start = Instant::now();
+        for _ in 0..n / 100 {
+            p.append_batch(&batch)?;
+        }
+        p.flush()?;
+        r.batch = Some((n / 100 * 100) as f64 / start.elapsed().as_secs_f64());
+        written += n + n / 100 * 100;
+    }
+    let (d1, l1, w1) = durable(&mut *p, 1, &payload, budget)?;
+    let (d100, l100, w100) = durable(&mut *p, 100, &payload, budget)?;
+    if engine.durable() {
+        (r.durable1, r.durable1_lat, r.durable100, r.durable100_lat) = (Some(d1), Some(l1), Some(d100), Some(l100));
+    }
+    written += w1 + w100;
+    drop(p);
+    let start = Instant::now();
+    let mut p = engines::open(engine, dir)?;
+    r.reopen_ms = start.elapsed().as_secs_f64() * 1e3;
+    if engine.can_scan() {
+        let start = Instant::now();
+        let got = p.scan()?;
+        let secs = start.elapsed().as_secs_f64();
+        if got < written {
+            return Err(format!("{}: scan read {got} records, expected at least {written}", engine.name()).into());
+        }
+        r.scan = Some(got as f64 / secs);
+    }
+    drop(p);
+    Ok(r)
+}
+
+fn median(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let m = if v.len() % 2 == 1 { v[v.len() / 2] } else { (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0 };
+    Some((m, v[0], v[v.len() - 1]))
+}
+
+/// Median, min and max of one figure over the rounds.
+fn stat(rounds: &[Round], f: impl Fn(&Round) -> Option<f64>) -> Option<(f64, f64, f64)> {
+    median(rounds.iter().filter_map(f).collect())
+}
+
+fn fmt_rate(s: Option<(f64, f64, f64)>, why: &str) -> String {
+    match s {
+        None => why.to_string(),
+        Some((m, lo, hi)) => {
+            let spread = if m > 0.0 { (hi - lo) / m * 100.0 } else { 0.0 };
+            if m >= 1e6 {
+                format!("{:.2} M (±{:.0}%)", m / 1e6, spread / 2.0)
+            } else {
+                format!("{:.1} k (±{:.0}%)", m / 1e3, spread / 2.0)
+            }
+        }
+    }
+}
+
+fn fmt_ns(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2} ms", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.2} µs", v / 1e3)
+    } else {
+        format!("{v:.0} ns")
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("peers: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Res<()> {
+    let a = parse_args()?;
+    let clock = clock::Clock::calibrate();
+    eprintln!("timer: {}", clock.describe());
+    let root = a.dir.join(format!("varvelog-peers-{}", std::process::id()));
+    std::fs::create_dir_all(&root)?;
+    let mut results: Vec<(Engine, Vec<Round>, Vec<String>)> = a.engines.iter().map(|e| (*e, Vec::new(), Vec::new())).collect();
+    for round in 0..a.rounds {
+        // Alternate the order: forwards on even rounds, backwards on odd ones,
+        // rotated so each engine takes each position.
+        let k = results.len();
+        let mut order: Vec<usize> = (0..k).map(|i| (i + round) % k).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let engine = results[i].0;
+            let dir = root.join(format!("r{round}-{}", engine.name().split_whitespace().next().unwrap_or("x")));
+            eprint!("round {}/{}: {:<26}", round + 1, a.rounds, engine.name());
+            let t = Instant::now();
+            match run_one(engine, &dir, &a, &clock) {
+                Ok(r) => {
+                    eprintln!(" {:.1} s", t.elapsed().as_secs_f64());
+                    results[i].1.push(r);
+                }
+                Err(e) => {
+                    eprintln!(" FAILED: {e}");
+                    results[i].2.push(e.to_string());
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&a.out)?;
+
+    let machine = machine();
+    let mut md = String::new();
+    md.push_str(&format!(
+        "Machine: {machine}. {} records of 100 B per row, {} rounds in alternating order, each engine in a fresh directory on {}; \
+         median (± half the min-max spread, in % of the median). Throughput in records/s.\n\n",
+        a.records,
+        a.rounds,
+        a.dir.display()
+    ));
+    md.push_str("| engine | append | append p50 | p99 | p99.9 | batch of 100 | durable, 1/sync | durable, 100/sync | reopen | scan |\n");
+    md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut json_engines = Vec::new();
+    for (engine, rounds, errors) in &results {
+        if rounds.is_empty() {
+            md.push_str(&format!("| {} | failed: {} |||||||||\n", engine.name(), errors.first().map_or("", |s| s.as_str())));
+            json_engines.push(json!({"engine": engine.name(), "errors": errors}));
+            continue;
+        }
+        let lat = |f: fn(&Lat) -> f64| stat(rounds, |r| r.append_lat.as_ref().map(f));
+        let na_append = "n/a (every commit fsyncs)";
+        let row = format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            engine.name(),
+            fmt_rate(stat(rounds, |r| r.append), na_append),
+            lat(|l| l.p50).map_or("n/a".into(), |s| fmt_ns(s.0)),
+            lat(|l| l.p99).map_or("n/a".into(), |s| fmt_ns(s.0)),
+            lat(|l| l.p999).map_or("n/a".into(), |s| fmt_ns(s.0)),
+            fmt_rate(stat(rounds, |r| r.batch), na_append),
+            fmt_rate(stat(rounds, |r| r.durable1), "n/a (flush does not fsync)"),
+            fmt_rate(stat(rounds, |r| r.durable100), "n/a (flush does not fsync)"),
+            stat(rounds, |r| Some(r.reopen_ms)).map_or("-".into(), |s| format!("{:.1} ms", s.0)),
+            fmt_rate(stat(rounds, |r| r.scan), "n/a (only via reopen)"),
+        );
+        md.push_str(&row);
+        let rj: Vec<Value> = rounds
+            .iter()
+            .map(|r| {
+                let l = |l: &Option<Lat>| l.map(|l| json!({"p50_ns": l.p50, "p99_ns": l.p99, "p999_ns": l.p999, "max_ns": l.max}));
+                json!({
+                    "append_per_sec": r.append, "append_latency": l(&r.append_lat), "batch100_per_sec": r.batch,
+                    "durable1_per_sec": r.durable1, "durable1_group_latency": l(&r.durable1_lat),
+                    "durable100_per_sec": r.durable100, "durable100_group_latency": l(&r.durable100_lat),
+                    "reopen_ms": r.reopen_ms, "scan_per_sec": r.scan,
+                })
+            })
+            .collect();
+        let med = |s: Option<(f64, f64, f64)>| s.map(|(m, lo, hi)| json!({"median": m, "min": lo, "max": hi}));
+        json_engines.push(json!({
+            "engine": engine.name(), "how": engine.notes(), "errors": errors, "rounds": rj,
+            "median": {
+                "append_per_sec": med(stat(rounds, |r| r.append)),
+                "append_p50_ns": med(lat(|l| l.p50)), "append_p99_ns": med(lat(|l| l.p99)), "append_p999_ns": med(lat(|l| l.p999)),
+                "batch100_per_sec": med(stat(rounds, |r| r.batch)),
+                "durable1_per_sec": med(stat(rounds, |r| r.durable1)),
+                "durable100_per_sec": med(stat(rounds, |r| r.durable100)),
+                "reopen_ms": med(stat(rounds, |r| Some(r.reopen_ms))),
+                "scan_per_sec": med(stat(rounds, |r| r.scan)),
+            }
+        }));
+    }
+    md.push_str("\nHow each engine is driven:\n\n");
+    for (engine, _, _) in &results {
+        md.push_str(&format!("- **{}**: {}\n", engine.name(), engine.notes()));
+    }
+    md.push_str(&format!(
+        "\nappend/batch rows end with a flush to the OS (no fsync) inside the timing; latency is per call ({}). \
+         Durable rows run {} s each: groups of 1 or 100 records, each group synced.\n",
+        clock.describe(),
+        a.sync_seconds
+    ));
+    let doc = json!({"machine": machine, "records": a.records, "rounds": a.rounds, "sync_seconds": a.sync_seconds,
+                     "timer": clock.describe(), "engines": json_engines});
+    std::fs::write(a.out.join("peers.md"), &md)?;
+    std::fs::write(a.out.join("peers.json"), serde_json::to_string_pretty(&doc)?)?;
+    let plot_rows: Vec<plot::Row> = results
+        .iter()
+        .filter(|(_, r, _)| !r.is_empty())
+        .map(|(e, rounds, _)| plot::Row {
+            name: e.name().to_string(),
+            rates: [
+                stat(rounds, |r| r.append).map(|s| s.0),
+                stat(rounds, |r| r.batch).map(|s| s.0),
+                stat(rounds, |r| r.durable100).map(|s| s.0),
+                stat(rounds, |r| r.scan).map(|s| s.0),
+            ],
+            lat: [
+                stat(rounds, |r| r.append_lat.map(|l| l.p50)).map(|s| s.0),
+                stat(rounds, |r| r.append_lat.map(|l| l.p99)).map(|s| s.0),
+                stat(rounds, |r| r.append_lat.map(|l| l.p999)).map(|s| s.0),
+            ],
+        })
+        .collect();
+    plot::draw(&a.out.join("peers.svg"), &plot_rows)?;
+    print!("{md}");
+    eprintln!("wrote {}/peers.md, peers.json, peers.svg", a.out.display());
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
+}
