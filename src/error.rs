@@ -117,6 +117,25 @@ pub enum Error {
         /// The first seq still in the log.
         first_available: u64,
     },
+    /// A payload cannot be viewed as the requested type: wrong size, or not
+    /// aligned for it (see [`crate::Record::payload_as`]).
+    #[error("payload of {len} bytes cannot be viewed as {type_name}: {reason}")]
+    PayloadLayout {
+        /// The type asked for.
+        type_name: &'static str,
+        /// The payload's length.
+        len: usize,
+        /// What does not fit: size or alignment.
+        reason: &'static str,
+    },
+    /// A value could not be encoded or decoded by a codec (feature `serde`).
+    #[error("codec failed for {type_name}: {message}")]
+    Codec {
+        /// The type being encoded or decoded.
+        type_name: &'static str,
+        /// The codec's message.
+        message: String,
+    },
 }
 
 /// Shorthand for results in this crate.

@@ -42,14 +42,17 @@ mod log;
 mod options;
 mod range;
 mod raw;
+mod read_only;
 mod recovery;
 mod retention;
 mod segment;
 mod shared;
 mod snapshot;
+mod stats;
 mod sync;
 mod tail;
 mod verify;
+pub mod typed;
 mod writer;
 
 pub use crate::error::{Error, Result};
@@ -59,7 +62,11 @@ pub use crate::options::{Options, RecoveryMode, SyncPolicy, DEFAULT_MAX_KEY_BYTE
 pub use crate::range::{RangeIter, TimeRangeIter};
 pub use crate::recovery::RecoveryReport;
 pub use crate::retention::{Retention, RetentionReport, RetentionTask};
+pub use crate::read_only::{Batch, Follow, ReadOnlyLog};
 pub use crate::snapshot::{Iter, Record, RevIter, Snapshot};
+pub use crate::stats::{ReaderStats, SegmentInfo, Stats};
+#[cfg(feature = "serde")]
+pub use crate::typed::{Codec, Json};
 pub use crate::tail::{OwnedRecord, Tail, WaitStrategy};
 pub use crate::verify::{verify_dir, verify_dir_with_progress, VerifyReport};
 pub use crate::writer::{Entry, Writer};

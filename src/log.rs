@@ -157,6 +157,16 @@ impl Log {
         self.inner.shared.is_poisoned()
     }
 
+    /// The log's counters since it was opened: appends, bytes, batches,
+    /// syncs and their latency, rotations, seals, retention, tail wake-ups.
+    pub fn stats(&self) -> crate::Stats {
+        let shared = &self.inner.shared;
+        let mut s = shared.counters.read();
+        s.next_seq = self.next_seq();
+        s.durable_next = shared.durable_next.load(StdOrdering::Acquire);
+        s
+    }
+
     /// For the tail, ingest, retention and verify modules.
     pub(crate) fn inner(&self) -> &std::sync::Arc<LogInner> {
         &self.inner
@@ -227,9 +237,17 @@ fn sealer(shared: Arc<Shared>, jobs: Receiver<Option<Arc<ActiveSegment>>>, mut p
         if shared.is_poisoned() {
             continue; // the chain cannot continue; reopening reseals
         }
+        let started = std::time::Instant::now();
         match seal(shared.fs(), &seg, prev_digest) {
             Ok(sealed) => {
                 prev_digest = sealed.digest;
+                shared.counters.sealed();
+                tracing::debug!(
+                    segment = %sealed.path.display(),
+                    records = sealed.count,
+                    took_us = started.elapsed().as_micros() as u64,
+                    "sealed segment"
+                );
                 shared.publish(|old| State {
                     segments: old
                         .segments

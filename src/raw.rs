@@ -15,6 +15,11 @@
 //! * the mapped files are owned by the engine: nobody else truncates or writes
 //!   them while mapped (the multi-process contract in the README). The engine
 //!   itself only truncates a segment past its final published end.
+//!
+//! A read-only opener in another process ([`crate::ReadOnlyLog`]) maps a live
+//! segment with [`LiveMap::map_read_only`]: it never writes, reads the
+//! committed word the writer mirrors into the header page, and forms slices
+//! only below the end it read there (`docs/multi_process.md`).
 
 use std::fs::File;
 use std::io;
@@ -30,6 +35,9 @@ use crate::sync::{Arc, AtomicU64, Ordering};
 pub(crate) struct LiveMap {
     raw: MmapRaw,
     committed: AtomicU64,
+    /// Mapped read-only from a segment that a writer in another process owns
+    /// (see [`LiveMap::map_read_only`]); no `MapWriter` exists for it.
+    read_only: bool,
 }
 
 impl std::fmt::Debug for LiveMap {
@@ -103,6 +111,69 @@ impl LiveMap {
     }
 }
 
+/// Reading a live segment that a writer in another process appends to.
+///
+/// The other process's `MapWriter::publish` stores the packed committed word
+/// into the header page with `Release` after writing the bytes below it, and
+/// never writes below a published end again. Through a read-only shared
+/// mapping of the same file this process sees those stores; it loads the word
+/// (`Relaxed`, then an `Acquire` fence) and forms slices only below the end it
+/// read. Sealing truncates the file only past its last published end, so no
+/// byte below a published end ever leaves the file (no SIGBUS).
+impl LiveMap {
+    /// Maps the first `len` bytes of `file` shared and read-only. Nothing is
+    /// adopted yet: the published end is `HEADER_BYTES`.
+    pub(crate) fn map_read_only(file: &File, len: u64) -> io::Result<Arc<LiveMap>> {
+        let len = usize::try_from(len).map_err(|_| io::Error::other("segment larger than the address space"))?;
+        if (len as u64) < HEADER_BYTES {
+            return Err(io::Error::other("segment shorter than its header"));
+        }
+        let raw = MmapOptions::new().len(len).map_raw_read_only(file)?;
+        Ok(Arc::new(LiveMap { raw, committed: AtomicU64::new(pack_committed(0, HEADER_BYTES)), read_only: true }))
+    }
+
+    /// `(count, end)` as last published by the writer of this segment, in
+    /// whatever process it runs, read from the header page. Only meaningful
+    /// for read-only maps (a writer's own map answers with `published`).
+    pub(crate) fn live_published(&self) -> (u64, u64) {
+        // Atomic loads on read-only memory are allowed only with `Relaxed`;
+        // the fence turns it into an acquire of the writer's Release store.
+        let word = self.live_word().load(std::sync::atomic::Ordering::Relaxed);
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        unpack_committed(word)
+    }
+
+    /// The frame area `HEADER_BYTES..end` of a read-only map, with `end`
+    /// clamped to the mapping, without looking at the adopted position.
+    ///
+    /// The caller passes an `end` that the segment's writer has published
+    /// (from [`LiveMap::live_published`]), or the segment is one no writer
+    /// appends to any more (the writer moved on to a later segment, or none
+    /// is running). Panics on a writer's own map.
+    pub(crate) fn foreign_frames(&self, end: u64) -> &[u8] {
+        assert!(self.read_only, "foreign_frames on a writable map");
+        // SAFETY: read-only map (checked): nothing in this process writes it.
+        // The writer of another process never writes below an end it has
+        // published (the caller's contract) and the file is never cut below
+        // it; a segment no writer appends to is not written at all, except by
+        // a sealer/recovery writing its footer past the last frame, where a
+        // reader at most decodes a frame header that fails its checks.
+        unsafe { self.slice(HEADER_BYTES, end) }
+    }
+
+    /// Makes `(count, end)`, published by the writer of another process and
+    /// checked by the caller, the position readers of this map see. The
+    /// position only grows. Panics on a writer's own map.
+    pub(crate) fn adopt(&self, count: u64, end: u64) {
+        assert!(self.read_only, "adopt on a writable map");
+        let end = end.clamp(HEADER_BYTES, self.len());
+        let (_, old_end) = self.published();
+        if end >= old_end {
+            self.committed.store(pack_committed(count, end), Ordering::Release);
+        }
+    }
+}
+
 impl MapWriter {
     /// Maps the first `len` bytes of `file` shared and writable. Nothing is
     /// published yet: the published end is `HEADER_BYTES`.
@@ -112,7 +183,7 @@ impl MapWriter {
             return Err(io::Error::other("segment shorter than its header"));
         }
         let raw = MmapOptions::new().len(len).map_raw(file)?;
-        let map = Arc::new(LiveMap { raw, committed: AtomicU64::new(pack_committed(0, HEADER_BYTES)) });
+        let map = Arc::new(LiveMap { raw, committed: AtomicU64::new(pack_committed(0, HEADER_BYTES)), read_only: false });
         Ok(MapWriter { map })
     }
 

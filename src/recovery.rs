@@ -106,6 +106,19 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     rec.report.segments = rec.segments.len();
     rec.report.records = seg.base_seq + writer.count - first;
     rec.report.duration = started.elapsed();
+    let r = &rec.report;
+    // (Removed files alone are normal: spare preallocated segments.)
+    if r.bytes_discarded > 0 || !r.resealed.is_empty() || r.truncated_at.is_some() {
+        tracing::warn!(
+            dir = %dir.display(),
+            resealed = r.resealed.len(),
+            bytes_discarded = r.bytes_discarded,
+            removed = r.removed.len(),
+            truncated_at = ?r.truncated_at,
+            "recovered log after an unclean shutdown"
+        );
+    }
+    tracing::info!(dir = %dir.display(), segments = r.segments, records = r.records, took_us = r.duration.as_micros() as u64, "opened log");
     Ok(Recovered { state: State { segments: rec.segments }, active: seg, map, writer, last_digest: rec.prev_digest, report: rec.report })
 }
 

@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) durable_next: StdAtomicU64,
     /// A segment file was created or renamed since the last directory sync.
     pub(crate) dir_dirty: StdAtomicBool,
+    /// What the log has done, for [`crate::Log::stats`].
+    pub(crate) counters: crate::stats::Counters,
     /// Tails parked waiting for the next publication.
     pub(crate) tail_waiters: crate::tail::Waiters,
 }
@@ -43,6 +45,7 @@ impl Shared {
             poison: OnceLock::new(),
             durable_next: StdAtomicU64::new(durable_next),
             dir_dirty: StdAtomicBool::new(false),
+            counters: crate::stats::Counters::default(),
             tail_waiters: crate::tail::Waiters::new(),
         }
     }
@@ -60,7 +63,9 @@ impl Shared {
 
     /// Records `e` as the poisoning cause (the first one wins) and returns it.
     pub(crate) fn poison_with(&self, e: Error) -> Error {
-        let _ = self.poison.set(Arc::new(e.duplicate()));
+        if self.poison.set(Arc::new(e.duplicate())).is_ok() {
+            tracing::error!(dir = %self.dir.display(), error = %e, "writer poisoned; reopen the log to recover");
+        }
         self.poisoned.store(true, StdOrdering::Release);
         e
     }
@@ -90,6 +95,7 @@ impl Shared {
     pub(crate) fn sync_all(&self) -> Result<()> {
         self.check_poison()?;
         let _g = lock(&self.sync_lock);
+        let started = std::time::Instant::now();
         let state = self.state.load();
         let mut durable_to = None;
         for seg in &state.segments {
@@ -110,6 +116,7 @@ impl Shared {
         if let Some(n) = durable_to {
             self.durable_next.fetch_max(n, StdOrdering::AcqRel);
         }
+        self.counters.synced(started.elapsed());
         Ok(())
     }
 

@@ -72,6 +72,12 @@ impl Snapshot {
         Snapshot { state, active }
     }
 
+    /// The segments in view, oldest first.
+    pub(crate) fn segments(&self) -> &[Segment] {
+        &self.state.segments
+    }
+
+    /// The view of segment `i`, fixed at this snapshot's position.
     pub(crate) fn view(&self, i: usize) -> SegView<'_> {
         let last = i + 1 == self.state.segments.len();
         SegView::of(&self.state.segments[i], if last { self.active } else { None })

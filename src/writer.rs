@@ -199,6 +199,7 @@ impl Writer {
         let core = self.core();
         let seq = core.write_frame(&entry, ts, flags);
         core.map.publish(core.st.count, core.st.tail);
+        self.inner.shared.counters.appended(1, padded, false);
         self.after_publish()?;
         Ok(seq)
     }
@@ -240,6 +241,7 @@ impl Writer {
             core.write_frame(&e, e.timestamp_us.unwrap_or(now), flags);
         }
         core.map.publish(core.st.count, core.st.tail);
+        self.inner.shared.counters.appended(n as u64, total, true);
         self.after_publish()?;
         Ok(start..start + n as u64)
     }
@@ -280,6 +282,7 @@ impl Writer {
     /// not ready yet.
     #[cold]
     fn rotate(&mut self) -> Result<()> {
+        let started = std::time::Instant::now();
         let inner = self.inner.clone();
         let shared = &inner.shared;
         let core = self.core();
@@ -316,6 +319,8 @@ impl Writer {
         core.st = WriterState::fresh();
         inner.submit(Job::Prepare);
         inner.submit(Job::Seal(old));
+        shared.counters.rotated();
+        tracing::debug!(base_seq = base, took_us = started.elapsed().as_micros() as u64, "rotated to a new segment");
         Ok(())
     }
 

@@ -1,14 +1,44 @@
-//! owned by the issue-6 helper; bench subcommand wiring agreed.
+//! `varve`: look inside varvelog logs, follow them, check them, move records
+//! in and out, and benchmark the engine.
 //!
-//! `varve`: the command-line tool (being written; see issue 6). This minimal
-//! version only wires `varve bench` (issue 5).
+//! Inspection commands (`stat`, `dump`, `tail`, `verify`, `export`) open the
+//! log read-only: they take no lock, modify nothing, and work while another
+//! process writes the log.
 
 mod bench;
+mod dump;
+mod export;
+mod import;
+mod stat;
+mod tail;
+mod util;
+mod verify;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::util::{Failure, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE};
+
+const EXAMPLES: &str = "\
+Examples:
+  varve stat /var/lib/app/log              summary: segments, records, bytes, seqs, times
+  varve dump /var/lib/app/log --from 1000 --limit 20
+  varve dump /var/lib/app/log --since 15m --format json
+  varve tail -f /var/lib/app/log           follow a log another process is writing
+  varve verify /var/lib/app/log            full check; exit status 1 if anything is wrong
+  varve export --jsonl /var/lib/app/log > records.jsonl
+  varve import --jsonl /tmp/copy < records.jsonl
+  varve bench                              the benchmark (see varve bench --help)
+
+Exit status: 0 success; 1 a problem was found (damage, unsupported format
+version, I/O error, bad import data); 2 usage error (bad arguments, DIR
+missing or not a log).";
+
+/// Look inside varvelog logs, follow, check, export and import them, and
+/// benchmark the engine.
 #[derive(Parser, Debug)]
-#[command(name = "varve", about = "varvelog command-line tool")]
+#[command(name = "varve", version, about, after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,20 +46,70 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Summarize a log: segments, records, bytes, first/last seq and time,
+    /// durable seq, format version.
+    #[command(after_help = "Example:\n  varve stat /var/lib/app/log --segments")]
+    Stat(stat::StatArgs),
+    /// Print records, from the first, a seq (--from) or a time (--since).
+    #[command(after_help = "Examples:\n  varve dump DIR --limit 10\n  varve dump DIR --from 5000 --format hex\n  \
+                            varve dump DIR --since 2024-05-01T12:00:00Z --format json")]
+    Dump(dump::DumpArgs),
+    /// Print the last records; with -f, keep printing new ones as another
+    /// process appends them.
+    #[command(after_help = "Examples:\n  varve tail DIR -n 5\n  varve tail -f DIR\n  varve tail -f DIR --from 0 --format json")]
+    Tail(tail::TailArgs),
+    /// Check every frame checksum, seq continuity, segment digest and the
+    /// digest chain, with a progress bar. Exit status 1 if anything is wrong.
+    #[command(after_help = "Example:\n  varve verify DIR && echo intact")]
+    Verify(verify::VerifyArgs),
+    /// Write records as JSON Lines (payloads as UTF-8 text when valid,
+    /// base64 otherwise, named in a field).
+    #[command(after_help = "Example:\n  varve export --jsonl DIR --since 1h > last-hour.jsonl")]
+    Export(export::ExportArgs),
+    /// Append records from JSON Lines (as `export --jsonl` writes them) to a
+    /// log, creating it if needed.
+    #[command(after_help = "Example:\n  varve export --jsonl old | varve import --jsonl new")]
+    Import(import::ImportArgs),
     /// Measure append/tail/scan/sync/open latency and throughput against the machine's limits.
     Bench(bench::BenchArgs),
 }
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    // A bug must still end in one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("varve: internal error: {}{at} (please report this)", util::one_line(&msg));
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version print and succeed; usage errors exit 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
     let result = match &cli.command {
-        Command::Bench(args) => bench::run(args),
+        Command::Stat(a) => stat::run(a),
+        Command::Dump(a) => dump::run(a),
+        Command::Tail(a) => tail::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Import(a) => import::run(a),
+        Command::Bench(a) => bench::run(a).map_err(|e| Failure { code: EXIT_PROBLEM, message: util::one_line(&e.to_string()) }),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("varve: {e}");
-            std::process::ExitCode::FAILURE
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("varve: {}", f.message);
+            }
+            ExitCode::from(f.code)
         }
     }
 }

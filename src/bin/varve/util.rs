@@ -1,0 +1,335 @@
+//! Shared pieces of the `varve` commands: exit codes and errors, opening a
+//! log for inspection, choosing records, time and record formatting.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use varvelog::{Error, Iter, ReadOnlyLog, Record, Snapshot};
+
+/// Exit status: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: a problem was found in the log (damage, unsupported format
+/// version, an I/O error, bad import data).
+pub const EXIT_PROBLEM: u8 = 1;
+/// Exit status: the command was used wrongly (bad arguments, DIR missing or
+/// not a log). clap uses it for its own usage errors too.
+pub const EXIT_USAGE: u8 = 2;
+
+/// A command's failure: one line for stderr and an exit status.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure { code: EXIT_USAGE, message: message.into() }
+    }
+
+    pub fn problem(message: impl Into<String>) -> Failure {
+        Failure { code: EXIT_PROBLEM, message: message.into() }
+    }
+
+    /// A failure with an exit status but nothing more to say (the command
+    /// already reported).
+    pub fn quiet(code: u8) -> Failure {
+        Failure { code, message: String::new() }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        let code = match &e {
+            Error::NotALog { .. } => EXIT_USAGE,
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => EXIT_USAGE,
+            _ => EXIT_PROBLEM,
+        };
+        Failure { code, message: one_line(&e.to_string()) }
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure::problem(one_line(&e.to_string()))
+    }
+}
+
+/// Result of a command.
+pub type CmdResult = Result<(), Failure>;
+
+/// Messages are printed on one line.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Opens `dir` for inspection: read-only, no lock, nothing modified.
+pub fn open_log(dir: &Path) -> Result<ReadOnlyLog, Failure> {
+    if !dir.exists() {
+        return Err(Failure::usage(format!("{}: no such directory", dir.display())));
+    }
+    if !dir.is_dir() {
+        return Err(Failure::usage(format!("{}: not a directory", dir.display())));
+    }
+    ReadOnlyLog::open(dir).map_err(|e| match e {
+        Error::NotALog { path, reason } => Failure::usage(format!("{}: not a varvelog log ({reason})", path.display())),
+        other => other.into(),
+    })
+}
+
+/// Writes to stdout, ending quietly with success when the reader went away
+/// (`varve dump DIR | head`).
+pub fn handle_write(r: io::Result<()>) -> Result<(), Failure> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(Failure::quiet(EXIT_OK)),
+        Err(e) => Err(Failure::problem(format!("writing output: {e}"))),
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+/// A timestamp (µs since the epoch) as RFC 3339 with microseconds, UTC.
+pub fn format_time(us: u64) -> String {
+    humantime::format_rfc3339_micros(UNIX_EPOCH + Duration::from_micros(us)).to_string()
+}
+
+/// Parses a point in time: RFC 3339 (`2024-05-01T12:00:00Z`, also with a
+/// space and without the zone: UTC), microseconds since the epoch
+/// (`1714564800000000`), or an age (`90s`, `15m`, `2h`, `1day` ago).
+pub fn parse_time(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    if let Ok(us) = s.parse::<u64>() {
+        return Ok(us);
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return t.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).map_err(|_| format!("{s}: before 1970"));
+    }
+    let age = s.strip_suffix("ago").unwrap_or(s).trim();
+    match humantime::parse_duration(age) {
+        Ok(d) => Ok(now_us().saturating_sub(d.as_micros() as u64)),
+        Err(_) => Err(format!("{s}: not a time; use RFC 3339 (2024-05-01T12:00:00Z), microseconds since the epoch, or an age such as 15m")),
+    }
+}
+
+/// Where to start reading.
+#[derive(Clone, Copy, Debug)]
+pub enum Start {
+    /// The first record still in the log.
+    First,
+    /// This seq.
+    Seq(u64),
+    /// The first record whose timestamp is at least this (µs).
+    Time(u64),
+    /// The last `n` records.
+    Last(u64),
+}
+
+impl Start {
+    pub fn new(from: Option<u64>, since: Option<u64>) -> Start {
+        match (from, since) {
+            (Some(seq), _) => Start::Seq(seq),
+            (None, Some(t)) => Start::Time(t),
+            (None, None) => Start::First,
+        }
+    }
+
+    /// The records of `snap` from this start on.
+    pub fn iter<'a>(&self, snap: &'a Snapshot) -> Iter<'a> {
+        match *self {
+            Start::First => snap.iter(),
+            Start::Seq(seq) => snap.iter_from(seq),
+            Start::Time(t) => snap.seek_time(t),
+            Start::Last(n) => snap.iter_from(snap.next_seq().saturating_sub(n).max(snap.first_seq().unwrap_or(0))),
+        }
+    }
+
+    /// The seq a follower should start at in `snap`.
+    pub fn seq(&self, snap: &Snapshot) -> u64 {
+        match *self {
+            Start::First => snap.first_seq().unwrap_or(snap.next_seq()),
+            Start::Seq(seq) => seq,
+            Start::Time(_) => match self.iter(snap).next() {
+                Some(Ok(r)) => r.seq(),
+                _ => snap.next_seq(),
+            },
+            Start::Last(n) => snap.next_seq().saturating_sub(n).max(snap.first_seq().unwrap_or(0)),
+        }
+    }
+}
+
+/// How records are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One line per record: seq, time, key and payload (escaped text, or hex).
+    Text,
+    /// One JSON object per line, as `varve export --jsonl` writes.
+    Json,
+    /// A header line per record, then a hex dump of key and payload.
+    Hex,
+}
+
+/// Writes one record in `format`.
+pub fn write_record(out: &mut impl Write, r: &Record<'_>, format: Format) -> io::Result<()> {
+    match format {
+        Format::Text => write_text(out, r),
+        Format::Json => write_json(out, r),
+        Format::Hex => write_hex(out, r),
+    }
+}
+
+fn write_text(out: &mut impl Write, r: &Record<'_>) -> io::Result<()> {
+    write!(out, "{} {}", r.seq(), format_time(r.timestamp()))?;
+    if let Some(k) = r.key() {
+        write!(out, " key={}", text_or_hex(k))?;
+    }
+    if r.is_tombstone() {
+        write!(out, " tombstone")?;
+    }
+    writeln!(out, " len={} {}", r.payload().len(), text_or_hex(r.payload()))
+}
+
+/// Valid UTF-8 as a quoted, escaped string; anything else as `0x` + hex.
+fn text_or_hex(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => format!("\"{}\"", s.escape_debug()),
+        Err(_) => format!("0x{}", hex(b)),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn write_hex(out: &mut impl Write, r: &Record<'_>) -> io::Result<()> {
+    let key = r.key().unwrap_or(&[]);
+    writeln!(
+        out,
+        "seq {} time {} key {} bytes payload {} bytes{}",
+        r.seq(),
+        format_time(r.timestamp()),
+        key.len(),
+        r.payload().len(),
+        if r.is_tombstone() { " tombstone" } else { "" }
+    )?;
+    if !key.is_empty() {
+        writeln!(out, "  key:")?;
+        hex_dump(out, key)?;
+    }
+    if !r.payload().is_empty() {
+        writeln!(out, "  payload:")?;
+        hex_dump(out, r.payload())?;
+    }
+    Ok(())
+}
+
+/// `hexdump -C` style: offset, 16 bytes in hex, the printable ones.
+fn hex_dump(out: &mut impl Write, b: &[u8]) -> io::Result<()> {
+    for (i, chunk) in b.chunks(16).enumerate() {
+        let mut hexes = String::with_capacity(50);
+        for (j, x) in chunk.iter().enumerate() {
+            hexes.push_str(&format!("{x:02x} "));
+            if j == 7 {
+                hexes.push(' ');
+            }
+        }
+        let text: String = chunk.iter().map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '.' }).collect();
+        writeln!(out, "  {:08x}  {hexes:<49} |{text}|", i * 16)?;
+    }
+    Ok(())
+}
+
+/// Bytes as a JSON string value and its encoding name.
+pub fn json_bytes(b: &[u8]) -> (String, &'static str) {
+    match std::str::from_utf8(b) {
+        Ok(s) => (json_string_of(s), "utf8"),
+        Err(_) => (json_string_of(&base64::engine::general_purpose::STANDARD.encode(b)), "base64"),
+    }
+}
+
+/// `s` as a JSON string literal.
+pub fn json_string_of(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// Decodes bytes written by [`json_bytes`].
+pub fn decode_bytes(value: &str, encoding: &str) -> Result<Vec<u8>, String> {
+    match encoding {
+        "utf8" => Ok(value.as_bytes().to_vec()),
+        "base64" => base64::engine::general_purpose::STANDARD.decode(value).map_err(|e| format!("bad base64: {e}")),
+        other => Err(format!("unknown encoding {other:?} (expected \"utf8\" or \"base64\")")),
+    }
+}
+
+/// One record as one line of JSON (the `export --jsonl` format):
+/// `{"seq":…,"timestamp":…,"time":"…","key":…,"key_encoding":…,"payload":"…","payload_encoding":"utf8"|"base64","tombstone":…}`.
+/// `key` is `null` (and `key_encoding` absent) when the record has none.
+pub fn write_json(out: &mut impl Write, r: &Record<'_>) -> io::Result<()> {
+    write!(out, "{{\"seq\":{},\"timestamp\":{},\"time\":\"{}\",", r.seq(), r.timestamp(), format_time(r.timestamp()))?;
+    match r.key() {
+        Some(k) => {
+            let (v, enc) = json_bytes(k);
+            write!(out, "\"key\":{v},\"key_encoding\":\"{enc}\",")?;
+        }
+        None => write!(out, "\"key\":null,")?,
+    }
+    let (v, enc) = json_bytes(r.payload());
+    writeln!(out, "\"payload\":{v},\"payload_encoding\":\"{enc}\",\"tombstone\":{}}}", r.is_tombstone())
+}
+
+/// Human-readable bytes: `1.5 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The pid of the process holding the log's `LOCK` (its writer), read from
+/// `/proc/locks` without touching the lock. `None` if nobody holds it or it
+/// cannot be told (not Linux).
+pub fn writer_pid(dir: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir.join(varvelog::LOCK_FILE_NAME)).ok()?;
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let dev = meta.dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let ours = (major, minor, meta.ino());
+    for line in locks.lines() {
+        // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF" (major:minor in hex)
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(pos) = fields.iter().position(|f| *f == "FLOCK") else { continue };
+        let (Some(pid), Some(dev_ino)) = (fields.get(pos + 3), fields.get(pos + 4)) else { continue };
+        let mut parts = dev_ino.split(':');
+        let parsed = (|| {
+            let maj = u64::from_str_radix(parts.next()?, 16).ok()?;
+            let min = u64::from_str_radix(parts.next()?, 16).ok()?;
+            Some((maj, min, parts.next()?.parse::<u64>().ok()?))
+        })();
+        if parsed == Some(ours) {
+            return pid.parse().ok();
+        }
+    }
+    None
+}

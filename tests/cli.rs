@@ -1,0 +1,377 @@
+//! The `varve` binary on real logs: stat, dump, tail, verify, export and
+//! import; exit codes; one-line errors on bad input; and that inspection
+//! never modifies a log.
+#![cfg(feature = "cli")]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use varvelog::{Entry, Log, Options};
+
+const SEGMENT: u64 = 64 * 1024;
+const T0: u64 = 1_700_000_000_000_000;
+
+fn varve(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_varve")).args(args).env_remove("RUST_BACKTRACE").output().expect("run varve")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Payload `i`: text for most records, invalid UTF-8 for every 7th.
+fn payload(i: u64) -> Vec<u8> {
+    if i % 7 == 3 {
+        vec![0xff, 0xfe, (i % 256) as u8, 0, b'\n']
+    } else {
+        format!("event {i} \"quoted\" \\ tab\t{}", "z".repeat((i % 40) as usize)).into_bytes()
+    }
+}
+
+/// A closed log of `n` records with keys, timestamps `T0 + i` seconds,
+/// tombstones and binary payloads, across several 64 KiB segments.
+fn make_log(dir: &Path, n: u64) {
+    let log = Log::open(dir, Options::new().segment_bytes(SEGMENT)).unwrap();
+    let mut w = log.writer().unwrap();
+    for i in 0..n {
+        let p = payload(i);
+        let key = format!("user-{}", i % 5);
+        let mut e = Entry::new(&p).timestamp(T0 + i * 1_000_000);
+        if i % 3 == 0 {
+            e = e.key(key.as_bytes());
+        }
+        if i % 11 == 5 {
+            e = e.tombstone();
+        }
+        w.append_entry(e).unwrap();
+    }
+    w.sync().unwrap();
+}
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "seg")).collect();
+    v.sort();
+    v
+}
+
+fn fingerprint(dir: &Path) -> BTreeMap<String, (u64, [u8; 32])> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let bytes = std::fs::read(e.path()).unwrap();
+            (e.file_name().to_string_lossy().into_owned(), (bytes.len() as u64, *blake3::hash(&bytes).as_bytes()))
+        })
+        .collect()
+}
+
+/// Asserts a failure message: exactly one line on stderr, naming `needle`,
+/// no panic and no backtrace.
+fn assert_one_line_error(o: &Output, code: i32, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "exit status; stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "expected one line on stderr, got: {err:?}");
+    assert!(err.starts_with("varve: "), "{err}");
+    assert!(err.contains(needle), "stderr {err:?} should mention {needle:?}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace") && !err.contains("internal error"), "{err}");
+}
+
+#[test]
+fn stat_reports_segments_records_seqs_times_and_version() {
+    // Goal: stat's numbers are the log's. Method: a 3000-record log over
+    // several segments; compare text and JSON output with what was written.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 3000);
+    let o = varve(&["stat", p(dir.path())]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("format version  1"), "{text}");
+    assert!(text.contains("records         3000 (seq 0 ..= 2999)"), "{text}");
+    assert!(text.contains("first           seq 0 at 2023-11-14T22:13:20.000000Z"), "{text}");
+    assert!(text.contains("last            seq 2999 at 2023-11-14T23:03:19.000000Z"), "{text}");
+
+    let o = varve(&["stat", "--json", p(dir.path())]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("stat --json is JSON");
+    let segments = segment_files(dir.path()).len() as u64;
+    assert!(segments >= 4, "the log must span several segments");
+    assert_eq!(v["segments"], segments);
+    assert_eq!(v["sealed_segments"], segments - 1);
+    assert_eq!(v["records"], 3000);
+    assert_eq!((v["first_seq"].as_u64(), v["last_seq"].as_u64()), (Some(0), Some(2999)));
+    assert_eq!(v["first_timestamp"], T0);
+    assert_eq!(v["format_version"], 1);
+    // Everything in sealed segments is durable.
+    let sealed_records: u64 =
+        v["segment_files"].as_array().unwrap().iter().filter(|s| s["sealed"] == true).map(|s| s["records"].as_u64().unwrap()).sum();
+    assert_eq!(v["durable_sealed_next"], sealed_records);
+    let on_disk: u64 = segment_files(dir.path()).iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+    assert_eq!(v["file_bytes"], on_disk);
+}
+
+#[test]
+fn dump_selects_by_seq_time_and_limit_in_each_format() {
+    // Goal: --from, --since and --limit pick exactly the records asked for,
+    // and each format shows them faithfully. Method: compare with the
+    // payloads written.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 500);
+    let o = varve(&["dump", p(dir.path()), "--from", "100", "--limit", "3"]);
+    assert!(o.status.success());
+    let lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].starts_with("100 2023-11-14T22:15:00.000000Z len="), "{}", lines[0]);
+    assert!(lines[1].starts_with("101 "), "{}", lines[1]);
+    assert!(lines[1].contains("0xfffe65000a"), "binary payload shown as hex: {}", lines[1]);
+
+    // 2023-11-14T22:16:40Z is T0 + 200 s: record 200.
+    let o = varve(&["dump", p(dir.path()), "--since", "2023-11-14T22:16:40Z", "--limit", "2", "--format", "json"]);
+    assert!(o.status.success());
+    let recs: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(recs.len(), 2);
+    assert_eq!((recs[0]["seq"].as_u64(), recs[1]["seq"].as_u64()), (Some(200), Some(201)));
+    assert_eq!(recs[0]["payload"].as_str().unwrap().as_bytes(), payload(200).as_slice());
+    assert_eq!((recs[0]["key"].clone(), recs[1]["key"].clone()), (serde_json::Value::Null, "user-1".into()));
+    assert_eq!(recs[0]["timestamp"], T0 + 200 * 1_000_000);
+
+    let o = varve(&["dump", p(dir.path()), "--from", "3", "-n", "1", "--format", "hex"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert!(text.starts_with("seq 3 time "), "{text}");
+    assert!(text.contains("ff fe 03 00 0a"), "{text}");
+
+    // Past the end: nothing, success.
+    let o = varve(&["dump", p(dir.path()), "--from", "10000"]);
+    assert!(o.status.success() && o.stdout.is_empty());
+}
+
+#[test]
+fn export_import_round_trip_preserves_every_field() {
+    // Goal: export --jsonl then import --jsonl rebuilds the same records:
+    // payloads (UTF-8 and binary), keys, timestamps, tombstones and seqs.
+    // Method: export A, import into B, export B; the two exports are equal
+    // and B's records equal A's through the library.
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    make_log(&a, 1200);
+    let export_a = dir.path().join("a.jsonl");
+    let o = varve(&["export", "--jsonl", p(&a), "-o", p(&export_a)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&export_a).unwrap();
+    assert_eq!(text.lines().count(), 1200);
+    let line3: serde_json::Value = serde_json::from_str(text.lines().nth(3).unwrap()).unwrap();
+    assert_eq!(line3["payload_encoding"], "base64", "invalid UTF-8 is exported as base64");
+    let line1: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(line1["payload_encoding"], "utf8");
+
+    let o = varve(&["import", "--jsonl", p(&b), "-i", p(&export_a), "--segment-bytes", "65536"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("imported 1200 records as seq 0 ..= 1199"), "{}", stderr(&o));
+    let o = varve(&["export", "--jsonl", p(&b)]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), text, "export of the imported log differs");
+
+    let (la, lb) = (Log::open_read_only(&a).unwrap(), Log::open_read_only(&b).unwrap());
+    let (sa, sb) = (la.snapshot(), lb.snapshot());
+    for (ra, rb) in sa.iter().zip(sb.iter()) {
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert_eq!(
+            (ra.seq(), ra.timestamp(), ra.key(), ra.payload(), ra.is_tombstone()),
+            (rb.seq(), rb.timestamp(), rb.key(), rb.payload(), rb.is_tombstone())
+        );
+    }
+    assert_eq!(sb.len(), 1200);
+}
+
+#[test]
+fn import_stops_at_a_bad_line_naming_it() {
+    // Goal: bad import data is a problem (exit 1) naming the line; the
+    // records before it are kept.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"payload\":\"ok\"}\n{\"payload\":\"%%%\",\"payload_encoding\":\"base64\"}\n{\"payload\":\"never\"}\n")
+        .unwrap();
+    let log = dir.path().join("log");
+    let o = varve(&["import", "--jsonl", p(&log), "-i", p(&input)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("input line 2") && stderr(&o).contains("base64"), "{}", stderr(&o));
+    assert_eq!(Log::open_read_only(&log).unwrap().snapshot().len(), 1);
+}
+
+#[test]
+fn verify_passes_an_intact_log_and_exits_1_on_a_flipped_byte() {
+    // Goal: verify's exit status is usable by scripts. Method: verify an
+    // intact log (0), flip one payload byte in a sealed segment (1, with
+    // the file and offset named), and show the progress bar when asked.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 3000);
+    let o = varve(&["verify", p(dir.path()), "--progress"]);
+    assert_eq!(o.status.code(), Some(0), "{} {}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).starts_with("ok: "), "{}", stdout(&o));
+    assert!(stderr(&o).contains("verify [") && stderr(&o).contains("100%"), "progress bar: {}", stderr(&o));
+
+    let seg = segment_files(dir.path())[1].clone();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = 4096 + 32 + 2; // inside the first frame's payload
+    bytes[at] ^= 0x20;
+    std::fs::write(&seg, &bytes).unwrap();
+    let o = varve(&["verify", p(dir.path())]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("problem: checksum mismatch in") && out.contains(seg.file_name().unwrap().to_str().unwrap()), "{out}");
+    assert!(out.contains("at offset 4096"), "{out}");
+    assert_one_line_error(&o, 1, "verify found 1 problem");
+
+    // dump meets the same damage: exit 1, one line.
+    let o = varve(&["dump", p(dir.path())]);
+    assert_one_line_error(&o, 1, "checksum mismatch");
+}
+
+#[test]
+fn bad_input_gets_one_line_and_the_documented_exit_status() {
+    // Goal: missing directory, not a log, damaged header and wrong format
+    // version each give one clear line (no panic, no backtrace); usage
+    // errors exit 2, problems in the log exit 1; --help exits 0.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    for cmd in ["stat", "dump", "verify", "tail"] {
+        assert_one_line_error(&varve(&[cmd, p(&missing)]), 2, "no such directory");
+    }
+    assert_one_line_error(&varve(&["export", "--jsonl", p(&missing)]), 2, "no such directory");
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert_one_line_error(&varve(&["stat", p(&empty)]), 2, "not a varvelog log");
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"hello").unwrap();
+    assert_one_line_error(&varve(&["stat", p(&file)]), 2, "not a directory");
+
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("00000000000000000000.seg"), vec![7u8; 8192]).unwrap();
+    assert_one_line_error(&varve(&["stat", p(&foreign)]), 2, "bad magic in segment header");
+
+    let damaged = dir.path().join("damaged");
+    make_log(&damaged, 10);
+    let seg = segment_files(&damaged)[0].clone();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[20] ^= 1; // inside the checksummed header (base seq)
+    std::fs::write(&seg, &bytes).unwrap();
+    assert_one_line_error(&varve(&["stat", p(&damaged)]), 1, "header checksum mismatch");
+    assert_one_line_error(&varve(&["verify", p(&damaged)]), 1, "header checksum mismatch");
+
+    let versioned = dir.path().join("v7");
+    make_log(&versioned, 10);
+    let seg = segment_files(&versioned)[0].clone();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[8] = 7; // format version
+    std::fs::write(&seg, &bytes).unwrap();
+    assert_one_line_error(&varve(&["dump", p(&versioned)]), 1, "format version 7");
+
+    let o = varve(&["dump", p(&damaged), "--from", "abc"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = varve(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = varve(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("Examples:") && stdout(&o).contains("Exit status"), "{}", stdout(&o));
+    let o = varve(&["dump", "--help"]);
+    assert!(o.status.success() && stdout(&o).contains("--since"));
+}
+
+#[test]
+fn inspection_commands_never_modify_a_log() {
+    // Goal: stat, dump, tail, verify and export change no byte, even on a
+    // log that needs recovery (torn tail). Method: fingerprint every file
+    // before and after running them all.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 2000);
+    let last = segment_files(dir.path()).pop().unwrap();
+    let bytes = std::fs::read(&last).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    let f = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
+    std::os::unix::fs::FileExt::write_at(&f, &[0xAB; 24], (end as u64).next_multiple_of(8) + 128).unwrap();
+    drop(f);
+    let before = fingerprint(dir.path());
+    let d = p(dir.path());
+    for args in [
+        vec!["stat", d, "-s"],
+        vec!["stat", "--json", d],
+        vec!["dump", d, "--format", "json"],
+        vec!["tail", d, "-n", "5"],
+        vec!["export", "--jsonl", d],
+        vec!["verify", d],
+    ] {
+        let _ = varve(&args);
+        assert_eq!(fingerprint(dir.path()), before, "`varve {}` modified the log", args.join(" "));
+    }
+}
+
+#[test]
+fn tail_follow_prints_records_another_process_appends() {
+    // Goal: `varve tail -f` follows a log this (other) process writes, across
+    // rotations, and prints every record once, in order. Method: start the
+    // tail, then append 2000 records (singles and batches); read its output.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::new().segment_bytes(SEGMENT)).unwrap();
+    let mut w = log.writer().unwrap();
+    w.append(b"before the tail started").unwrap();
+    let n = 2000u64;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_varve"))
+        .args(["tail", "-f", p(dir.path()), "--from", "0", "--limit", &(n + 1).to_string(), "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || BufReader::new(out).lines().map(|l| l.unwrap()).collect::<Vec<String>>());
+    let mut i = 1u64;
+    while i <= n {
+        if i % 10 == 0 {
+            let batch: Vec<Vec<u8>> = (i..i + 5).map(payload).collect();
+            w.append_batch(batch.iter()).unwrap();
+            i += 5;
+        } else {
+            w.append(&payload(i)).unwrap();
+            i += 1;
+        }
+        if i % 200 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("varve tail -f did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success());
+    let lines = reader.join().unwrap();
+    assert_eq!(lines.len() as u64, n + 1);
+    assert!(log.snapshot().segment_count() >= 3, "the writer must have rotated");
+    for (k, line) in lines.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["seq"], k as u64);
+        if k > 0 && v["payload_encoding"] == "utf8" {
+            assert_eq!(v["payload"].as_str().unwrap().as_bytes(), payload(k as u64).as_slice());
+        }
+    }
+}
