@@ -145,9 +145,17 @@ pub(crate) fn apply(shared: &Shared, policy: &Retention) -> Result<RetentionRepo
         report.removed.push(s.path.clone());
         report.removed_records += s.count;
         report.removed_bytes += s.bytes().len() as u64;
+        shared.counters.retention_removed(1, s.bytes().len() as u64);
     }
     if !removed.is_empty() {
         shared.fs().sync_dir(&shared.dir).map_err(|e| Error::io("fsync directory", &shared.dir, e))?;
+        tracing::info!(
+            segments = report.removed.len(),
+            records = report.removed_records,
+            bytes = report.removed_bytes,
+            first_seq,
+            "retention removed segments"
+        );
     }
     Ok(report)
 }

@@ -216,7 +216,9 @@ impl Tail {
                     return Ok(false);
                 }
                 let shared = self.log.shared();
-                shared.tail_waiters.wait_until(|| self.has_new(shared), deadline);
+                if shared.tail_waiters.wait_until(|| self.has_new(shared), deadline) {
+                    shared.counters.tail_woken();
+                }
                 if self.ready()?.is_some() {
                     return Ok(true);
                 }
