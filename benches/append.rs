@@ -36,7 +36,7 @@ fn by_payload_size(c: &mut Criterion) {
     g.finish();
 }
 
-/// Tailing readers that poll the log and read every new record, until stopped.
+/// Busy-spinning tailing readers (`Log::tail_from_end`) that read every new record until stopped.
 struct Readers {
     stop: Arc<AtomicBool>,
     handles: Vec<std::thread::JoinHandle<u64>>,
@@ -49,19 +49,15 @@ impl Readers {
             .map(|_| {
                 let (log, stop) = (log.clone(), stop.clone());
                 std::thread::spawn(move || {
-                    let mut next = log.next_seq();
                     let mut seen = 0u64;
+                    let Ok(tail) = log.tail_from_end() else { return 0 };
+                    let mut tail = tail.wait_strategy(varvelog::WaitStrategy::BusySpin);
                     while !stop.load(Ordering::Relaxed) {
-                        let snap = log.snapshot();
-                        let end = snap.next_seq();
-                        if end <= next {
-                            std::hint::spin_loop();
-                            continue;
+                        match tail.next_timeout(Duration::from_millis(10)) {
+                            Ok(Some(r)) => seen += r.payload().len() as u64,
+                            Ok(None) => {}
+                            Err(_) => return seen,
                         }
-                        for r in snap.iter_from(next).take((end - next) as usize) {
-                            seen += r.map(|r| r.payload().len() as u64).unwrap_or(0);
-                        }
-                        next = end;
                     }
                     seen
                 })

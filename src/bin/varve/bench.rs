@@ -79,7 +79,7 @@ pub struct BenchArgs {
 pub enum Wait {
     /// Busy-spin: lowest latency, burns a core.
     Spin,
-    /// Back off, then sleep between polls.
+    /// Spin briefly, then park until the writer wakes the reader.
     Park,
 }
 
@@ -178,7 +178,13 @@ pub struct Lat {
     pub max: u64,
     /// Mean.
     pub mean: f64,
+    /// Samples of at least [`STALL_NS`] (waits for a prepared segment, page
+    /// faults, preemption) and their total nanoseconds.
+    pub stalls: (u64, u64),
 }
+
+/// Samples this long or longer count as stalls.
+pub const STALL_NS: u64 = 10_000;
 
 impl Lat {
     fn of(h: &Histogram<u64>) -> Lat {
@@ -194,6 +200,10 @@ impl Lat {
             p9999: h.value_at_quantile(0.9999),
             max: h.max(),
             mean: h.mean(),
+            stalls: h
+                .iter_recorded()
+                .filter(|v| v.value_iterated_to() >= STALL_NS)
+                .fold((0, 0), |(n, t), v| (n + v.count_at_value(), t + v.count_at_value() * v.value_iterated_to())),
         }
     }
 }

@@ -5,9 +5,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::Backoff;
 use hdrhistogram::Histogram;
-use varvelog::{Log, Options, SyncPolicy, Writer};
+use varvelog::{Log, Options, SyncPolicy, WaitStrategy, Writer};
 
 use super::clock::{histogram, ticks, Clock};
 use super::{join, progress, Durable, Lat, Rate, Res, SyncMode, Wait};
@@ -271,10 +270,10 @@ impl Engine {
     }
 }
 
-/// Follows the log from `from` to `until`, recording for each record the
-/// time from the writer's send stamp (first 8 payload bytes) to now. Until
-/// the Tail API lands this polls `snapshot().next_seq()`: spinning, or
-/// backing off and then sleeping 50 µs between polls (`Wait::Park`).
+/// Follows the log from `from` to `until` with a [`varvelog::Tail`],
+/// recording for each record the time from the writer's send stamp (first 8
+/// payload bytes) to the moment the reader holds it. `Wait::Spin` uses
+/// `WaitStrategy::BusySpin`, `Wait::Park` the default spin-then-park.
 fn tail_reader(
     log: &Log,
     from: u64,
@@ -286,35 +285,30 @@ fn tail_reader(
 ) -> Res<(Histogram<u64>, u64)> {
     let mut h = histogram()?;
     let mut clamped = 0;
-    let mut next = from;
-    let backoff = Backoff::new();
+    let strategy = match wait {
+        Wait::Spin => WaitStrategy::BusySpin,
+        Wait::Park => WaitStrategy::Park,
+    };
+    let mut tail = log.tail_from(from)?.wait_strategy(strategy);
     ready.fetch_add(1, Ordering::Release);
+    let mut next = from;
     while next < until {
-        let snap = log.snapshot();
-        let end = snap.next_seq().min(until);
-        if end <= next {
+        let Some(r) = tail.next_timeout(Duration::from_millis(50))? else {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            match wait {
-                Wait::Spin => std::hint::spin_loop(),
-                Wait::Park if backoff.is_completed() => std::thread::sleep(Duration::from_micros(50)),
-                Wait::Park => backoff.snooze(),
-            }
             continue;
+        };
+        let now = ticks();
+        if r.seq() != next {
+            return Err(format!("tail: expected seq {next}, got {}", r.seq()).into());
         }
-        backoff.reset();
-        for r in snap.iter_from(next).take((end - next) as usize) {
-            let r = r?;
-            let now = ticks();
-            let stamp =
-                r.payload().get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).ok_or("payload too short for a stamp")?;
-            if now < stamp {
-                clamped += 1;
-            }
-            clock.record(&mut h, stamp, now);
+        let stamp = r.payload().get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).ok_or("payload too short for a stamp")?;
+        if now < stamp {
+            clamped += 1;
         }
-        next = end;
+        clock.record(&mut h, stamp, now);
+        next += 1;
     }
     Ok((h, clamped))
 }

@@ -253,10 +253,21 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
 
     let _ = writeln!(o, "\nNotes");
     let _ = writeln!(o, "  - append rows use Writer::append (timestamp from the system clock, no key); latency rows time every call.");
+    let (n, t) = r.append_lat.stalls;
+    if n > 0 {
+        let _ = writeln!(
+            o,
+            "  - append latency phase: {n} appends took >= {} us (waiting for a prepared segment, page faults, preemption), \
+             {:.1} ms in all = {:.0}% of the phase's append time.",
+            super::STALL_NS / 1000,
+            t as f64 / 1e6,
+            t as f64 / (r.append_lat.mean * r.append_lat.count as f64).max(1.0) * 100.0
+        );
+    }
     let _ = writeln!(
         o,
-        "  - writer->tail: the paced writer stamps each payload with the timer just before Writer::append; a reader \
-         polls Log::snapshot().next_seq() and records stamp-to-observe for every record it reads (checksums verified)."
+        "  - writer->tail: the paced writer stamps each payload with the timer just before Writer::append; each reader \
+         follows with Log::tail_from + Tail::next_timeout (checksums verified) and records stamp-to-observe per record."
     );
     if let Some(t) = &r.tail {
         if t.clamped > 0 {
@@ -288,7 +299,8 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
 }
 
 fn lat_json(l: &Lat) -> Value {
-    json!({"count": l.count, "p50_ns": l.p50, "p90_ns": l.p90, "p99_ns": l.p99, "p999_ns": l.p999, "p9999_ns": l.p9999, "max_ns": l.max, "mean_ns": l.mean})
+    json!({"count": l.count, "p50_ns": l.p50, "p90_ns": l.p90, "p99_ns": l.p99, "p999_ns": l.p999, "p9999_ns": l.p9999, "max_ns": l.max,
+           "mean_ns": l.mean, "stalls": l.stalls.0, "stall_ns": l.stalls.1})
 }
 
 fn rate_json(r: &Rate) -> Value {
