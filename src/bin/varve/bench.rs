@@ -25,6 +25,7 @@ use varvelog::format::{frame_crc, FrameHeader, FRAME_HEADER_BYTES};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::IntoBytes;
 
+use baseline::FileKind;
 use clock::Clock;
 
 pub(crate) type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -230,6 +231,7 @@ pub struct Results {
     crc: Rate,
     ping_pong: Lat,
     pwrite: Vec<Durable>,
+    pwrite_zeroed: Vec<Durable>,
     append: Rate,
     append_lat: Lat,
     tail: Option<engine::TailResult>,
@@ -281,11 +283,21 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
     let mem = baseline::memory(&work.path("memcpy.bin"), &frame, frame_len, args.records, args.payload_bytes, &clock)?;
     phase("bound: cross-core atomic ping-pong");
     let ping_pong = baseline::ping_pong(&clock, 2_000_000, Duration::from_secs(1))?;
-    phase("bound: pwrite + fdatasync, 1 and 100 frames per sync");
-    let pwrite = vec![
-        baseline::pwrite_sync(&work.path("pwrite-1.bin"), &frame, 1, budget, args.payload_bytes)?,
-        baseline::pwrite_sync(&work.path("pwrite-100.bin"), &frame, 100, budget, args.payload_bytes)?,
-    ];
+    phase("bound: pwrite + fdatasync, 1 and 100 frames per sync, growing file and pre-zeroed file");
+    let mut pwrite = Vec::new();
+    let mut pwrite_zeroed = Vec::new();
+    for per in [1, 100] {
+        pwrite.push(baseline::pwrite_sync(
+            &work.path(&format!("pwrite-{per}.bin")),
+            &frame,
+            per,
+            budget,
+            args.payload_bytes,
+            FileKind::Growing,
+        )?);
+        let path = work.path(&format!("pwrite-zeroed-{per}.bin"));
+        pwrite_zeroed.push(baseline::pwrite_sync(&path, &frame, per, budget, args.payload_bytes, FileKind::PreZeroed)?);
+    }
 
     let log_dir = work.path("log");
     let mut eng = engine::Engine::open(&log_dir, args.segment_bytes, args.payload_bytes, args.sync, clock)?;
@@ -336,6 +348,7 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
         crc: mem.crc,
         ping_pong,
         pwrite,
+        pwrite_zeroed,
         append,
         append_lat,
         tail,
