@@ -1,48 +1,7 @@
 //! Reading a log that another process is writing: [`ReadOnlyLog`].
 //!
-//! # The multi-process contract
-//!
-//! One process opens the log with [`crate::Log::open`] and writes it; any
-//! number of other processes open it with [`crate::Log::open_read_only`] and
-//! read it while it is written. What makes that safe:
-//!
-//! * **Nothing is modified by a reader.** A read-only open takes no lock,
-//!   creates, renames, truncates and writes nothing, and maps files with
-//!   `PROT_READ`. It can run beside the writer, or on a log no one has open.
-//! * **The writer's position crosses the process boundary through the file.**
-//!   Each publication is one `Release` store of the packed word
-//!   `count << 32 | end` into the active segment's header page
-//!   ([`crate::format::LIVE_COMMITTED_OFFSET`]), after the frame bytes below
-//!   `end`. A reader maps the same file shared and read-only, loads the word
-//!   and reads only frames below `end`; the writer never writes there again.
-//! * **No SIGBUS.** Touching a mapped page past the end of its file raises
-//!   SIGBUS. The engine never cuts a file below anything a reader may read:
-//!   sealing truncates a segment only past its last frame (readers never read
-//!   past the published end), and retention *unlinks* whole sealed files
-//!   (an unlinked file stays readable through existing mappings). A reader
-//!   decides whether a file is sealed by reading its trailer with `pread`,
-//!   not through a mapping, so a file being sealed and cut at that moment
-//!   cannot fault.
-//! * **Segments appear and disappear by name.** A new active segment gets
-//!   its header before it is renamed to its `.seg` name; a reader that finds
-//!   no new records lists the directory (at most every few milliseconds) to
-//!   find the next segment or notice retention.
-//!
-//! What is **not** safe or not promised:
-//!
-//! * Any other program writing, truncating or replacing segment files while
-//!   they are mapped (by the writer or a reader): that is undefined behaviour
-//!   (typically SIGBUS or garbage), as for every memory-mapped file.
-//! * Durability is known only inside the writer process: a reader sees
-//!   records once they are *visible*, which may be before they are durable.
-//!   If the machine crashes, the writer's recovery may discard records a
-//!   reader already saw. A reader that notices the log was cut back (the
-//!   published position went backwards) reports [`Error::Corrupt`] and
-//!   should reopen.
-//! * A log whose writer crashed is shown as the writer last published it;
-//!   open it with [`crate::Log::open`] to recover (reseal, cut a torn tail).
-//!
-//! See also `docs/multi_process.md`.
+//! The multi-process contract is documented on [`ReadOnlyLog`] and in
+//! `docs/multi_process.md`.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -82,7 +41,50 @@ const STUCK_LIMIT: Duration = Duration::from_secs(1);
 ///
 /// Take [`ReadOnlyLog::snapshot`]s and read them exactly like the snapshots
 /// of a [`crate::Log`], or follow new records with [`ReadOnlyLog::follow_from`].
-/// See the [module documentation](self) for the multi-process contract.
+///
+/// # The multi-process contract
+///
+/// One process opens the log with [`crate::Log::open`] and writes it; any
+/// number of other processes open it with [`crate::Log::open_read_only`] and
+/// read it while it is written. What makes that safe:
+///
+/// * **Nothing is modified by a reader.** A read-only open takes no lock,
+///   creates, renames, truncates and writes nothing, and maps files with
+///   `PROT_READ`. It can run beside the writer, or on a log no one has open.
+/// * **The writer's position crosses the process boundary through the file.**
+///   Each publication is one `Release` store of the packed word
+///   `count << 32 | end` into the active segment's header page
+///   ([`crate::format::LIVE_COMMITTED_OFFSET`]), after the frame bytes below
+///   `end`. A reader maps the same file shared and read-only, loads the word
+///   and reads only frames below `end`; the writer never writes there again.
+/// * **No SIGBUS.** Touching a mapped page past the end of its file raises
+///   SIGBUS. The engine never cuts a file below anything a reader may read:
+///   sealing truncates a segment only past its last frame (readers never read
+///   past the published end), and retention *unlinks* whole sealed files
+///   (an unlinked file stays readable through existing mappings). A reader
+///   decides whether a file is sealed by reading its trailer with `pread`,
+///   not through a mapping, so a file being sealed and cut at that moment
+///   cannot fault.
+/// * **Segments appear and disappear by name.** A new active segment gets
+///   its header before it is renamed to its `.seg` name; a reader that finds
+///   no new records lists the directory (at most every few milliseconds) to
+///   find the next segment or notice retention.
+///
+/// What is **not** safe or not promised:
+///
+/// * Any other program writing, truncating or replacing segment files while
+///   they are mapped (by the writer or a reader): that is undefined behaviour
+///   (typically SIGBUS or garbage), as for every memory-mapped file.
+/// * Durability is known only inside the writer process: a reader sees
+///   records once they are *visible*, which may be before they are durable.
+///   If the machine crashes, the writer's recovery may discard records a
+///   reader already saw. A reader that notices the log was cut back (the
+///   published position went backwards) reports [`Error::Corrupt`] and
+///   should reopen.
+/// * A log whose writer crashed is shown as the writer last published it;
+///   open it with [`crate::Log::open`] to recover (reseal, cut a torn tail).
+///
+/// See also `docs/multi_process.md`.
 ///
 /// ```
 /// use std::time::Duration;
