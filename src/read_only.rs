@@ -358,6 +358,28 @@ impl ReadOnlyLog {
             }
         }
 
+        // Segments the writer finished are sealed soon after: map them as
+        // sealed (footer index, no per-reader live index to keep).
+        let finished = segments.len().saturating_sub(1);
+        for seg in &mut segments[..finished] {
+            if let Segment::Live(a) = seg {
+                let file = match File::open(&a.path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // retention, just now
+                    Err(e) => return Err(Error::io("open segment", &a.path, e)),
+                };
+                if let Some(Loaded::Sealed(sealed)) = sealed_if_trailer(&a.path, &file)? {
+                    let (count, _) = a.committed();
+                    if sealed.count != count {
+                        let what = format!("sealed with {} records, {count} were published", sealed.count);
+                        return Err(Error::corrupt(&a.path, sealed.frames_end, what));
+                    }
+                    *seg = Segment::Sealed(sealed);
+                    changed = true;
+                }
+            }
+        }
+
         let last_base = segments.last().map(|s| s.base_seq());
         let new: Vec<&(u64, PathBuf)> = files.iter().filter(|(b, _)| last_base.is_none_or(|lb| *b > lb)).collect();
         let mut stuck = None;

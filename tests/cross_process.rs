@@ -97,6 +97,12 @@ fn reader_in_another_process_receives_every_record_in_order() {
     assert_eq!(follow.wait(Duration::from_millis(10)).unwrap().count(), 0, "nothing beyond what was written");
     assert!(reader.stats().rescans > 1 && reader.stats().segments_mapped > 10, "{:?}", reader.stats());
 
+    // Segments the writer finished are seen as sealed once it sealed them
+    // (the follower then drops its own index for them).
+    reader.refresh().unwrap();
+    let info = reader.snapshot().segment_info();
+    assert!(info.len() > 10 && info[..info.len() - 1].iter().all(|s| s.sealed), "{info:?}");
+
     // The writer is gone: a fresh read-only view holds exactly the same.
     let again = ReadOnlyLog::open(dir.path()).unwrap();
     let snap = again.snapshot();
