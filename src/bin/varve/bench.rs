@@ -61,9 +61,10 @@ pub struct BenchArgs {
     /// Directory (file system) to run in; a fresh subdirectory is made and removed afterwards.
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Records the paced writer appends in the writer->tail latency phase.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub tail_records: u64,
+    /// Records the paced writer appends in the writer->tail latency phase
+    /// [default: the smaller of --records and 1000000].
+    #[arg(long)]
+    pub tail_records: Option<u64>,
     /// Rate (records/s) of the paced writer in the writer->tail latency phase.
     #[arg(long, default_value_t = 1_000_000)]
     pub tail_rate: u64,
@@ -252,7 +253,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn run_bench(args: &BenchArgs) -> Res<()> {
-    if args.payload_bytes < 8 && (args.readers > 0 || args.tail_records > 0) {
+    let tail_records = args.tail_records.unwrap_or(args.records.min(1_000_000));
+    if args.payload_bytes < 8 && (args.readers > 0 || tail_records > 0) {
         return Err("--payload-bytes must be at least 8 when tailing readers run (the writer's send stamp goes in the payload); use --readers 0 --tail-records 0 for smaller payloads".into());
     }
     if args.records == 0 {
@@ -305,12 +307,12 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
     let append = eng.append_throughput(args.records, max)?;
     phase(&format!("varvelog: append latency, {} records, every append timed", args.records));
     let append_lat = eng.append_latency(args.records, max)?;
-    let tail = if args.readers > 0 && args.tail_records > 0 {
+    let tail = if args.readers > 0 && tail_records > 0 {
         phase(&format!(
             "varvelog: writer->tail latency, {} records paced at {}/s, {} {:?} reader(s)",
-            args.tail_records, args.tail_rate, args.readers, args.wait
+            tail_records, args.tail_rate, args.readers, args.wait
         ));
-        Some(eng.tail(args.tail_records, args.tail_rate, args.readers, args.wait)?)
+        Some(eng.tail(tail_records, args.tail_rate, args.readers, args.wait)?)
     } else {
         phase("varvelog: writer->tail latency skipped (--readers 0 or --tail-records 0)");
         None
@@ -423,7 +425,9 @@ struct WorkDir {
 impl WorkDir {
     fn new(parent: Option<&Path>) -> Res<WorkDir> {
         let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
-        std::fs::create_dir_all(&parent)?;
+        if !parent.is_dir() {
+            return Err(format!("--dir {}: not an existing directory", parent.display()).into());
+        }
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let root = parent.join(format!("varve-bench-{}-{stamp}", std::process::id()));
         std::fs::create_dir(&root)?;
