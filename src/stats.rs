@@ -88,11 +88,9 @@ pub struct ReaderStats {
 /// readers of [`Stats`].
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    // Written only by the (single) writer: load + store, no RMW.
-    appends: AtomicU64,
-    batches: AtomicU64,
-    bytes_appended: AtomicU64,
-    rotations: AtomicU64,
+    /// Written only by the (single) writer, on its own cache line so that
+    /// other threads' writes nearby never slow an append.
+    owned: crossbeam_utils::CachePadded<WriterCounters>,
     // Slow paths, possibly from several threads.
     syncs: AtomicU64,
     sync_ns_total: AtomicU64,
@@ -101,6 +99,15 @@ pub(crate) struct Counters {
     retention_segments: AtomicU64,
     retention_bytes: AtomicU64,
     tail_wakeups: AtomicU64,
+}
+
+/// Counters only the writer writes: load + store, no read-modify-write.
+#[derive(Debug, Default)]
+struct WriterCounters {
+    appends: AtomicU64,
+    batches: AtomicU64,
+    bytes_appended: AtomicU64,
+    rotations: AtomicU64,
 }
 
 /// Adds `n` to a counter that only one thread at a time writes: a plain
@@ -115,16 +122,17 @@ impl Counters {
     /// appended. Writer only.
     #[inline]
     pub(crate) fn appended(&self, records: u64, bytes: u64, batch: bool) {
-        bump_owned(&self.appends, records);
-        bump_owned(&self.bytes_appended, bytes);
+        let w = &*self.owned;
+        bump_owned(&w.appends, records);
+        bump_owned(&w.bytes_appended, bytes);
         if batch {
-            bump_owned(&self.batches, 1);
+            bump_owned(&w.batches, 1);
         }
     }
 
     /// The writer rotated to a new segment. Writer only.
     pub(crate) fn rotated(&self) {
-        bump_owned(&self.rotations, 1);
+        bump_owned(&self.owned.rotations, 1);
     }
 
     /// A sync that took `elapsed` completed.
@@ -156,13 +164,13 @@ impl Counters {
     pub(crate) fn read(&self) -> Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
-            appends: get(&self.appends),
-            batches: get(&self.batches),
-            bytes_appended: get(&self.bytes_appended),
+            appends: get(&self.owned.appends),
+            batches: get(&self.owned.batches),
+            bytes_appended: get(&self.owned.bytes_appended),
             syncs: get(&self.syncs),
             sync_time_total: Duration::from_nanos(get(&self.sync_ns_total)),
             sync_time_max: Duration::from_nanos(get(&self.sync_ns_max)),
-            rotations: get(&self.rotations),
+            rotations: get(&self.owned.rotations),
             segments_sealed: get(&self.segments_sealed),
             retention_segments_removed: get(&self.retention_segments),
             retention_bytes_removed: get(&self.retention_bytes),
