@@ -20,7 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let payload = [0x5Au8; 100];
     let prefault = std::env::var("VARVE_PREFAULT").map_or(true, |v| v != "0");
-    let log = Log::open(&dir, Options::new().prefault(prefault))?;
+    let clock = if std::env::var_os("VARVE_COARSE_CLOCK").is_some() { varvelog::Clock::RealtimeCoarse } else { varvelog::Clock::Realtime };
+    let log = Log::open(&dir, Options::new().prefault(prefault).clock(clock))?;
     let mut writer = log.writer()?;
     let start = Instant::now();
     let explicit_ts = std::env::var_os("VARVE_EXPLICIT_TS").is_some();

@@ -58,7 +58,7 @@ mod writer;
 pub use crate::error::{Error, Result};
 pub use crate::ingest::{Ingest, IngestOptions, Ticket};
 pub use crate::log::{Log, LOCK_FILE_NAME};
-pub use crate::options::{Options, RecoveryMode, SyncPolicy, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SEGMENT_BYTES};
+pub use crate::options::{Clock, Options, RecoveryMode, SyncPolicy, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SEGMENT_BYTES};
 pub use crate::range::{RangeIter, TimeRangeIter};
 pub use crate::recovery::RecoveryReport;
 pub use crate::retention::{Retention, RetentionReport, RetentionTask};

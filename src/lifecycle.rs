@@ -22,7 +22,7 @@ pub(crate) struct Prepared {
 
 /// Microseconds since the Unix epoch.
 pub(crate) fn now_us() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    crate::options::Clock::Realtime.now_us()
 }
 
 /// Creates `path`, reserves `bytes` on disk and maps it (off the writer's path).

@@ -25,6 +25,34 @@ pub enum SyncPolicy {
     },
 }
 
+/// Where appends without an explicit timestamp get theirs.
+///
+/// Measured on the 2-core development VM: a `CLOCK_REALTIME` read costs
+/// 55-80 ns (more than the rest of an append), a `CLOCK_REALTIME_COARSE` read
+/// ~8 ns with the kernel tick as resolution (4 ms there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Clock {
+    /// `CLOCK_REALTIME`: microsecond-accurate timestamps.
+    #[default]
+    Realtime,
+    /// `CLOCK_REALTIME_COARSE`: cheap, but only as fine as the kernel tick
+    /// (typically 1-4 ms). For maximum ingest rates.
+    RealtimeCoarse,
+}
+
+impl Clock {
+    /// Microseconds since the Unix epoch.
+    #[inline]
+    pub fn now_us(self) -> u64 {
+        let id = match self {
+            Clock::Realtime => rustix::time::ClockId::Realtime,
+            Clock::RealtimeCoarse => rustix::time::ClockId::RealtimeCoarse,
+        };
+        let ts = rustix::time::clock_gettime(id);
+        (ts.tv_sec as u64).wrapping_mul(1_000_000).wrapping_add(ts.tv_nsec as u64 / 1000)
+    }
+}
+
 /// What opening does with damage it finds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RecoveryMode {
@@ -48,6 +76,7 @@ pub struct Options {
     pub(crate) max_payload_bytes: Option<usize>,
     pub(crate) max_key_bytes: Option<usize>,
     pub(crate) prefault: bool,
+    pub(crate) clock: Clock,
     pub(crate) fs: Arc<dyn FileSystem>,
 }
 
@@ -67,6 +96,7 @@ impl Default for Options {
             max_payload_bytes: None,
             max_key_bytes: None,
             prefault: true,
+            clock: Clock::default(),
             fs: Arc::new(StdFs),
         }
     }
@@ -111,6 +141,12 @@ impl Options {
     /// Whether new segments are pre-faulted in the background (default on).
     pub fn prefault(mut self, on: bool) -> Self {
         self.prefault = on;
+        self
+    }
+
+    /// The clock for appends that carry no timestamp (default [`Clock::Realtime`]).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 

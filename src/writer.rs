@@ -11,10 +11,11 @@ use crate::format::{
     align_up, frame_crc, FrameHeader, FLAG_BATCH_CONTINUES, FLAG_TOMBSTONE, FRAME_HEADER_BYTES, HEADER_BYTES, INDEX_INTERVAL_BYTES,
     PREALLOC_SUFFIX,
 };
-use crate::lifecycle::{activate, now_us, preallocate, Prepared};
+use crate::lifecycle::{activate, preallocate, Prepared};
 use crate::log::{Job, LogInner};
 use crate::options::SyncPolicy;
 use crate::raw::MapWriter;
+use crate::shared::Shared;
 use crate::segment::{ActiveSegment, Segment};
 use crate::snapshot::State;
 use crate::sync::Arc;
@@ -116,6 +117,43 @@ pub(crate) struct WriterCore {
 }
 
 impl WriterCore {
+    /// Writes one record and publishes it: readers see it from the
+    /// `Release` store on. Returns its seq.
+    #[inline]
+    pub(crate) fn append_one(&mut self, e: &Entry<'_>, ts: u64, flags: u8) -> u64 {
+        let seq = self.write_frame(e, ts, flags);
+        self.map.publish(self.st.count, self.st.tail);
+        seq
+    }
+
+    /// Writes `n` records (the whole of `entries`, already checked to fit)
+    /// as one batch, published with one store: readers see all or none, and
+    /// every frame but the last says more follow, so recovery keeps all or none.
+    pub(crate) fn append_frames<'e>(&mut self, entries: impl Iterator<Item = Entry<'e>>, n: usize, now: u64) {
+        for (i, e) in entries.enumerate() {
+            let mut flags = if e.tombstone { FLAG_TOMBSTONE } else { 0 };
+            if i + 1 < n {
+                flags |= FLAG_BATCH_CONTINUES;
+            }
+            self.write_frame(&e, e.timestamp_us.unwrap_or(now), flags);
+        }
+        self.map.publish(self.st.count, self.st.tail);
+    }
+
+    /// Makes `seg` (written through `map`) the active segment: publishes the
+    /// state with it appended, then writes there from now on. Returns the
+    /// segment rotated away from, whose published end is final.
+    pub(crate) fn install(&mut self, shared: &Shared, seg: Arc<ActiveSegment>, map: MapWriter) -> Arc<ActiveSegment> {
+        shared.publish(|old| {
+            let mut segments = old.segments.clone();
+            segments.push(Segment::Live(seg.clone()));
+            State { segments }
+        });
+        self.map = map;
+        self.st = WriterState::fresh();
+        std::mem::replace(&mut self.seg, seg)
+    }
+
     /// Copies one frame past the published end. Not visible until `publish`.
     #[inline]
     fn write_frame(&mut self, e: &Entry<'_>, ts: u64, flags: u8) -> u64 {
@@ -193,12 +231,10 @@ impl Writer {
     pub fn append_entry(&mut self, entry: Entry<'_>) -> Result<u64> {
         self.inner.shared.check_poison()?;
         let padded = self.framed_len(&entry)?;
-        let ts = entry.timestamp_us.unwrap_or_else(now_us);
+        let ts = entry.timestamp_us.unwrap_or_else(|| self.inner.shared.opts.clock.now_us());
         self.ensure_room(padded)?;
         let flags = if entry.tombstone { FLAG_TOMBSTONE } else { 0 };
-        let core = self.core();
-        let seq = core.write_frame(&entry, ts, flags);
-        core.map.publish(core.st.count, core.st.tail);
+        let seq = self.core().append_one(&entry, ts, flags);
         self.inner.shared.counters.appended(1, padded, false);
         self.after_publish()?;
         Ok(seq)
@@ -230,17 +266,8 @@ impl Writer {
             return Err(Error::BatchTooLarge { len: total, max });
         }
         self.ensure_room(total)?;
-        let now = now_us();
-        let core = self.core();
-        for (i, e) in iter.enumerate() {
-            let e: Entry<'_> = e.into();
-            let mut flags = if e.tombstone { FLAG_TOMBSTONE } else { 0 };
-            if i + 1 < n {
-                flags |= FLAG_BATCH_CONTINUES;
-            }
-            core.write_frame(&e, e.timestamp_us.unwrap_or(now), flags);
-        }
-        core.map.publish(core.st.count, core.st.tail);
+        let now = self.inner.shared.opts.clock.now_us();
+        self.core().append_frames(iter.map(Into::into), n, now);
         self.inner.shared.counters.appended(n as u64, total, true);
         self.after_publish()?;
         Ok(start..start + n as u64)
@@ -309,14 +336,7 @@ impl Writer {
         let base = core.seg.base_seq + core.st.count;
         let (seg, map) = activate(shared.fs(), &shared.dir, prepared, base).map_err(|e| shared.poison_with(e))?;
         shared.dir_dirty.store(true, std::sync::atomic::Ordering::Release);
-        shared.publish(|old| {
-            let mut segments = old.segments.clone();
-            segments.push(Segment::Live(seg.clone()));
-            State { segments }
-        });
-        let old = std::mem::replace(&mut core.seg, seg);
-        core.map = map;
-        core.st = WriterState::fresh();
+        let old = core.install(shared, seg, map);
         inner.submit(Job::Prepare);
         inner.submit(Job::Seal(old));
         shared.counters.rotated();
@@ -326,8 +346,6 @@ impl Writer {
 
     #[inline]
     fn after_publish(&mut self) -> Result<()> {
-        // Parked tails, if any (one fence and one load when there are none).
-        self.inner.shared.tail_waiters.wake();
         // Parked tails, if any (one fence and one load when there are none).
         self.inner.shared.tail_waiters.wake();
         match self.inner.shared.opts.sync_policy {
