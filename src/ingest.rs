@@ -331,7 +331,9 @@ impl Pipeline {
             let _ = self.tx.send(Msg::Stop);
         }
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(t) = thread {
+        // The writer thread itself may drop the last reference (it upgrades
+        // its weak one while draining); it cannot wait for itself.
+        if let Some(t) = thread.filter(|t| t.thread().id() != std::thread::current().id()) {
             let _ = t.join();
         }
     }
@@ -380,6 +382,9 @@ struct Grouping {
 
 /// The writer thread: group, append, answer; until stopped and drained.
 fn run(mut writer: Writer, rx: Receiver<Msg>, limits: Grouping, pipeline: std::sync::Weak<Pipeline>) {
+    // Whatever way this thread ends (also by a panic), nobody may be left
+    // waiting on a request in the channel.
+    let _guard = AnswerTheRest { rx: &rx, pipeline: &pipeline };
     let mut group: Vec<Request> = Vec::with_capacity(limits.records.min(4096));
     let mut carry: Option<Request> = None;
     let mut stopping = false;
@@ -425,6 +430,32 @@ fn run(mut writer: Writer, rx: Receiver<Msg>, limits: Grouping, pipeline: std::s
             }
         }
         commit(&mut writer, &mut group);
+    }
+}
+
+/// On the writer thread's way out: closes the pipeline and answers every
+/// request still queued or being queued with [`Error::IngestClosed`]. After
+/// a normal stop there are none; after a panic this keeps callers from
+/// waiting for ever.
+struct AnswerTheRest<'a> {
+    rx: &'a Receiver<Msg>,
+    pipeline: &'a std::sync::Weak<Pipeline>,
+}
+
+impl Drop for AnswerTheRest<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.pipeline.upgrade() {
+            p.closed.store(true, Ordering::SeqCst);
+        }
+        loop {
+            while let Ok(msg) = self.rx.try_recv() {
+                drop(msg); // a request answers IngestClosed when dropped
+            }
+            if drained(self.pipeline) {
+                return;
+            }
+            std::thread::yield_now();
+        }
     }
 }
 

@@ -197,3 +197,53 @@ fn sync_failure_reaches_every_durable_caller_and_poisons_later_appends() {
     assert!(matches!(ingest.append(b"after"), Err(Error::Poisoned { .. })));
     assert!(matches!(ingest.close(), Err(Error::Poisoned { .. })));
 }
+
+#[test]
+fn disk_full_reaches_the_callers_it_hits_and_appending_resumes() {
+    // Goal: a full disk (new segments cannot be allocated) is a typed error
+    // for the callers whose group hit it, not a hang or a poisoned writer;
+    // once space is back, appends continue and the log holds exactly the
+    // records that were acknowledged.
+    // Method: FaultFs fails every fallocate with ENOSPC after open; 4
+    // producers append until each has seen an error; then clear the fault
+    // and append again. Compare the acknowledged payloads with the log.
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Arc::new(FaultFs::new());
+    let log = Log::open(dir.path(), opts().file_system(fs.clone())).unwrap();
+    let ingest = log.ingest(IngestOptions::new()).unwrap();
+    fs.fail(Op::Allocate, 0, u64::MAX, ErrorKind::StorageFull);
+    let producers: Vec<_> = (0..4u64)
+        .map(|p| {
+            let ingest = ingest.clone();
+            thread::spawn(move || {
+                let mut acked = Vec::new();
+                for i in 0..100_000u64 {
+                    match ingest.append(&payload(p, i)) {
+                        Ok(seq) => acked.push((seq, payload(p, i))),
+                        Err(Error::Io { source, .. }) if source.kind() == ErrorKind::StorageFull => return acked,
+                        Err(e) => panic!("unexpected error {e}"),
+                    }
+                }
+                panic!("the disk never filled up");
+            })
+        })
+        .collect();
+    let mut acked: Vec<(u64, Vec<u8>)> = producers.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    assert!(!log.is_poisoned(), "a full disk must not poison the writer");
+    fs.clear();
+    let mut resumed = None;
+    for _ in 0..100 {
+        if let Ok(seq) = ingest.append(b"after") {
+            resumed = Some(seq);
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let seq = resumed.expect("appends resume once space is back");
+    acked.push((seq, b"after".to_vec()));
+    ingest.close().unwrap();
+    acked.sort();
+    let snap = log.snapshot();
+    let stored: Vec<(u64, Vec<u8>)> = snap.iter().map(|r| r.unwrap()).map(|r| (r.seq(), r.payload().to_vec())).collect();
+    assert_eq!(stored, acked);
+}
