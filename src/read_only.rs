@@ -18,6 +18,7 @@ use crate::format::{
 };
 use crate::log::LOCK_FILE_NAME;
 use crate::raw::LiveMap;
+use crate::segment::view::frame_error;
 use crate::segment::{check_header, ActiveSegment, HeaderOutcome, LiveIndex, SealedSegment, Segment};
 use crate::snapshot::{Iter, Record, Snapshot, State};
 use crate::stats::{ReaderCounters, ReaderStats};
@@ -142,6 +143,15 @@ struct Cursor {
     max_ts: u64,
 }
 
+impl Tracked {
+    /// Notes a problem once.
+    fn warn(&mut self, msg: String) {
+        if !self.warnings.contains(&msg) {
+            self.warnings.push(msg);
+        }
+    }
+}
+
 impl Cursor {
     fn fresh() -> Cursor {
         Cursor { count: 0, end: HEADER_BYTES, prev_len: 0, next_index_at: HEADER_BYTES, max_ts: 0 }
@@ -152,8 +162,8 @@ impl Cursor {
 enum WalkStop {
     /// No more frames in the bytes given (or the wanted count was reached).
     Clean,
-    /// Bytes at `offset` are not the frame that should be there.
-    Bad { offset: u64, what: String },
+    /// The bytes at some offset are not the frame that should be there.
+    Bad(Error),
 }
 
 impl std::fmt::Debug for ReadOnlyLog {
@@ -206,7 +216,7 @@ impl ReadOnlyLog {
             }
             if let Some((_, e)) = &t.stuck {
                 let msg = format!("{e}; later segments are not shown");
-                t.warnings.push(msg);
+                t.warn(msg);
             }
         }
         Ok(log)
@@ -229,10 +239,7 @@ impl ReadOnlyLog {
     pub fn snapshot(&self) -> Snapshot {
         let mut t = self.lock();
         if let Err(e) = self.refresh_live(&mut t) {
-            let msg = e.to_string();
-            if !t.warnings.contains(&msg) {
-                t.warnings.push(msg);
-            }
+            t.warn(e.to_string());
         }
         Snapshot::new(t.state.clone())
     }
@@ -322,11 +329,11 @@ impl ReadOnlyLog {
             ));
         }
         let before = cur.end;
-        let stop = walk(seg.map.foreign_frames(end), seg.base_seq, cur, &seg.index, None);
+        let stop = walk(&seg.path, seg.map.foreign_frames(end), seg.base_seq, cur, &seg.index, None);
         seg.map.adopt(cur.count, cur.end);
         let changed = cur.end != before;
         match stop {
-            WalkStop::Bad { offset, what } => Err(Error::corrupt(&seg.path, offset, what)),
+            WalkStop::Bad(e) => Err(e),
             WalkStop::Clean if (cur.count, cur.end) != (count, end) => Err(Error::corrupt(
                 &seg.path,
                 cur.end,
@@ -410,7 +417,9 @@ impl ReadOnlyLog {
         if changed {
             t.state = Arc::new(State { segments });
             t.cursor = cursor;
-            t.warnings.extend(warnings);
+            for w in warnings {
+                t.warn(w);
+            }
         }
         match (stuck, &t.stuck) {
             (None, _) => t.stuck = None,
@@ -421,7 +430,7 @@ impl ReadOnlyLog {
         match self.refresh_live(t) {
             Ok(live) => Ok(changed || live),
             Err(e) if opening => {
-                t.warnings.push(e.to_string());
+                t.warn(e.to_string());
                 Ok(changed)
             }
             Err(e) => Err(e),
@@ -440,7 +449,7 @@ fn finish_last(segments: &mut [Segment], cursor: &mut Option<Cursor>, next_base:
     if cur.count < want {
         // Normally the writer published everything before it rotated.
         let (_, end) = seg.map.live_published();
-        let _ = walk(seg.map.foreign_frames(end.max(cur.end)), seg.base_seq, &mut cur, &seg.index, Some(want));
+        let _ = walk(&seg.path, seg.map.foreign_frames(end.max(cur.end)), seg.base_seq, &mut cur, &seg.index, Some(want));
     }
     if cur.count < want {
         // Sealed meanwhile (its trailer is final), or no writer appends to
@@ -460,7 +469,7 @@ fn finish_last(segments: &mut [Segment], cursor: &mut Option<Cursor>, next_base:
             *cursor = None;
             return Ok(None);
         }
-        let _ = walk(seg.map.foreign_frames(seg.map.len()), seg.base_seq, &mut cur, &seg.index, Some(want));
+        let _ = walk(&seg.path, seg.map.foreign_frames(seg.map.len()), seg.base_seq, &mut cur, &seg.index, Some(want));
     }
     if cur.count != want {
         if cur.count > want {
@@ -565,7 +574,7 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 /// `frames` (the file from `HEADER_BYTES`), without checking payload
 /// checksums (readers check those). Only complete batches move `cur`; index
 /// entries are pushed for them. Stops after `stop_count` records if given.
-fn walk(frames: &[u8], base: u64, cur: &mut Cursor, index: &LiveIndex, stop_count: Option<u64>) -> WalkStop {
+fn walk(path: &Path, frames: &[u8], base: u64, cur: &mut Cursor, index: &LiveIndex, stop_count: Option<u64>) -> WalkStop {
     let mut pending = *cur;
     let mut entries: Vec<(u64, u64, u64)> = Vec::new();
     loop {
@@ -576,11 +585,12 @@ fn walk(frames: &[u8], base: u64, cur: &mut Cursor, index: &LiveIndex, stop_coun
         let frame = match decode_frame(frames, off - HEADER_BYTES, false) {
             Ok(f) => f,
             Err(FrameError::End) => return WalkStop::Clean,
-            Err(e) => return WalkStop::Bad { offset: off, what: format!("not a valid frame ({e:?})") },
+            Err(e) => return WalkStop::Bad(frame_error(path, off, e)),
         };
         let expected = base + pending.count;
         if frame.seq != expected || frame.prev_len != pending.prev_len {
-            return WalkStop::Bad { offset: off, what: format!("sequence break: expected seq {expected}, found {}", frame.seq) };
+            let what = format!("sequence break: expected seq {expected}, found {}", frame.seq);
+            return WalkStop::Bad(Error::corrupt(path, off, what));
         }
         pending.max_ts = pending.max_ts.max(frame.timestamp_us);
         if off >= pending.next_index_at {

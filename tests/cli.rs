@@ -408,3 +408,25 @@ fn verify_and_stat_work_while_a_writer_holds_the_log() {
     assert!(stdout(&o).contains("problem: ") && stdout(&o).contains("00000000000000000000.seg"), "{}", stdout(&o));
     drop(w);
 }
+
+#[test]
+fn records_missing_between_segments_are_reported_not_hidden() {
+    // Goal: a sealed segment cut short in the middle of a closed log is a
+    // problem (exit 1, naming the file) for stat, dump, export and verify,
+    // never a silently shorter log. Method: truncate the second segment
+    // inside its frames.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 3000);
+    let second = segment_files(dir.path())[1].clone();
+    let f = std::fs::OpenOptions::new().write(true).open(&second).unwrap();
+    f.set_len(30_000).unwrap();
+    drop(f);
+    let name = second.file_name().unwrap().to_str().unwrap().to_string();
+    for args in [vec!["stat", p(dir.path())], vec!["dump", p(dir.path())], vec!["export", "--jsonl", p(dir.path())]] {
+        let o = varve(&args);
+        assert_one_line_error(&o, 1, &name);
+    }
+    let o = varve(&["verify", p(dir.path())]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains(&name), "{}", stdout(&o));
+}

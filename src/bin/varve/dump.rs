@@ -3,7 +3,7 @@
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-use crate::util::{handle_write, open_log, parse_time, write_record, CmdResult, Failure, Format, Start};
+use crate::util::{handle_write, open_log, parse_time, warnings_failure, write_record, CmdResult, Failure, Format, Start};
 
 /// Arguments of `varve dump`.
 #[derive(clap::Args, Debug)]
@@ -41,5 +41,6 @@ pub fn run(args: &DumpArgs) -> CmdResult {
         };
         handle_write(write_record(&mut out, &record, args.format))?;
     }
-    handle_write(out.flush())
+    handle_write(out.flush())?;
+    warnings_failure(&log)
 }

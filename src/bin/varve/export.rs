@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-use crate::util::{handle_write, open_log, parse_time, write_json, CmdResult, Failure, Start};
+use crate::util::{handle_write, open_log, parse_time, warnings_failure, write_json, CmdResult, Failure, Start};
 
 /// Arguments of `varve export`.
 #[derive(clap::Args, Debug)]
@@ -56,5 +56,5 @@ pub fn run(args: &ExportArgs) -> CmdResult {
     if args.output.is_some() {
         eprintln!("exported {n} records");
     }
-    Ok(())
+    warnings_failure(&log)
 }

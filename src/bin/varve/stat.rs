@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use varvelog::format::FORMAT_VERSION;
 
-use crate::util::{format_time, handle_write, human_bytes, json_string_of, open_log, writer_pid, CmdResult, Failure};
+use crate::util::{format_time, handle_write, human_bytes, json_string_of, open_log, warnings_failure, writer_pid, CmdResult, Failure};
 
 /// Arguments of `varve stat`.
 #[derive(clap::Args, Debug)]
@@ -29,7 +29,8 @@ pub fn run(args: &StatArgs) -> CmdResult {
     let frame_bytes: u64 = infos.iter().map(|s| s.frame_bytes).sum();
     // Sealing fsyncs a segment, so everything in sealed segments is durable;
     // how much of the live segment is durable only its writer knows.
-    let durable_next = infos.iter().filter(|s| s.sealed).map(|s| s.base_seq + s.records).max();
+    // Only a prefix of sealed segments counts: the sealer works in order.
+    let durable_next = infos.iter().take_while(|s| s.sealed).last().map(|s| s.base_seq + s.records);
     let time_of = |seq: Option<u64>| -> Result<Option<u64>, Failure> {
         match seq {
             None => Ok(None),
@@ -85,7 +86,19 @@ pub fn run(args: &StatArgs) -> CmdResult {
         (|| {
             writeln!(out, "log             {}", args.dir.display())?;
             writeln!(out, "format version  {FORMAT_VERSION}")?;
-            writeln!(out, "segments        {} ({sealed} sealed, {} live)", infos.len(), infos.len() - sealed)?;
+            // A live segment before the last one: its writer moved on and its
+            // sealing is pending, or was cut short (a crash; reopening reseals).
+            let unsealed = infos.len().saturating_sub(1 + sealed);
+            let live = infos.len() - sealed - unsealed;
+            if unsealed > 0 {
+                writeln!(
+                    out,
+                    "segments        {} ({sealed} sealed, {unsealed} unsealed: sealing pending or cut short, {live} live)",
+                    infos.len()
+                )?;
+            } else {
+                writeln!(out, "segments        {} ({sealed} sealed, {live} live)", infos.len())?;
+            }
             match (first, last) {
                 (Some(f), Some(l)) => writeln!(out, "records         {} (seq {f} ..= {l})", snap.len())?,
                 _ => writeln!(out, "records         0 (next seq {})", snap.next_seq())?,
@@ -108,10 +121,14 @@ pub fn run(args: &StatArgs) -> CmdResult {
                 None => writeln!(out, "writer          none")?,
             }
             if args.segments {
-                writeln!(out, "\n{:<28} {:>20} {:>12} {:>12} {:>12}  state", "file", "base seq", "records", "records B", "file B")?;
-                for s in &infos {
+                writeln!(out, "\n{:<28} {:>20} {:>12} {:>12} {:>12}  state", "file", "base seq", "records", "record B", "file B")?;
+                for (i, s) in infos.iter().enumerate() {
                     let name = s.path.file_name().map_or_else(|| s.path.display().to_string(), |n| n.to_string_lossy().into_owned());
-                    let state = if s.sealed { "sealed" } else { "live" };
+                    let state = match (s.sealed, i + 1 == infos.len()) {
+                        (true, _) => "sealed",
+                        (false, true) => "live",
+                        (false, false) => "unsealed",
+                    };
                     writeln!(out, "{name:<28} {:>20} {:>12} {:>12} {:>12}  {state}", s.base_seq, s.records, s.frame_bytes, s.file_bytes)?;
                 }
             }
@@ -121,5 +138,6 @@ pub fn run(args: &StatArgs) -> CmdResult {
             Ok(())
         })()
     };
-    handle_write(r)
+    handle_write(r)?;
+    warnings_failure(&log)
 }

@@ -86,6 +86,17 @@ pub fn open_log(dir: &Path) -> Result<ReadOnlyLog, Failure> {
     })
 }
 
+/// Problems the read-only open noted (a damaged footer, records missing
+/// between segments, ...) as the command's failure: exit 1, one line.
+pub fn warnings_failure(log: &ReadOnlyLog) -> Result<(), Failure> {
+    let warnings = log.warnings();
+    match warnings.first() {
+        None => Ok(()),
+        Some(first) if warnings.len() == 1 => Err(Failure::problem(one_line(first))),
+        Some(first) => Err(Failure::problem(format!("{} (and {} more problems)", one_line(first), warnings.len() - 1))),
+    }
+}
+
 /// Writes to stdout, ending quietly with success when the reader went away
 /// (`varve dump DIR | head`).
 pub fn handle_write(r: io::Result<()>) -> Result<(), Failure> {
