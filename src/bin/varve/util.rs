@@ -344,3 +344,39 @@ pub fn writer_pid(dir: &Path) -> Option<u32> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_from_rfc3339_micros_and_ages() {
+        // Goal: every documented --since form parses to the right µs, and
+        // garbage is a message, not a panic.
+        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000_000));
+        assert_eq!(parse_time("2023-11-14 22:13:20.5"), Ok(1_700_000_000_500_000));
+        assert_eq!(parse_time("1700000000000000"), Ok(1_700_000_000_000_000));
+        let fifteen_min_ago = parse_time("15m").unwrap();
+        let expected = now_us() - 15 * 60 * 1_000_000;
+        assert!(fifteen_min_ago.abs_diff(expected) < 5_000_000, "{fifteen_min_ago} vs {expected}");
+        assert!(parse_time("2h ago").unwrap() < fifteen_min_ago);
+        assert!(parse_time("yesterday-ish").unwrap_err().contains("not a time"));
+        assert_eq!(format_time(1_700_000_000_000_001), "2023-11-14T22:13:20.000001Z");
+    }
+
+    #[test]
+    fn bytes_are_text_when_utf8_and_round_trip_through_json_encodings() {
+        // Goal: export's encoding choice is lossless both ways.
+        for b in [&b"plain"[..], "é\u{0}\"\\\n".as_bytes(), &[0xff, 0x00, 0x80], &[]] {
+            let (json, enc) = json_bytes(b);
+            let s: String = serde_json::from_str(&json).unwrap();
+            assert_eq!(decode_bytes(&s, enc).unwrap(), b);
+            assert_eq!(enc == "utf8", std::str::from_utf8(b).is_ok());
+        }
+        assert!(decode_bytes("x", "rot13").unwrap_err().contains("unknown encoding"));
+        assert_eq!(text_or_hex(b"a\tb"), "\"a\\tb\"");
+        assert_eq!(text_or_hex(&[0xff, 0xad]), "0xffad");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(one_line("a\n  b\tc"), "a b c");
+    }
+}
