@@ -55,6 +55,9 @@ pub struct BenchArgs {
     /// Segment size, e.g. 64MiB (suffixes K, M, G, KiB, MiB, GiB; all binary).
     #[arg(long, default_value = "64MiB", value_parser = parse_bytes)]
     pub segment_bytes: u64,
+    /// Timestamp source for appends (Options::clock): realtime (CLOCK_REALTIME, the default) or coarse (CLOCK_REALTIME_COARSE).
+    #[arg(long, value_enum, default_value_t = TimeSource::Realtime)]
+    pub clock: TimeSource,
     /// Print the results as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -83,6 +86,24 @@ pub enum Wait {
     Spin,
     /// Spin briefly, then park until the writer wakes the reader.
     Park,
+}
+
+/// Where appends get their timestamps.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeSource {
+    /// `varvelog::Clock::Realtime`.
+    Realtime,
+    /// `varvelog::Clock::RealtimeCoarse`.
+    Coarse,
+}
+
+impl TimeSource {
+    fn engine(self) -> varvelog::Clock {
+        match self {
+            TimeSource::Realtime => varvelog::Clock::Realtime,
+            TimeSource::Coarse => varvelog::Clock::RealtimeCoarse,
+        }
+    }
 }
 
 /// Sync policy of the append phases.
@@ -302,7 +323,8 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
     }
 
     let log_dir = work.path("log");
-    let mut eng = engine::Engine::open(&log_dir, args.segment_bytes, args.payload_bytes, args.sync, clock)?;
+    let opts = engine::options(args.segment_bytes, args.sync).clock(args.clock.engine());
+    let mut eng = engine::Engine::open(&log_dir, opts, args.payload_bytes, args.sync, clock)?;
     phase(&format!("varvelog: append throughput, {} records, no timer in the loop", args.records));
     let append = eng.append_throughput(args.records, max)?;
     phase(&format!("varvelog: append latency, {} records, every append timed", args.records));
@@ -337,7 +359,7 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
         engine::durable(&work.path("durable-100"), args.segment_bytes, args.payload_bytes, 100, budget)?,
     ];
     phase("varvelog: reopen (recovery) of the log; bound: open + mmap of its files");
-    let (open, open_report, log_bytes) = engine::reopen(&log_dir, args.segment_bytes)?;
+    let (open, open_report, log_bytes) = engine::reopen(&log_dir, engine::options(args.segment_bytes, SyncMode::Never))?;
     let open_files = baseline::open_files(&log_dir)?;
 
     let results = Results {

@@ -50,8 +50,8 @@ pub fn options(segment_bytes: u64, sync: SyncMode) -> Options {
 
 impl Engine {
     /// Opens (creates) the log in `dir` and takes its writer.
-    pub fn open(dir: &Path, segment_bytes: u64, payload_bytes: usize, sync: SyncMode, clock: Clock) -> Res<Engine> {
-        let log = Log::open(dir, options(segment_bytes, sync))?;
+    pub fn open(dir: &Path, opts: Options, payload_bytes: usize, sync: SyncMode, clock: Clock) -> Res<Engine> {
+        let log = Log::open(dir, opts)?;
         let writer = log.writer()?;
         // Let the background preparer finish the segments it prepares at open,
         // so the first phase measures the steady state, not process start-up.
@@ -362,9 +362,9 @@ pub fn durable(dir: &Path, segment_bytes: u64, payload_bytes: usize, per_sync: u
 
 /// Reopens the log in `dir`; returns the time `Log::open` took, the
 /// recovery report's figures and the log's size in bytes.
-pub fn reopen(dir: &Path, segment_bytes: u64) -> Res<(Duration, varvelog::RecoveryReport, u64)> {
+pub fn reopen(dir: &Path, opts: Options) -> Res<(Duration, varvelog::RecoveryReport, u64)> {
     let start = Instant::now();
-    let log = Log::open(dir, options(segment_bytes, SyncMode::Never))?;
+    let log = Log::open(dir, opts)?;
     let elapsed = start.elapsed();
     let report = log.recovery_report().clone();
     drop(log);

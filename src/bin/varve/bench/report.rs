@@ -143,12 +143,13 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
     let _ = writeln!(o, "  directory {}", r.dir.display());
     let _ = writeln!(
         o,
-        "  workload  {} records/phase x {} B payload ({} B framed), segments {} MiB, sync {}, {} {} tailing reader(s), {} scanning reader(s)",
+        "  workload  {} records/phase x {} B payload ({} B framed), segments {} MiB, sync {}, clock {:?}, {} {} tailing reader(s), {} scanning reader(s)",
         args.records,
         args.payload_bytes,
         r.frame_bytes,
         args.segment_bytes >> 20,
         args.sync,
+        args.clock,
         args.readers,
         wait_name(args.wait),
         args.scanners
@@ -264,7 +265,14 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
     }
 
     let _ = writeln!(o, "\nNotes");
-    let _ = writeln!(o, "  - append rows use Writer::append (timestamp from the system clock, no key); latency rows time every call.");
+    let _ = writeln!(
+        o,
+        "  - append rows use Writer::append (no key; timestamp from {}); latency rows time every call.",
+        match args.clock {
+            super::TimeSource::Realtime => "CLOCK_REALTIME, --clock realtime",
+            super::TimeSource::Coarse => "CLOCK_REALTIME_COARSE, --clock coarse",
+        }
+    );
     let (n, t) = r.append_lat.stalls;
     if n > 0 {
         let _ = writeln!(
@@ -331,7 +339,7 @@ pub fn json(args: &BenchArgs, r: &Results) -> Value {
         "directory": r.dir.display().to_string(),
         "workload": {
             "records": args.records, "payload_bytes": args.payload_bytes, "frame_bytes": r.frame_bytes,
-            "segment_bytes": args.segment_bytes, "sync": args.sync.to_string(), "readers": args.readers,
+            "segment_bytes": args.segment_bytes, "sync": args.sync.to_string(), "clock": format!("{:?}", args.clock), "readers": args.readers,
             "scanners": args.scanners, "wait": wait_name(args.wait), "tail_records": r.tail.as_ref().map(|t| t.lat.count), "tail_rate": args.tail_rate,
         },
         "timer": {"description": r.clock.describe(), "overhead_ns": r.clock.overhead_ns(), "ns_per_tick": r.clock.ns_per_tick},
