@@ -38,7 +38,7 @@ missing or not a log).";
 /// Look inside varvelog logs, follow, check, export and import them, and
 /// benchmark the engine.
 #[derive(Parser, Debug)]
-#[command(name = "varve", version, about, after_help = EXAMPLES)]
+#[command(name = "varve", version, about = "varvelog's tool: look inside logs, follow them, check them, export and import records, benchmark the engine", after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
