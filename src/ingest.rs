@@ -65,7 +65,8 @@ impl IngestOptions {
     }
 }
 
-/// A handle for appending from many threads; see the [module docs](self).
+/// A handle for appending from many threads, from [`Log::ingest`]: producers
+/// queue records, one thread appends them in groups (one publication each).
 /// Cheap to clone and `Send + Sync`. The pipeline stops, after appending
 /// everything queued, when the last clone is dropped or [`Ingest::close`] is
 /// called; the writer then returns to the log ([`Log::writer`] works again).
