@@ -31,7 +31,7 @@
 //! bytes on disk.
 
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod error;
 pub mod format;
@@ -51,22 +51,24 @@ mod snapshot;
 mod stats;
 mod sync;
 mod tail;
-mod verify;
 pub mod typed;
+mod verify;
 mod writer;
 
 pub use crate::error::{Error, Result};
 pub use crate::ingest::{Ingest, IngestOptions, Ticket};
 pub use crate::log::{Log, LOCK_FILE_NAME};
-pub use crate::options::{Clock, Options, RecoveryMode, SyncPolicy, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SEGMENT_BYTES};
+pub use crate::options::{
+    Clock, Options, RecoveryMode, SyncPolicy, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SEGMENT_BYTES,
+};
 pub use crate::range::{RangeIter, TimeRangeIter};
+pub use crate::read_only::{Batch, Follow, ReadOnlyLog};
 pub use crate::recovery::RecoveryReport;
 pub use crate::retention::{Retention, RetentionReport, RetentionTask};
-pub use crate::read_only::{Batch, Follow, ReadOnlyLog};
 pub use crate::snapshot::{Iter, Record, RevIter, Snapshot};
 pub use crate::stats::{ReaderStats, SegmentInfo, Stats};
+pub use crate::tail::{OwnedRecord, Tail, WaitStrategy};
 #[cfg(feature = "serde")]
 pub use crate::typed::{Codec, Json};
-pub use crate::tail::{OwnedRecord, Tail, WaitStrategy};
 pub use crate::verify::{verify_dir, verify_dir_with_progress, VerifyReport};
 pub use crate::writer::{Entry, Writer};

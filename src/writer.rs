@@ -15,8 +15,8 @@ use crate::lifecycle::{activate, preallocate, Prepared};
 use crate::log::{Job, LogInner};
 use crate::options::SyncPolicy;
 use crate::raw::MapWriter;
-use crate::shared::Shared;
 use crate::segment::{ActiveSegment, Segment};
+use crate::shared::Shared;
 use crate::snapshot::State;
 use crate::sync::Arc;
 
