@@ -39,6 +39,10 @@ pub mod fs;
 mod ingest;
 mod lifecycle;
 mod log;
+#[cfg(loom)]
+#[doc(hidden)]
+#[path = "loom_api.rs"]
+pub mod __loom;
 mod options;
 mod range;
 mod raw;

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle::{prealloc_path, preallocate, seal, Prepared};
 use crate::options::{Options, SyncPolicy};
 use crate::recovery::{recover, RecoveryReport};
-use crate::segment::{ActiveSegment, Segment};
+use crate::segment::{ActiveSegment, SealedSegment, Segment};
 use crate::shared::Shared;
 use crate::snapshot::{Snapshot, State};
 use crate::sync::Arc;
@@ -248,22 +248,29 @@ fn sealer(shared: Arc<Shared>, jobs: Receiver<Option<Arc<ActiveSegment>>>, mut p
                     took_us = started.elapsed().as_micros() as u64,
                     "sealed segment"
                 );
-                shared.publish(|old| State {
-                    segments: old
-                        .segments
-                        .iter()
-                        .map(|s| match s {
-                            Segment::Live(a) if Arc::ptr_eq(a, &seg) => Segment::Sealed(sealed.clone()),
-                            other => other.clone(),
-                        })
-                        .collect(),
-                });
+                publish_sealed(&shared, &seg, sealed);
             }
             Err(e) => {
                 shared.poison_with(e);
             }
         }
     }
+}
+
+/// Publishes the state with `seg` replaced by its sealed form. Readers
+/// holding the older state keep reading the live mapping, whose published
+/// end is final; both views hold the same records.
+pub(crate) fn publish_sealed(shared: &Shared, seg: &Arc<ActiveSegment>, sealed: Arc<SealedSegment>) {
+    shared.publish(|old| State {
+        segments: old
+            .segments
+            .iter()
+            .map(|s| match s {
+                Segment::Live(a) if Arc::ptr_eq(a, seg) => Segment::Sealed(sealed.clone()),
+                other => other.clone(),
+            })
+            .collect(),
+    });
 }
 
 /// Syncs in the background for [`SyncPolicy::Background`].

@@ -35,6 +35,8 @@ use crate::sync::{Arc, AtomicU64, Ordering};
 pub(crate) struct LiveMap {
     raw: MmapRaw,
     committed: AtomicU64,
+    /// What loom sees of the frame bytes (nothing outside loom).
+    cells: Cells,
     /// Mapped read-only from a segment that a writer in another process owns
     /// (see [`LiveMap::map_read_only`]); no `MapWriter` exists for it.
     read_only: bool,
@@ -72,6 +74,7 @@ impl LiveMap {
     #[inline]
     pub(crate) fn frames(&self, end: u64) -> &[u8] {
         let end = end.min(self.published().1);
+        self.cells.read(end);
         // SAFETY: `end` is at most the published end, loaded with Acquire just
         // now; bytes below it were written before that Release store and are
         // never written again (MapWriter only writes at or past it), and the
@@ -129,7 +132,8 @@ impl LiveMap {
             return Err(io::Error::other("segment shorter than its header"));
         }
         let raw = MmapOptions::new().len(len).map_raw_read_only(file)?;
-        Ok(Arc::new(LiveMap { raw, committed: AtomicU64::new(pack_committed(0, HEADER_BYTES)), read_only: true }))
+        let cells = Cells::new(raw.len());
+        Ok(Arc::new(LiveMap { raw, committed: AtomicU64::new(pack_committed(0, HEADER_BYTES)), cells, read_only: true }))
     }
 
     /// `(count, end)` as last published by the writer of this segment, in
@@ -152,6 +156,7 @@ impl LiveMap {
     /// is running). Panics on a writer's own map.
     pub(crate) fn foreign_frames(&self, end: u64) -> &[u8] {
         assert!(self.read_only, "foreign_frames on a writable map");
+        self.cells.read(end);
         // SAFETY: read-only map (checked): nothing in this process writes it.
         // The writer of another process never writes below an end it has
         // published (the caller's contract) and the file is never cut below
@@ -183,8 +188,23 @@ impl MapWriter {
             return Err(io::Error::other("segment shorter than its header"));
         }
         let raw = MmapOptions::new().len(len).map_raw(file)?;
-        let map = Arc::new(LiveMap { raw, committed: AtomicU64::new(pack_committed(0, HEADER_BYTES)), read_only: false });
-        Ok(MapWriter { map })
+        Ok(MapWriter::over(raw))
+    }
+
+    /// A writer over an anonymous mapping of `len` bytes, for the loom
+    /// models (the publication protocol does not depend on a file).
+    #[cfg(loom)]
+    pub(crate) fn anonymous(len: u64) -> io::Result<MapWriter> {
+        let len = usize::try_from(len).map_err(|_| io::Error::other("too large"))?;
+        if (len as u64) < HEADER_BYTES {
+            return Err(io::Error::other("segment shorter than its header"));
+        }
+        Ok(MapWriter::over(MmapRaw::from(MmapOptions::new().len(len).map_anon()?)))
+    }
+
+    fn over(raw: MmapRaw) -> MapWriter {
+        let cells = Cells::new(raw.len());
+        MapWriter { map: Arc::new(LiveMap { raw, committed: AtomicU64::new(pack_committed(0, HEADER_BYTES)), cells, read_only: false }) }
     }
 
     /// Writes the segment header at the start of the page. Only possible
@@ -228,6 +248,7 @@ impl MapWriter {
         let (_, end) = unpack_committed(self.map.committed.load(Ordering::Relaxed));
         let stop = offset.checked_add(bytes.len() as u64);
         assert!(offset >= end && stop.is_some_and(|s| s <= self.map.len()), "write outside the unpublished area");
+        self.map.cells.write(offset, offset + bytes.len() as u64);
         // SAFETY: in bounds (checked above); at or past the published end, so
         // no reader slice covers it (readers clamp to the published end); the
         // only writer is `self`, held by `&mut`. `end >= HEADER_BYTES`, so the
@@ -240,6 +261,7 @@ impl MapWriter {
         let (_, end) = unpack_committed(self.map.committed.load(Ordering::Relaxed));
         let stop = offset.checked_add(len);
         assert!(offset >= end && stop.is_some_and(|s| s <= self.map.len()), "zeroing outside the unpublished area");
+        self.map.cells.write(offset, offset + len);
         // SAFETY: as for `write`.
         unsafe { std::ptr::write_bytes(self.map.raw.as_mut_ptr().add(offset as usize), 0, len as usize) }
     }
@@ -247,6 +269,7 @@ impl MapWriter {
     /// Bytes `HEADER_BYTES..to` including unpublished ones, for recovery to
     /// scan before anything is published. Borrowing `self` keeps `write` out.
     pub(crate) fn all_frames(&self, to: u64) -> &[u8] {
+        self.map.cells.read(to);
         // SAFETY: writes need `&mut self`, which this borrow excludes; readers
         // only read.
         unsafe { self.map.slice(HEADER_BYTES, to) }
@@ -258,31 +281,132 @@ impl MapWriter {
     pub(crate) fn publish(&mut self, count: u64, end: u64) {
         debug_assert!(end >= self.map.published().1 && end <= self.map.len());
         let word = pack_committed(count, end);
-        self.map.committed.store(word, Ordering::Release);
+        self.map.committed.store(word, PUBLISH_ORDERING);
         self.map.live_word().store(word, std::sync::atomic::Ordering::Release);
     }
+}
+
+/// The ordering of the publishing store. The `loom-mutant` feature weakens
+/// it to `Relaxed` under loom only, to prove the models catch a wrong ordering.
+#[cfg(not(all(loom, feature = "loom-mutant")))]
+const PUBLISH_ORDERING: Ordering = Ordering::Release;
+#[cfg(all(loom, feature = "loom-mutant"))]
+const PUBLISH_ORDERING: Ordering = Ordering::Relaxed;
+
+/// What loom sees of a live map's frame bytes: one cell per 8-byte word of
+/// the frame area, read by every reader slice and written by every write.
+/// Loom cannot see plain stores into a mapping; through these cells it
+/// reports any read of frame bytes not ordered after their writing (a
+/// publication that comes too early or is too weak). Empty outside loom.
+#[cfg(loom)]
+struct Cells(Box<[Tracked]>);
+
+/// One loom-checked cell without data.
+#[cfg(loom)]
+struct Tracked(crate::sync::UnsafeCell<()>);
+
+// SAFETY: the cell holds no data (`()`); it only records accesses, and every
+// access goes through loom's `with`/`with_mut`, which check them for races.
+#[cfg(loom)]
+unsafe impl Sync for Tracked {}
+// SAFETY: as above.
+#[cfg(loom)]
+unsafe impl Send for Tracked {}
+
+#[cfg(loom)]
+impl Tracked {
+    fn new() -> Tracked {
+        Tracked(crate::sync::UnsafeCell::new(()))
+    }
+    fn read(&self) {
+        self.0.with(|_| ())
+    }
+    fn write(&self) {
+        self.0.with_mut(|_| ())
+    }
+}
+
+#[cfg(loom)]
+impl Cells {
+    fn new(map_len: usize) -> Cells {
+        let words = map_len.saturating_sub(HEADER_BYTES as usize).div_ceil(8);
+        Cells((0..words).map(|_| Tracked::new()).collect())
+    }
+
+    /// Cells of the words overlapping file offsets `from..to`.
+    fn words(&self, from: u64, to: u64) -> &[Tracked] {
+        let first = (from.saturating_sub(HEADER_BYTES) / 8) as usize;
+        let last = (to.saturating_sub(HEADER_BYTES).div_ceil(8) as usize).min(self.0.len());
+        self.0.get(first.min(last)..last).unwrap_or(&[])
+    }
+
+    /// Records a read of the frame bytes below `to`.
+    fn read(&self, to: u64) {
+        self.words(HEADER_BYTES, to).iter().for_each(Tracked::read);
+    }
+
+    /// Records a write of `from..to`.
+    fn write(&self, from: u64, to: u64) {
+        self.words(from, to).iter().for_each(Tracked::write);
+    }
+}
+
+#[cfg(not(loom))]
+struct Cells;
+
+#[cfg(not(loom))]
+impl Cells {
+    #[inline(always)]
+    fn new(_: usize) -> Cells {
+        Cells
+    }
+    #[inline(always)]
+    fn read(&self, _: u64) {}
+    #[inline(always)]
+    fn write(&self, _: u64, _: u64) {}
 }
 
 /// A read-only mapping of a whole sealed segment file.
 pub(crate) struct ReadMap {
     map: Option<Mmap>,
+    /// Under loom: read by every access, written by the unmapping, so that a
+    /// read racing with the drop of the last reference is reported.
+    #[cfg(loom)]
+    alive: Tracked,
 }
 
 impl ReadMap {
     /// Maps all of `file` read-only.
     pub(crate) fn map(file: &File) -> io::Result<ReadMap> {
         if file.metadata()?.len() == 0 {
-            return Ok(ReadMap { map: None });
+            return Ok(ReadMap::of(None));
         }
         // SAFETY: segment files are owned by the engine: sealed files are never
         // written or truncated again while the log is open (README contract),
         // so the mapped bytes do not change under the returned slices.
         let map = unsafe { Mmap::map(file)? };
-        Ok(ReadMap { map: Some(map) })
+        Ok(ReadMap::of(Some(map)))
+    }
+
+    fn of(map: Option<Mmap>) -> ReadMap {
+        ReadMap {
+            map,
+            #[cfg(loom)]
+            alive: Tracked::new(),
+        }
     }
 
     /// The whole file.
     pub(crate) fn bytes(&self) -> &[u8] {
+        #[cfg(loom)]
+        self.alive.read();
         self.map.as_deref().unwrap_or(&[])
+    }
+}
+
+#[cfg(loom)]
+impl Drop for ReadMap {
+    fn drop(&mut self) {
+        self.alive.write();
     }
 }

@@ -22,7 +22,8 @@ pub(crate) struct Shared {
     /// Serialises syncs (the writer's and the flusher's).
     sync_lock: Mutex<()>,
     poisoned: StdAtomicBool,
-    poison: OnceLock<Arc<Error>>,
+    /// A std `Arc` even under loom: `Error::Poisoned` carries it to users.
+    poison: OnceLock<std::sync::Arc<Error>>,
     /// Every seq below this is durable.
     pub(crate) durable_next: StdAtomicU64,
     /// A segment file was created or renamed since the last directory sync.
@@ -63,7 +64,7 @@ impl Shared {
 
     /// Records `e` as the poisoning cause (the first one wins) and returns it.
     pub(crate) fn poison_with(&self, e: Error) -> Error {
-        if self.poison.set(Arc::new(e.duplicate())).is_ok() {
+        if self.poison.set(std::sync::Arc::new(e.duplicate())).is_ok() {
             tracing::error!(dir = %self.dir.display(), error = %e, "writer poisoned; reopen the log to recover");
         }
         self.poisoned.store(true, StdOrdering::Release);
@@ -81,7 +82,7 @@ impl Shared {
 
     #[cold]
     fn poison_error(&self) -> Error {
-        let cause = self.poison.get().cloned().unwrap_or_else(|| Arc::new(Error::corrupt("", 0, "unknown")));
+        let cause = self.poison.get().cloned().unwrap_or_else(|| std::sync::Arc::new(Error::corrupt("", 0, "unknown")));
         Error::Poisoned { cause }
     }
 

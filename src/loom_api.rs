@@ -1,0 +1,161 @@
+//! Hooks for the loom models in `loom-tests/`, compiled only under
+//! `--cfg loom`. They drive the engine's own publication code — the writer's
+//! frame writing and `Release` publication, rotation's state publication,
+//! the sealer's swap, retention, snapshots, readers and the tail wake-up —
+//! over tiny segments, so that loom explores their interleavings. Nothing
+//! here re-implements a protocol; each function is a thin call into the
+//! module that owns it.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use memmap2::MmapRaw;
+use zerocopy::IntoBytes;
+
+use crate::format::{align_up, segment_file_name, SegmentHeader, FRAME_HEADER_BYTES, HEADER_BYTES};
+use crate::fs::FileSystem;
+use crate::lifecycle::seal;
+use crate::options::Options;
+use crate::raw::MapWriter;
+use crate::retention::{apply, Retention};
+use crate::segment::{ActiveSegment, Segment};
+use crate::shared::Shared;
+use crate::snapshot::{Snapshot, State};
+use crate::sync::Arc;
+use crate::writer::{Entry, WriterCore, WriterState};
+
+/// A file system whose syncs do nothing: the models check memory ordering,
+/// not durability, and must stay fast.
+#[derive(Debug)]
+struct NoSyncFs;
+
+impl FileSystem for NoSyncFs {
+    fn sync_file(&self, _: &File) -> io::Result<()> {
+        Ok(())
+    }
+    fn sync_map(&self, _: &MmapRaw, _: usize, _: usize) -> io::Result<()> {
+        Ok(())
+    }
+    fn sync_dir(&self, _: &Path) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The writer's side of one segment: the engine's `WriterCore`.
+pub struct SegmentWriter {
+    core: WriterCore,
+}
+
+impl SegmentWriter {
+    /// A segment starting at `base_seq` with room for `frame_bytes` of
+    /// frames, over an anonymous mapping (it cannot be sealed).
+    pub fn anonymous(base_seq: u64, frame_bytes: u64) -> SegmentWriter {
+        let map = MapWriter::anonymous(HEADER_BYTES + frame_bytes).expect("anonymous mapping");
+        let file = File::open("/dev/null").expect("open /dev/null");
+        SegmentWriter::over(PathBuf::from(format!("anonymous-{base_seq}")), file, map, base_seq)
+    }
+
+    /// A segment file in `dir` (so that it can be sealed and retained).
+    pub fn file(dir: &Path, base_seq: u64, frame_bytes: u64) -> SegmentWriter {
+        let path = dir.join(segment_file_name(base_seq));
+        let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).expect("create segment");
+        file.set_len(HEADER_BYTES + frame_bytes).expect("size segment");
+        let map = MapWriter::create(&file, HEADER_BYTES + frame_bytes).expect("map segment");
+        SegmentWriter::over(path, file, map, base_seq)
+    }
+
+    fn over(path: PathBuf, file: File, mut map: MapWriter, base_seq: u64) -> SegmentWriter {
+        let header = SegmentHeader::new(base_seq, 0, map.shared().len());
+        map.write_header(header.as_bytes());
+        let seg = Arc::new(ActiveSegment::new(path, file, map.shared().clone(), base_seq));
+        // No preparer runs in a model: rotation is driven by `LogState::rotate`.
+        let (_, ready) = crossbeam_channel::bounded(1);
+        SegmentWriter { core: WriterCore { seg, map, st: WriterState::fresh(), ready, unsynced_bytes: 0 } }
+    }
+
+    /// Appends and publishes one record (timestamp = seq); returns its seq.
+    pub fn append(&mut self, payload: &[u8]) -> u64 {
+        self.assert_room(&[payload]);
+        let seq = self.next_seq();
+        self.core.append_one(&Entry::new(payload), seq, 0)
+    }
+
+    /// Appends `payloads` as one batch, published with one store.
+    pub fn append_batch(&mut self, payloads: &[&[u8]]) {
+        self.assert_room(payloads);
+        let now = self.next_seq();
+        self.core.append_frames(payloads.iter().map(|p| Entry::new(p)), payloads.len(), now);
+    }
+
+    /// Models rotate explicitly; a record that does not fit is a model bug.
+    fn assert_room(&self, payloads: &[&[u8]]) {
+        let bytes: u64 = payloads.iter().map(|p| align_up(FRAME_HEADER_BYTES + p.len() as u64)).sum();
+        assert!(self.core.st.tail + bytes <= self.core.seg.capacity(), "model segment too small");
+    }
+
+    /// The seq the next append gets.
+    pub fn next_seq(&self) -> u64 {
+        self.core.seg.base_seq + self.core.st.count
+    }
+}
+
+/// A segment the writer rotated away from, waiting to be sealed.
+pub struct RotatedSegment(Arc<ActiveSegment>);
+
+/// What the log shares between writer, readers and background work: the
+/// engine's `Shared` (snapshot cell, publication lock, tail waiters).
+pub struct LogState {
+    shared: Arc<Shared>,
+}
+
+impl LogState {
+    /// A log in `dir` whose only segment is `first`'s.
+    pub fn new(dir: &Path, first: &SegmentWriter) -> LogState {
+        let state = State { segments: vec![Segment::Live(first.core.seg.clone())] };
+        let opts = Options::new().file_system(std::sync::Arc::new(NoSyncFs));
+        LogState { shared: Arc::new(Shared::new(dir.to_path_buf(), opts, state, 0)) }
+    }
+
+    /// Another handle to the same log, for another thread.
+    pub fn handle(&self) -> LogState {
+        LogState { shared: self.shared.clone() }
+    }
+
+    /// What a reader sees now (`Log::snapshot`).
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(self.shared.state.load())
+    }
+
+    /// Rotation: publishes `next` as the new active segment and makes
+    /// `writer` write there (the writer's own rotation step).
+    pub fn rotate(&self, writer: &mut SegmentWriter, next: SegmentWriter) -> RotatedSegment {
+        let SegmentWriter { core } = next;
+        RotatedSegment(writer.core.install(&self.shared, core.seg, core.map))
+    }
+
+    /// Seals a rotated-away file segment and publishes it as sealed (the
+    /// background sealer's step).
+    pub fn seal(&self, seg: RotatedSegment) {
+        let sealed = seal(self.shared.fs(), &seg.0, [0; 32]).expect("seal");
+        crate::log::publish_sealed(&self.shared, &seg.0, sealed);
+    }
+
+    /// Removes the leading sealed segments holding only seqs below `seq`
+    /// (a retention pass); returns how many went.
+    pub fn retain_below(&self, seq: u64) -> usize {
+        apply(&self.shared, &Retention::new().min_seq(seq)).expect("retention").removed.len()
+    }
+
+    /// The writer's wake-up of parked tails, called after a publication.
+    pub fn wake_tails(&self) {
+        self.shared.tail_waiters.wake();
+    }
+
+    /// Parks like a tail until a snapshot shows a record with seq `seq`
+    /// (under loom a lost wake-up is a deadlock, which loom reports).
+    pub fn wait_for(&self, seq: u64) {
+        let ready = self.shared.tail_waiters.wait_until(|| self.snapshot().next_seq() > seq, None);
+        assert!(ready, "a wait without deadline returned unready");
+    }
+}
