@@ -22,6 +22,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let dir = tempfile::tempdir()?;
     let log = Log::open(dir.path(), Options::new())?;
+    // Opening starts preparing (fallocate + pre-fault) the next segments in
+    // the background; let that finish so the figures are the steady state.
+    std::thread::sleep(Duration::from_secs(1));
     let epoch = Instant::now();
 
     // The reader: a tail from the first record, on its own thread. Records

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
+use crossbeam_utils::Backoff;
 
 use crate::error::{Error, Result};
 use crate::format::{align_up, FRAME_HEADER_BYTES};
@@ -169,6 +170,9 @@ impl Drop for Request {
 /// Where the writer thread leaves one answer for the thread waiting on it.
 #[derive(Default)]
 struct Slot {
+    /// Set (Release) once `value` holds an answer; lets a waiter poll
+    /// without taking the lock.
+    filled: AtomicBool,
     state: Mutex<SlotState>,
 }
 
@@ -183,6 +187,7 @@ impl Slot {
         let waiter = {
             let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
             s.value = Some(r);
+            self.filled.store(true, Ordering::Release);
             s.waiter.take()
         };
         if let Some(t) = waiter {
@@ -191,16 +196,28 @@ impl Slot {
     }
 
     fn take(&self) -> Option<Result<u64>> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).value.take()
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.filled.store(false, Ordering::Relaxed);
+        s.value.take()
     }
 
-    /// Parks until filled. `unpark` before `park` is not lost (the token
+    /// Waits until filled: polls briefly (the writer thread usually answers
+    /// within microseconds, and a park/unpark round trip costs tens of them
+    /// on a VM), then parks. `unpark` before `park` is not lost (the token
     /// stays), and a stray token only costs one more check.
     fn wait(&self) -> Result<u64> {
+        let backoff = Backoff::new();
+        while !backoff.is_completed() {
+            if self.filled.load(Ordering::Acquire) {
+                break;
+            }
+            backoff.snooze();
+        }
         loop {
             {
                 let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(v) = s.value.take() {
+                    self.filled.store(false, Ordering::Relaxed);
                     return v;
                 }
                 s.waiter = Some(std::thread::current());

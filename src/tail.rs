@@ -256,31 +256,35 @@ impl Tail {
 
     /// Takes a newer snapshot if anything changed; `false` if nothing did.
     fn refresh(&mut self) -> Result<bool> {
-        let shared = self.log.shared();
-        let snap = if !shared.state.is_current(&self.snap.state) {
-            self.log.snapshot()
-        } else if self.live_grew() {
-            Snapshot::new(self.snap.state.clone())
-        } else {
-            return Ok(false);
-        };
-        self.relocate(snap)?;
+        if !self.log.shared().state.is_current(&self.snap.state) {
+            let snap = self.log.snapshot();
+            self.relocate(snap)?;
+            return Ok(true);
+        }
+        let Some(committed) = self.live_grown() else { return Ok(false) };
+        // Same segments, more of the last one published: widen the view in
+        // place (the common case of a tail keeping up with the writer).
+        self.snap.active = Some(committed);
+        if self.at.is_none() {
+            let snap = self.snap.clone();
+            self.relocate(snap)?;
+        }
         Ok(true)
     }
 
-    /// Whether the last segment of the snapshot has published records beyond
-    /// what the snapshot captured.
-    fn live_grew(&self) -> bool {
+    /// The committed position of the snapshot's last segment if records
+    /// were published there beyond what the snapshot shows.
+    fn live_grown(&self) -> Option<(u64, u64)> {
         match (self.snap.state.segments.last(), self.snap.active) {
-            (Some(Segment::Live(a)), Some((count, _))) => a.committed().0 > count,
-            _ => false,
+            (Some(Segment::Live(a)), Some((count, _))) => Some(a.committed()).filter(|c| c.0 > count),
+            _ => None,
         }
     }
 
     /// Whether a newer snapshot would show more than this one: the check a
     /// parked tail re-makes after registering (see [`Waiters`]).
     fn has_new(&self, shared: &Shared) -> bool {
-        !shared.state.is_current(&self.snap.state) || self.live_grew()
+        !shared.state.is_current(&self.snap.state) || self.live_grown().is_some()
     }
 
     /// Adopts `snap` and finds record `next` in it.
