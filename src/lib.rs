@@ -33,16 +33,16 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 
+#[cfg(loom)]
+#[doc(hidden)]
+#[path = "loom_api.rs"]
+pub mod __loom;
 mod error;
 pub mod format;
 pub mod fs;
 mod ingest;
 mod lifecycle;
 mod log;
-#[cfg(loom)]
-#[doc(hidden)]
-#[path = "loom_api.rs"]
-pub mod __loom;
 mod options;
 mod range;
 mod raw;
