@@ -20,11 +20,11 @@ const LAT_NAMES: [&str; 3] = ["p50", "p99", "p99.9"];
 const COLORS: [RGBColor; 4] = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
 
 pub fn draw(path: &Path, rows: &[Row]) -> Res<()> {
-    let root = SVGBackend::new(path, (1400, 560)).into_drawing_area();
+    let root = SVGBackend::new(path, (1600, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let (left, right) = root.split_horizontally(760);
+    let (left, right) = root.split_horizontally(820);
     bars(&left, rows, "Throughput (records/s, log scale, median of rounds)", &RATE_NAMES, |r| r.rates.to_vec(), 1e3, 1e9)?;
-    bars(&right, rows, "Append latency per call (ns, log scale)", &LAT_NAMES, |r| r.lat.to_vec(), 1.0, 1e8)?;
+    bars(&right, rows, "Append latency per call (ns, log scale, median of rounds)", &LAT_NAMES, |r| r.lat.to_vec(), 1.0, 1e7)?;
     root.present().map_err(|e| e.to_string())?;
     Ok(())
 }
@@ -45,6 +45,7 @@ where
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
         .margin(12)
+        .margin_right(40)
         .x_label_area_size(90)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..n as f64, (lo..hi).log_scale())
