@@ -80,8 +80,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     let mut active = None;
     let mut i = 0;
     while i < files.len() {
-        let next_base = files.get(i + 1).map(|f| f.0);
-        match rec.segment(&files[i].1, files[i].0, next_base)? {
+        match rec.segment(&files[i].1, files[i].0, &files[i + 1..])? {
             Step::Sealed => i += 1,
             Step::Active(a) => {
                 active = Some(a);
@@ -140,14 +139,15 @@ impl Recovery<'_> {
         self.opts.recovery_mode == RecoveryMode::Strict
     }
 
-    fn segment(&mut self, path: &Path, name_base: u64, next_base: Option<u64>) -> Result<Step> {
+    fn segment(&mut self, path: &Path, name_base: u64, later: &[(u64, PathBuf)]) -> Result<Step> {
+        let next_base = later.first().map(|f| f.0);
         let file = self.fs().open(path, true).map_err(|e| Error::io("open segment", path, e))?;
         match SealedSegment::load(path.to_path_buf(), &file) {
             Err(HeaderOutcome::Fatal(e)) => Err(e),
             Err(HeaderOutcome::Blank) => {
                 // The header never reached the disk, so no sync ever covered
                 // this segment (a sync always includes the header page).
-                if self.strict() && next_base.is_some() {
+                if (self.strict() && next_base.is_some()) || self.any_sealed(later) {
                     return Err(Error::corrupt(path, 0, "blank segment header in the middle of the log"));
                 }
                 self.report.truncated_at.get_or_insert((path.to_path_buf(), 0));
@@ -164,7 +164,7 @@ impl Recovery<'_> {
                 self.segments.push(Segment::Sealed(Arc::new(sealed)));
                 Ok(Step::Sealed)
             }
-            Ok(Err(_missing_or_damaged)) => self.unsealed(path, file, name_base, next_base),
+            Ok(Err(_missing_or_damaged)) => self.unsealed(path, file, name_base, later),
         }
     }
 
@@ -195,7 +195,8 @@ impl Recovery<'_> {
 
     /// A segment without a usable footer: reseal it if the next segment
     /// continues where its frames end, otherwise it is the active segment.
-    fn unsealed(&mut self, path: &Path, file: File, name_base: u64, next_base: Option<u64>) -> Result<Step> {
+    fn unsealed(&mut self, path: &Path, file: File, name_base: u64, later: &[(u64, PathBuf)]) -> Result<Step> {
+        let next_base = later.first().map(|f| f.0);
         let len = file.metadata().map_err(|e| Error::io("stat segment", path, e))?.len();
         let mut map = MapWriter::create(&file, len).map_err(|e| Error::io("mmap", path, e))?;
         let header = match check_header(path, map.shared().header_prefix()) {
@@ -219,7 +220,14 @@ impl Recovery<'_> {
                 self.segments.push(Segment::Sealed(sealed));
                 return Ok(Step::Sealed);
             }
-            if self.strict() {
+            // Frames end before the next segment starts. After a crash that
+            // only happens to a segment the writer rotated away from before
+            // any sync covered its tail, and then no later record was synced
+            // either, so cutting the log here loses nothing acknowledged.
+            // It cannot explain a file that sealing already cut to length,
+            // nor a later segment that is sealed (sealing goes in order):
+            // those are damage, and damage is reported, never cut away.
+            if self.strict() || len != header.capacity.get() || self.any_sealed(later) {
                 return Err(stop_error(path, &scan));
             }
         }
@@ -256,6 +264,14 @@ impl Recovery<'_> {
     /// Removes the segments after a cut. Each must first show a valid (or
     /// blank) segment header: a foreign, damaged or future-version file that
     /// merely has a segment name is refused with its typed error, never deleted.
+    /// Whether any of `files` is a sealed segment (valid trailer and footer).
+    fn any_sealed(&self, files: &[(u64, PathBuf)]) -> bool {
+        files.iter().any(|(_, path)| {
+            let Ok(file) = self.fs().open(path, false) else { return false };
+            matches!(SealedSegment::load(path.clone(), &file), Ok(Ok(_)))
+        })
+    }
+
     fn remove_all(&mut self, files: &[(u64, PathBuf)]) -> Result<()> {
         for (_, path) in files {
             let file = self.fs().open(path, false).map_err(|e| Error::io("open segment", path, e))?;
