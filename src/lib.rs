@@ -76,3 +76,8 @@ pub use crate::tail::{OwnedRecord, Tail, WaitStrategy};
 pub use crate::typed::{Codec, Json};
 pub use crate::verify::{verify_dir, verify_dir_with_progress, VerifyReport};
 pub use crate::writer::{Entry, Writer};
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
