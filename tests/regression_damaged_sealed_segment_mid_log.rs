@@ -61,7 +61,6 @@ fn zeroed_header_of_sealed_segment_mid_log_is_reported_and_nothing_is_deleted() 
     let dir = tempfile::tempdir().unwrap();
     let files = sealed_log(dir.path());
     let victim = &files[1];
-    std::os::unix::fs::FileExt::write_all_at(&std::fs::OpenOptions::new().write(true).open(victim).unwrap(), &[0u8; 4096], 0)
-        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&std::fs::OpenOptions::new().write(true).open(victim).unwrap(), &[0u8; 4096], 0).unwrap();
     assert_refused_naming(dir.path(), victim, &files);
 }
