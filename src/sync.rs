@@ -87,3 +87,80 @@ impl<T> SnapshotCell<T> {
         }
     }
 }
+
+/// Whether this process registered for expedited `membarrier`, which lets the
+/// writer's side of the tail wake-up protocol be a compiler fence only. Set
+/// once, in [`init_barriers`], before any writer or tail exists.
+#[cfg(not(loom))]
+static ASYMMETRIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Registers the process for `MEMBARRIER_CMD_PRIVATE_EXPEDITED` (once). Called
+/// by `Log::open` before it creates the writer or any tail can exist; if the
+/// kernel or a seccomp filter refuses, both sides keep using full fences.
+pub(crate) fn init_barriers() {
+    #[cfg(not(loom))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            use rustix::thread::{membarrier, MembarrierCommand};
+            if membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok() && membarrier(MembarrierCommand::PrivateExpedited).is_ok() {
+                ASYMMETRIC.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    }
+}
+
+/// The frequent side of an asymmetric Dekker pair (the writer after each
+/// publication). With expedited membarrier registered it only stops the
+/// compiler from reordering; [`heavy_barrier`] supplies the CPU ordering.
+#[inline]
+pub(crate) fn light_barrier() {
+    #[cfg(loom)]
+    fence(Ordering::SeqCst);
+    #[cfg(not(loom))]
+    if ASYMMETRIC.load(std::sync::atomic::Ordering::Relaxed) {
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    } else {
+        fence(Ordering::SeqCst);
+    }
+}
+
+/// The rare side (a tail about to park): `membarrier` makes every running
+/// thread of the process execute a full barrier before it returns, which is
+/// what a `SeqCst` fence on the light side would have given. Returns false if
+/// the barrier could not be issued, in which case the caller must not sleep
+/// long (a wake-up may be missed).
+pub(crate) fn heavy_barrier() -> bool {
+    #[cfg(loom)]
+    {
+        fence(Ordering::SeqCst);
+        true
+    }
+    #[cfg(not(loom))]
+    {
+        if ASYMMETRIC.load(std::sync::atomic::Ordering::Relaxed) {
+            let ok = rustix::thread::membarrier(rustix::thread::MembarrierCommand::PrivateExpedited).is_ok();
+            fence(Ordering::SeqCst);
+            ok
+        } else {
+            fence(Ordering::SeqCst);
+            true
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn barriers_register_or_fall_back_and_the_heavy_side_succeeds() {
+        // Goal: after registration the heavy barrier can always be issued, so
+        // parked tails never fall back to short sleeps on this kernel.
+        // Method: register, then issue both barriers.
+        init_barriers();
+        light_barrier();
+        assert!(heavy_barrier(), "membarrier registered but PRIVATE_EXPEDITED failed");
+        eprintln!("asymmetric barriers: {}", ASYMMETRIC.load(std::sync::atomic::Ordering::Relaxed));
+    }
+}

@@ -15,8 +15,9 @@
 //!
 //! [`Tail::next_timeout`] spins briefly, then parks on [`Waiters`]. The writer
 //! calls [`Waiters::wake`] after every publication; when no tail is parked
-//! that is one `SeqCst` fence and one load of a counter nobody writes, with no
-//! syscall and no shared-cache-line writes. The protocol that makes lost
+//! that is one load of a counter nobody writes behind a compiler fence (the
+//! parking tail pays for the ordering with `membarrier`), with no syscall and
+//! no shared-cache-line writes. The protocol that makes lost
 //! wake-ups impossible is written out on [`Waiters`].
 
 use std::time::{Duration, Instant};
@@ -29,7 +30,7 @@ use crate::log::Log;
 use crate::segment::Segment;
 use crate::shared::Shared;
 use crate::snapshot::{Record, Snapshot};
-use crate::sync::{fence, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::sync::{heavy_barrier, light_barrier, AtomicUsize, Condvar, Mutex, Ordering};
 
 /// How [`Tail::next_timeout`] waits for the writer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -313,7 +314,8 @@ impl Tail {
 ///
 /// Tail, to park ([`Waiters::wait_until`]):
 /// 1. lock `lock`;
-/// 2. `count += 1` (Relaxed), then `fence(SeqCst)`;
+/// 2. `count += 1` (Relaxed), then the heavy barrier (`membarrier`, or a
+///    `SeqCst` fence where that is unavailable or under loom);
 /// 3. re-check for a published record (`ready()`, Acquire loads of the
 ///    committed word and of the snapshot pointer); if there is one, stop;
 /// 4. `cv.wait` (atomically releases `lock`), then go to 3;
@@ -321,17 +323,21 @@ impl Tail {
 ///
 /// Writer, after each publication ([`Waiters::wake`]):
 /// 1. `Release` store of the committed word (done by the caller);
-/// 2. `fence(SeqCst)`, then load `count` (Relaxed);
+/// 2. the light barrier (a compiler fence when `membarrier` is registered,
+///    else a `SeqCst` fence), then load `count` (Relaxed);
 /// 3. only if it is non-zero: lock `lock`, `notify_all`, unlock.
 ///
-/// Why nothing is lost: the two SeqCst fences are totally ordered. If the
-/// writer's fence comes first, the tail's loads in step 3 (after its fence)
-/// see the writer's store, so it does not park. If the tail's fence comes
-/// first, the writer's load of `count` sees the increment and it takes the
-/// lock; the tail incremented while holding the lock and releases it only by
-/// waiting, so the writer's `notify_all` happens after the tail waits (or
-/// after it stopped), and wakes it. The writer's cost when nobody waits is
-/// the fence and one load of a line only tails write.
+/// Why nothing is lost: the heavy barrier makes every running thread, the
+/// writer included, pass a full barrier before it returns, so it orders the
+/// writer's store-then-load as a `SeqCst` fence there would, and the two
+/// barriers are totally ordered. If the writer's comes first, the tail's
+/// loads in step 3 see the writer's store, so it does not park. If the
+/// tail's comes first, the writer's load of `count` sees the increment and it
+/// takes the lock; the tail incremented while holding the lock and releases
+/// it only by waiting, so the writer's `notify_all` happens after the tail
+/// waits (or after it stopped), and wakes it. The writer's cost when nobody waits is
+/// one load of a line only tails write (plus a fence where `membarrier` is
+/// missing). The loom model checks this protocol with fences on both sides.
 pub(crate) struct Waiters {
     count: AtomicUsize,
     lock: Mutex<()>,
@@ -346,7 +352,7 @@ impl Waiters {
     /// Writer side: call after every `Release` publication.
     #[inline]
     pub(crate) fn wake(&self) {
-        fence(Ordering::SeqCst);
+        light_barrier();
         if self.count.load(Ordering::Relaxed) != 0 {
             self.wake_slow();
         }
@@ -365,15 +371,17 @@ impl Waiters {
     pub(crate) fn wait_until(&self, mut ready: impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
         let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.count.fetch_add(1, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        // Without the barrier a wake-up could be missed: then sleep in short
+        // slices so a missed one costs at most a millisecond.
+        let slice = if heavy_barrier() { Duration::from_secs(3600) } else { Duration::from_millis(1) };
         let ok = loop {
             if ready() {
                 break true;
             }
             let wait = match deadline {
-                None => Duration::from_secs(3600),
+                None => slice,
                 Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left,
+                    Some(left) if !left.is_zero() => left.min(slice),
                     _ => break false,
                 },
             };
