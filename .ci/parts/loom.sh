@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The loom models in loom-tests/ (every test is #![cfg(loom)]), in release with
+# a bounded preemption count, in their own target directory; then the same
+# suite built with the `mutant` feature (the engine's publishing store weakened
+# to Relaxed), whose one test passes only if the append model fails.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
+export CARGO_TARGET_DIR="${LOOM_TARGET_DIR:-$PWD/target/loom}"
+export RUSTFLAGS="--cfg loom"
+
+echo "loom models (LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS)"
+timeout 1500 cargo test --release --manifest-path loom-tests/Cargo.toml
+
+echo "loom mutant: a weakened publication must be caught"
+out="$(timeout 900 cargo test --release --manifest-path loom-tests/Cargo.toml --features mutant -- mutant_ 2>&1)" || {
+  echo "$out"
+  exit 1
+}
+echo "$out" | grep -E "^test |test result" || true
+echo "$out" | grep -q "mutant_relaxed_publication_is_caught_by_the_append_model - should panic ... ok" || {
+  echo "the mutant test did not run and pass" >&2
+  exit 1
+}
