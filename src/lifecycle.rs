@@ -87,6 +87,12 @@ pub(crate) fn write_footer(
         reserved: [0; 16],
     };
     let bytes = encode_footer(&footer, &scan.index);
+    // Frames first: opening trusts a footer without reading the frames, so
+    // the footer must never reach the disk ahead of frames it vouches for
+    // (tests/power_loss.rs, power_cut_while_sealing_...). This costs one more
+    // fdatasync per segment, on the sealer's thread (or in recovery's reseal,
+    // whose frames may still be only in the page cache after a process crash).
+    fs.sync_file(file).map_err(|e| Error::io("fdatasync", path, e))?;
     fs.write_at(file, &bytes, scan.end).map_err(|e| Error::io("write footer", path, e))?;
     fs.set_len(file, scan.end + bytes.len() as u64).map_err(|e| Error::io("truncate sealed segment", path, e))?;
     fs.sync_file(file).map_err(|e| Error::io("fdatasync", path, e))
