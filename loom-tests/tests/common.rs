@@ -20,7 +20,8 @@ pub fn payload(seq: u64) -> Vec<u8> {
 }
 
 /// Reads every record of `snap` from `from` on: each must decode, carry the
-/// next seq and exactly its payload. Returns the seq after the last one.
+/// next seq and exactly its payload, forwards, by seq and backwards.
+/// Returns the seq after the last one.
 pub fn read_from(snap: &Snapshot, from: u64) -> u64 {
     let mut next = from;
     for r in snap.iter_from(from) {
@@ -28,6 +29,17 @@ pub fn read_from(snap: &Snapshot, from: u64) -> u64 {
         assert_eq!(r.seq(), next, "reader skipped or repeated a record");
         assert_eq!(r.payload(), payload(next).as_slice(), "reader saw other bytes for seq {next}");
         next += 1;
+    }
+    // Lookups by seq go through the live sparse index (published with its
+    // own Release store); backwards iteration walks `prev_len`. Both must
+    // agree with the forward pass.
+    for seq in from..next {
+        let r = snap.get(seq).unwrap_or_else(|e| panic!("get({seq}): {e}")).expect("a record in view");
+        assert_eq!(r.payload(), payload(seq).as_slice(), "get({seq}) saw other bytes");
+    }
+    if next > from {
+        let back: Vec<u64> = snap.iter_rev_from(next - 1).map(|r| r.expect("backwards read").seq()).take_while(|&s| s >= from).collect();
+        assert_eq!(back, (from..next).rev().collect::<Vec<_>>(), "backwards iteration differs");
     }
     next
 }
