@@ -327,8 +327,10 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
     let mut eng = engine::Engine::open(&log_dir, opts, args.payload_bytes, args.sync, clock)?;
     phase(&format!("varvelog: append throughput, {} records, no timer in the loop", args.records));
     let append = eng.append_throughput(args.records, max)?;
+    settle(&eng);
     phase(&format!("varvelog: append latency, {} records, every append timed", args.records));
     let append_lat = eng.append_latency(args.records, max)?;
+    settle(&eng);
     let tail = if args.readers > 0 && tail_records > 0 {
         phase(&format!(
             "varvelog: writer->tail latency, {} records paced at {}/s, {} {:?} reader(s)",
@@ -339,6 +341,7 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
         phase("varvelog: writer->tail latency skipped (--readers 0 or --tail-records 0)");
         None
     };
+    settle(&eng);
     let mixed = if args.readers + args.scanners > 0 {
         phase(&format!(
             "varvelog: {} records at full speed with {} tailing and {} scanning reader(s)",
@@ -349,6 +352,7 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
         phase("varvelog: mixed phase skipped (no readers)");
         None
     };
+    settle(&eng);
     phase("varvelog: scan of the whole log, checksums verified");
     let scan = eng.scan()?;
     let close = eng.close();
@@ -419,6 +423,13 @@ fn sample_frame(payload: usize) -> Res<Vec<u8>> {
 }
 
 static PROGRESS_SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Lets the engine's background work from the last phase finish, saying so.
+fn settle(eng: &engine::Engine) {
+    end_progress();
+    let waited = eng.settle();
+    eprintln!("        (waited {:.2} s for background sealing and preparation)", waited.as_secs_f64());
+}
 
 /// Prints `done/total` over the current stderr line.
 pub(crate) fn progress(done: u64, total: u64) {

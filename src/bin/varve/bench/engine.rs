@@ -59,6 +59,22 @@ impl Engine {
         Ok(Engine { log, writer, payload: vec![0x5A; payload_bytes], sync, clock })
     }
 
+    /// Waits (up to 60 s) until the background sealer has caught up with
+    /// every rotation, then 300 ms for the preparer, so that a phase does not
+    /// pay for the previous phase's background work. Returns the time waited.
+    pub fn settle(&self) -> Duration {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            let s = self.log.stats();
+            if s.segments_sealed >= s.rotations {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        start.elapsed()
+    }
+
     #[inline]
     fn after_append(&mut self, i: u64) -> Res<()> {
         if let SyncMode::Every(n) = self.sync {

@@ -284,6 +284,11 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
             t as f64 / (r.append_lat.mean * r.append_lat.count as f64).max(1.0) * 100.0
         );
     }
+    let _ = writeln!(
+        o,
+        "  - before each phase after the first, the bench waits until background sealing has caught up (Log::stats), \
+         so a phase does not pay for the previous one's seals."
+    );
     if let Some(t) = &r.tail {
         let _ = writeln!(
             o,
