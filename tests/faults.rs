@@ -106,6 +106,12 @@ fn run_with_fault(op: Op, skip: u64, kind: ErrorKind) -> bool {
             }
         }
     }
+    // Sealing (the only user of SetLen, and a user of WriteAt and SyncFile)
+    // runs on its own thread: let it finish, or poison, before judging.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.is_poisoned() && log.stats().segments_sealed < log.stats().rotations && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
     let fired = fs.injected() > 0;
     if fired && must_poison(op) {
         // Sealing fails on its own thread; give it time to report.
