@@ -96,6 +96,11 @@ impl Shared {
     pub(crate) fn sync_all(&self) -> Result<()> {
         self.check_poison()?;
         let _g = lock(&self.sync_lock);
+        // Again under the lock: a sync that failed while this one waited
+        // poisoned the writer, and must not be followed by one that finds
+        // nothing left to flush (the failed call already cleared `dir_dirty`
+        // and moved `synced_end`) and declares everything durable.
+        self.check_poison()?;
         let started = std::time::Instant::now();
         let state = self.state.load();
         let mut durable_to = None;
@@ -114,6 +119,9 @@ impl Shared {
         if self.dir_dirty.swap(false, StdOrdering::AcqRel) {
             self.fs().sync_dir(&self.dir).map_err(|e| self.poison_with(Error::io("fsync directory", &self.dir, e)))?;
         }
+        // A seal that failed meanwhile (it syncs off this lock) poisoned the
+        // writer: what it failed to sync may be lost, so claim nothing.
+        self.check_poison()?;
         if let Some(n) = durable_to {
             self.durable_next.fetch_max(n, StdOrdering::AcqRel);
         }

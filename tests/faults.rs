@@ -296,3 +296,59 @@ fn faults_while_opening_are_typed_errors_and_a_later_open_recovers() {
         assert_eq!(w.append(&payload(seq)).unwrap(), seq);
     }
 }
+
+/// Fails every directory sync once armed, after a pause long enough for a
+/// second sync to queue up behind it.
+#[derive(Debug, Default)]
+struct SlowFailingDirSync {
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl FileSystem for SlowFailingDirSync {
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.armed.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+            return Err(io::Error::other("injected: directory fsync failed"));
+        }
+        StdFs.sync_dir(dir)
+    }
+}
+
+#[test]
+fn a_sync_queued_behind_a_failed_sync_does_not_claim_durability() {
+    // Goal: once a sync fails, no sync that was already waiting for the sync
+    // lock may succeed. The failed call has already cleared the directory's
+    // dirty flag and moved the segment's synced end, so a follow-up would find
+    // nothing to flush and declare everything durable, including records in
+    // a segment whose directory entry never reached the disk. (Regression,
+    // found by the power-loss test: the poison check ran before taking the
+    // sync lock.) Method: background flusher every millisecond; once the
+    // writer has rotated (the directory is dirty), the flusher's sync stalls
+    // 100 ms in a failing directory fsync while the writer's own sync queues
+    // behind it; the writer's sync must fail and durable_seq must not cover
+    // the new segment.
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Arc::new(SlowFailingDirSync::default());
+    let policy = varvelog::SyncPolicy::Background { bytes: None, interval: Duration::from_millis(1) };
+    let log = Log::open(dir.path(), opts().sync_policy(policy).file_system(fs.clone())).unwrap();
+    let mut w = log.writer().unwrap();
+    fs.armed.store(true, Ordering::SeqCst);
+    let mut seq = 0;
+    while log.snapshot().segment_count() < 2 {
+        assert_eq!(w.append(&payload(seq)).unwrap(), seq);
+        seq += 1;
+    }
+    let new_segment_base = seq - 1;
+    w.append(&payload(seq)).unwrap();
+    // Let the flusher enter its (failing, slow) directory sync, then queue.
+    std::thread::sleep(Duration::from_millis(20));
+    let r = w.sync();
+    assert!(r.is_err(), "a sync queued behind a failed one succeeded");
+    assert!(log.is_poisoned());
+    let durable_next = log.durable_seq().map_or(0, |s| s + 1);
+    assert!(
+        durable_next <= new_segment_base,
+        "durable_seq covers seq {} of a segment whose directory entry was never synced",
+        durable_next - 1
+    );
+}
