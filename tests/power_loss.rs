@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use memmap2::MmapRaw;
 use varvelog::fs::{FileSystem, StdFs};
-use varvelog::{Entry, Log, Options, SyncPolicy};
+use varvelog::{Entry, Log, Options, Retention, SyncPolicy};
 
 /// xorshift64*: deterministic, so a failing seed replays.
 #[derive(Clone, Debug)]
@@ -351,10 +351,16 @@ macro_rules! ensure {
 }
 
 /// Checks a reopened log as the crash test does; returns its record count.
-fn check_log(log: &Log, acked: u64, context: &str) -> Result<u64, String> {
-    let mut expect = 0u64;
+/// `kept_from`: the highest seq a retention pass was asked to keep from
+/// (recovery may bring back segments whose removal never reached the disk,
+/// but never lose one at or after it).
+fn check_log(log: &Log, acked: u64, kept_from: u64, context: &str) -> Result<u64, String> {
+    let snap = log.snapshot();
+    let first = snap.first_seq().unwrap_or(snap.next_seq());
+    ensure!(first <= kept_from, "{context}: the log starts at seq {first}, but retention kept from {kept_from}");
+    let mut expect = first;
     let mut batch_last = 0u64;
-    for r in log.snapshot().iter() {
+    for r in snap.iter() {
         let r = r.map_err(|e| format!("{context}: reading seq {expect}: {e}"))?;
         ensure!(r.seq() == expect, "{context}: gap or repeat: seq {} where {expect} was due", r.seq());
         let p = r.payload();
@@ -364,20 +370,29 @@ fn check_log(log: &Log, acked: u64, context: &str) -> Result<u64, String> {
         ensure!(r.key().unwrap_or(b"") == key(expect).as_slice(), "{context}: seq {expect} key differs");
         expect += 1;
     }
-    ensure!(expect == 0 || batch_last == expect - 1, "{context}: torn batch ends the log at seq {}", expect - 1);
+    ensure!(expect == first || batch_last == expect - 1, "{context}: torn batch ends the log at seq {}", expect - 1);
     ensure!(expect >= acked, "{context}: {acked} records acknowledged durable, only {expect} recovered");
     Ok(expect)
 }
 
-/// A random amount of work: appends, batches and syncs (with rotations).
+/// A random amount of work: appends, batches, syncs and retention passes
+/// (with rotations).
 /// Counts what a successful sync acknowledged; stops quietly when the power is cut.
-fn workload(log: &Log, fs: &PowerFs, rng: &mut Rng, acked: &mut u64) -> Result<(), String> {
+fn workload(log: &Log, fs: &PowerFs, rng: &mut Rng, acked: &mut u64, kept_from: &mut u64) -> Result<(), String> {
     let mut w = log.writer().map_err(|e| format!("writer: {e}"))?;
     for _ in 0..rng.below(600) {
         let seq = w.next_seq();
-        let done = match rng.below(10) {
-            0 => w.sync().map(|_| *acked = w.next_seq()),
-            1 | 2 => {
+        let done = match rng.below(40) {
+            0..=3 => w.sync().map(|_| *acked = w.next_seq()),
+            4 => {
+                // A pass asked to drop records below `below` may unlink files
+                // even if it then fails (power cut before its directory
+                // sync): from here on only records from `below` on are promised.
+                let below = rng.below(seq + 1);
+                *kept_from = (*kept_from).max(below);
+                log.retain(&Retention::new().min_seq(below)).map(drop)
+            }
+            5..=12 => {
                 let last = seq + 1 + rng.below(5);
                 let bodies: Vec<(Vec<u8>, Vec<u8>)> = (seq..=last).map(|s| (payload(s, last), key(s))).collect();
                 let entries: Vec<Entry<'_>> = bodies.iter().map(|(p, k)| Entry::new(p).key(k)).collect();
@@ -407,6 +422,7 @@ fn run_power_cuts(seed: u64, cycles: u32, drop_msync: bool) -> Result<u64, Strin
 fn power_cuts_in(root: &Path, seed: u64, cycles: u32, drop_msync: bool) -> Result<u64, String> {
     let mut rng = Rng(seed | 1);
     let mut acked = 0u64;
+    let mut kept_from = 0u64;
     let mut records = 0;
     for cycle in 0..cycles {
         let dir = root.join(format!("gen{cycle}"));
@@ -430,7 +446,7 @@ fn power_cuts_in(root: &Path, seed: u64, cycles: u32, drop_msync: bool) -> Resul
         let opts = Options::new().segment_bytes(64 * 1024).prefault(false).sync_policy(policy).file_system(fs.clone());
         match Log::open(&dir, opts) {
             Ok(log) => {
-                workload(&log, &fs, &mut rng, &mut acked).map_err(|e| format!("cycle {cycle} (seed {seed}): {e}"))?;
+                workload(&log, &fs, &mut rng, &mut acked, &mut kept_from).map_err(|e| format!("cycle {cycle} (seed {seed}): {e}"))?;
                 if rng.below(3) == 0 {
                     // Give the background sealer a moment, so some cuts land after a seal.
                     std::thread::sleep(std::time::Duration::from_millis(2));
@@ -445,7 +461,7 @@ fn power_cuts_in(root: &Path, seed: u64, cycles: u32, drop_msync: bool) -> Resul
         }
         let log = Log::open(&next, Options::new().segment_bytes(64 * 1024).prefault(false))
             .map_err(|e| format!("cycle {cycle} (seed {seed}): reopen after power cut: {e}"))?;
-        let n = check_log(&log, acked, &format!("cycle {cycle} (seed {seed}, {policy:?})"))
+        let n = check_log(&log, acked, kept_from, &format!("cycle {cycle} (seed {seed}, {policy:?})"))
             .map_err(|e| format!("{e}; recovery: {:?}", log.recovery_report()))?;
         records = records.max(n);
         let mut w = log.writer().unwrap();
@@ -532,7 +548,7 @@ fn power_cut_while_sealing_never_leaves_a_footer_over_lost_frames() {
         drop(w);
         drop(log);
         let log = Log::open(&next, Options::new().segment_bytes(64 * 1024)).unwrap();
-        check_log(&log, 1, &format!("cut in file sync {n}")).unwrap_or_else(|e| panic!("{e}"));
+        check_log(&log, 1, 0, &format!("cut in file sync {n}")).unwrap_or_else(|e| panic!("{e}"));
         drop(log);
         let strict = Log::open(&next, Options::new().segment_bytes(64 * 1024).recovery_mode(varvelog::RecoveryMode::Strict));
         assert!(strict.is_ok(), "cut in file sync {n}: strict open failed: {:?}", strict.err());
