@@ -614,15 +614,13 @@ fn power_loss_keeps_every_record_ingest_acknowledged_durable() {
             let r = r.unwrap_or_else(|| panic!("round {round} (seed {seed}): acknowledged seq {seq} lost"));
             assert_eq!(r.payload(), ingest_payload(p, i).as_slice(), "round {round}: seq {seq} has other bytes");
         }
-        let mut expect = 0;
-        for r in snap.iter() {
+        for (expect, r) in (0u64..).zip(snap.iter()) {
             let r = r.unwrap_or_else(|e| panic!("round {round} (seed {seed}): reading seq {expect}: {e}"));
             assert_eq!(r.seq(), expect);
             let payload = r.payload();
             assert!(payload.len() >= 9, "round {round}: seq {expect} invented");
             let (p, i) = (payload[0], u64::from_le_bytes(payload[1..9].try_into().unwrap()));
             assert_eq!(payload, ingest_payload(p, i).as_slice(), "round {round}: seq {expect} invented");
-            expect += 1;
         }
     }
 }
