@@ -243,6 +243,7 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> Res<()> {
     let a = parse_args()?;
+    let load_before = load_average();
     let clock = clock::Clock::calibrate();
     eprintln!("timer: {}", clock.describe());
     let root = a.dir.join(format!("varvelog-peers-{}", std::process::id()));
@@ -281,10 +282,13 @@ fn run() -> Res<()> {
     let mut md = String::new();
     md.push_str(&format!(
         "Machine: {machine}. {} records of 100 B per row, {} rounds in alternating order, each engine in a fresh directory on {}; \
-         median (± half the min-max spread, in % of the median). Throughput in records/s.\n\n",
+         median (± half the min-max spread, in % of the median). Throughput in records/s. 1-minute load average {} before, \
+         {} after the run.\n\n",
         a.records,
         a.rounds,
-        a.dir.display()
+        a.dir.display(),
+        load_before.map_or("?".into(), |l| format!("{l:.2}")),
+        load_average().map_or("?".into(), |l| format!("{l:.2}")),
     ));
     md.push_str("| engine | append | append p50 | p99 | p99.9 | batch of 100 | durable, 1/sync | durable, 100/sync | reopen | scan |\n");
     md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -375,6 +379,10 @@ fn run() -> Res<()> {
     print!("{md}");
     eprintln!("wrote {}/peers.md, peers.json, peers.svg", a.out.display());
     Ok(())
+}
+
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 fn machine() -> String {

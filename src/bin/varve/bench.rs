@@ -266,6 +266,8 @@ pub struct Results {
     open_report: varvelog::RecoveryReport,
     log_bytes: u64,
     elapsed: Duration,
+    /// 1-minute load average before and after the run (other work on the machine).
+    load: (Option<f64>, Option<f64>),
 }
 
 /// Runs the benchmark described by `args` and prints the results.
@@ -285,6 +287,7 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
         return Err("--sync-seconds and --max-phase-seconds must be positive".into());
     }
     let begun = Instant::now();
+    let load_before = baseline::load_average();
     let work = WorkDir::new(args.dir.as_deref())?;
     let max = Duration::from_secs_f64(args.max_phase_seconds);
     let budget = Duration::from_secs_f64(args.sync_seconds);
@@ -389,6 +392,7 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
         open_report,
         log_bytes,
         elapsed: begun.elapsed(),
+        load: (load_before, baseline::load_average()),
     };
     end_progress();
     drop(work);

@@ -187,6 +187,11 @@ pub fn open_files(dir: &Path) -> Res<Duration> {
     Ok(start.elapsed())
 }
 
+/// The 1-minute load average (runnable and uninterruptible tasks), if known.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
 /// The machine, for the report: CPU model, cores, memory, kernel, file system.
 pub fn machine(dir: &Path) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")

@@ -155,7 +155,19 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
         args.scanners
     );
     let _ = writeln!(o, "  timer     {}", r.clock.describe());
-    let _ = writeln!(o, "  run time  {:.1} s", r.elapsed.as_secs_f64());
+    let load = |l: Option<f64>| l.map_or("?".to_string(), |l| format!("{l:.2}"));
+    let _ = writeln!(
+        o,
+        "  run time  {:.1} s; 1-minute load average {} before, {} after{}",
+        r.elapsed.as_secs_f64(),
+        load(r.load.0),
+        load(r.load.1),
+        if r.load.0.max(r.load.1).unwrap_or(0.0) > 0.5 {
+            " (other work shared the cores: latency tails and throughput suffer)"
+        } else {
+            ""
+        }
+    );
 
     let _ = writeln!(o, "\nThroughput                                   varvelog                      bound (same run, same bytes)                              ratio");
     let row = |o: &mut String, name: &str, v: String, b: String, x: String| {
@@ -378,5 +390,6 @@ pub fn json(args: &BenchArgs, r: &Results) -> Value {
         },
         "goals": goals(args, r).iter().map(|g| json!({"goal": g.what, "target": g.target, "measured": g.measured, "met": g.met})).collect::<Vec<_>>(),
         "run_seconds": r.elapsed.as_secs_f64(),
+        "load_average": {"before": r.load.0, "after": r.load.1},
     })
 }
