@@ -162,7 +162,7 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
         r.elapsed.as_secs_f64(),
         load(r.load.0),
         load(r.load.1),
-        if r.load.0.max(r.load.1).unwrap_or(0.0) > 0.5 {
+        if r.load.0.unwrap_or(0.0).max(r.load.1.unwrap_or(0.0)) > 0.5 {
             " (other work shared the cores: latency tails and throughput suffer)"
         } else {
             ""
