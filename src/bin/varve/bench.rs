@@ -11,6 +11,14 @@
 //!
 //! Every latency sample is `end - start - timer overhead` (the median cost of
 //! two back-to-back timer reads, measured in the same run and printed).
+//!
+//! On a machine shared with other work, spinning threads get preempted for
+//! milliseconds and the latency tails show the neighbours, not the engine
+//! (the report prints the load average). As root, `chrt -f 10 varve bench
+//! --scanners 0` keeps ordinary processes from preempting the bench. With a
+//! scanner under FIFO, the mixed phase's three spinning threads can starve the
+//! writer on a two-core machine (use `chrt -r`, whose 100 ms round-robin
+//! slices show up in the tails instead).
 
 mod baseline;
 mod clock;
