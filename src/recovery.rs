@@ -246,7 +246,10 @@ impl Recovery<'_> {
         map.publish(scan.count, scan.end);
         // Zeroed bytes and whatever the last process left unsynced become
         // durable now, so the recovered prefix is what the next crash sees.
-        self.fs().sync_file(&file).map_err(|e| Error::io("fdatasync", path, e))?;
+        // Only that range: fdatasync of the whole file would also write back
+        // the pre-faulted zero pages past it (measured: 37 ms of a 64 ms open).
+        let sync_end = garbage_end.unwrap_or(scan.end).max(scan.end);
+        self.fs().sync_map(map.shared().raw(), 0, sync_end as usize).map_err(|e| Error::io("msync", path, e))?;
         let seg = Arc::new(ActiveSegment::new(path.to_path_buf(), file, map.shared().clone(), base));
         seg.index.fill(&scan.index);
         seg.synced_end.store(scan.end, Ordering::Release);
