@@ -346,7 +346,7 @@ impl Writer {
 
     #[inline]
     fn after_publish(&mut self) -> Result<()> {
-        // Parked tails, if any (one fence and one load when there are none).
+        // Parked tails, if any: one load behind a compiler fence when none wait.
         self.inner.shared.tail_waiters.wake();
         match self.inner.shared.opts.sync_policy {
             SyncPolicy::Never => Ok(()),

@@ -3,13 +3,15 @@
 //! never modifies a log.
 #![cfg(feature = "cli")]
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use varvelog::{Entry, Log, Options};
+
+mod common;
+use common::fingerprint;
 
 const SEGMENT: u64 = 64 * 1024;
 const T0: u64 = 1_700_000_000_000_000;
@@ -64,17 +66,6 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
         std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "seg")).collect();
     v.sort();
     v
-}
-
-fn fingerprint(dir: &Path) -> BTreeMap<String, (u64, [u8; 32])> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let bytes = std::fs::read(e.path()).unwrap();
-            (e.file_name().to_string_lossy().into_owned(), (bytes.len() as u64, *blake3::hash(&bytes).as_bytes()))
-        })
-        .collect()
 }
 
 /// Asserts a failure message: exactly one line on stderr, naming `needle`,

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use varvelog::format::{parse_segment_file_name, HEADER_BYTES};
+use varvelog::format::HEADER_BYTES;
+
+mod common;
 use varvelog::{Entry, Error, Log, Options, Retention, Snapshot};
 
 const N: u64 = 4000;
@@ -45,16 +47,9 @@ fn brute_time(snap: &Snapshot, lo: u64, hi: u64) -> Vec<u64> {
     snap.iter().map(|r| r.unwrap()).filter(|r| (lo..hi).contains(&r.timestamp())).map(|r| r.seq()).collect()
 }
 
+/// Segment files, oldest first.
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.unwrap();
-            parse_segment_file_name(e.file_name().to_str()?).map(|b| (b, e.path()))
-        })
-        .collect();
-    v.sort();
-    v.into_iter().map(|(_, p)| p).collect()
+    common::segment_files(dir).into_iter().map(|(_, p)| p).collect()
 }
 
 #[test]

@@ -1,11 +1,13 @@
 //! `Log::open_read_only`: reading a log without the lock and without
 //! modifying it, following a writer across rotations, and clear errors.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use varvelog::{Error, Log, Options, ReadOnlyLog};
+
+mod common;
+use common::fingerprint;
 
 const SEGMENT: u64 = 64 * 1024;
 
@@ -15,18 +17,6 @@ fn opts() -> Options {
 
 fn payload(i: u64) -> Vec<u8> {
     format!("record-{i:06}-{}", "x".repeat((i % 50) as usize)).into_bytes()
-}
-
-/// Every file in `dir` with its length and a digest of its bytes.
-fn fingerprint(dir: &Path) -> BTreeMap<String, (u64, [u8; 32])> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let bytes = std::fs::read(e.path()).unwrap();
-            (e.file_name().to_string_lossy().into_owned(), (bytes.len() as u64, *blake3::hash(&bytes).as_bytes()))
-        })
-        .collect()
 }
 
 fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use varvelog::format::{parse_segment_file_name, HEADER_BYTES};
+use varvelog::format::HEADER_BYTES;
+
+mod common;
 use varvelog::{verify_dir, verify_dir_with_progress, Entry, Error, Log, Options, VerifyReport};
 
 const SEGMENT_BYTES: u64 = 64 * 1024;
@@ -25,15 +27,7 @@ fn payload(seq: u64) -> Vec<u8> {
 
 /// Segment files, oldest first.
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.unwrap();
-            parse_segment_file_name(e.file_name().to_str()?).map(|b| (b, e.path()))
-        })
-        .collect();
-    v.sort();
-    v.into_iter().map(|(_, p)| p).collect()
+    common::segment_files(dir).into_iter().map(|(_, p)| p).collect()
 }
 
 /// A log of `RECORDS` records with fixed timestamps (so two logs written

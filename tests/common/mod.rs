@@ -210,3 +210,16 @@ pub fn garbage(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Every file in `dir` with its length and a digest of its bytes: compare two
+/// fingerprints to prove a command changed nothing.
+pub fn fingerprint(dir: &Path) -> std::collections::BTreeMap<String, (u64, [u8; 32])> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let bytes = std::fs::read(e.path()).unwrap();
+            (e.file_name().to_string_lossy().into_owned(), (bytes.len() as u64, *blake3::hash(&bytes).as_bytes()))
+        })
+        .collect()
+}
