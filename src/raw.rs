@@ -241,29 +241,26 @@ impl MapWriter {
         }
     }
 
-    /// Copies `bytes` into the mapping at `offset`, which must be at or past
-    /// the published end (panics otherwise: that would be a bug in the engine).
+    /// The unpublished bytes `offset..offset+len`, to be filled in place
+    /// (a frame is laid down and checksummed here before it is published).
+    /// `offset` must be at or past the published end (panics otherwise).
     #[inline]
-    pub(crate) fn write(&mut self, offset: u64, bytes: &[u8]) {
-        let (_, end) = unpack_committed(self.map.committed.load(Ordering::Relaxed));
-        let stop = offset.checked_add(bytes.len() as u64);
-        assert!(offset >= end && stop.is_some_and(|s| s <= self.map.len()), "write outside the unpublished area");
-        self.map.cells.write(offset, offset + bytes.len() as u64);
-        // SAFETY: in bounds (checked above); at or past the published end, so
-        // no reader slice covers it (readers clamp to the published end); the
-        // only writer is `self`, held by `&mut`. `end >= HEADER_BYTES`, so the
-        // range never touches the header or its live word.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.raw.as_mut_ptr().add(offset as usize), bytes.len()) }
-    }
-
-    /// Zeroes `offset..offset+len`, under the same rule as [`MapWriter::write`].
-    pub(crate) fn zero(&mut self, offset: u64, len: u64) {
+    pub(crate) fn unpublished(&mut self, offset: u64, len: u64) -> &mut [u8] {
         let (_, end) = unpack_committed(self.map.committed.load(Ordering::Relaxed));
         let stop = offset.checked_add(len);
-        assert!(offset >= end && stop.is_some_and(|s| s <= self.map.len()), "zeroing outside the unpublished area");
+        assert!(offset >= end && stop.is_some_and(|s| s <= self.map.len()), "write outside the unpublished area");
         self.map.cells.write(offset, offset + len);
-        // SAFETY: as for `write`.
-        unsafe { std::ptr::write_bytes(self.map.raw.as_mut_ptr().add(offset as usize), 0, len as usize) }
+        // SAFETY: in bounds (checked above) and at or past the published end,
+        // so no reader slice covers it (readers clamp to the published end,
+        // and publishing needs `&mut self`, which the returned borrow holds);
+        // the only writer is `self`. `end >= HEADER_BYTES`, so the range never
+        // touches the header or its live word.
+        unsafe { std::slice::from_raw_parts_mut(self.map.raw.as_mut_ptr().add(offset as usize), len as usize) }
+    }
+
+    /// Zeroes `offset..offset+len`, under the same rule as [`MapWriter::unpublished`].
+    pub(crate) fn zero(&mut self, offset: u64, len: u64) {
+        self.unpublished(offset, len).fill(0);
     }
 
     /// Bytes `HEADER_BYTES..to` including unpublished ones, for recovery to

@@ -8,8 +8,8 @@ use zerocopy::IntoBytes;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    align_up, frame_crc, FrameHeader, FLAG_BATCH_CONTINUES, FLAG_TOMBSTONE, FRAME_HEADER_BYTES, HEADER_BYTES, INDEX_INTERVAL_BYTES,
-    PREALLOC_SUFFIX,
+    align_up, frame_crc_in_place, FrameHeader, FLAG_BATCH_CONTINUES, FLAG_TOMBSTONE, FRAME_HEADER_BYTES, HEADER_BYTES,
+    INDEX_INTERVAL_BYTES, PREALLOC_SUFFIX,
 };
 use crate::lifecycle::{activate, preallocate, Prepared};
 use crate::log::{Job, LogInner};
@@ -160,7 +160,7 @@ impl WriterCore {
         let st = &mut self.st;
         let seq = self.seg.base_seq + st.count;
         let len = FRAME_HEADER_BYTES + (e.payload.len() + e.key.len()) as u64;
-        let mut h = FrameHeader {
+        let h = FrameHeader {
             len: U32::new(len as u32),
             crc: U32::new(0),
             seq: U64::new(seq),
@@ -170,14 +170,18 @@ impl WriterCore {
             flags,
             reserved: 0,
         };
-        h.crc = U32::new(frame_crc(&h, e.payload, e.key));
         let off = st.tail;
-        // Padding needs no write: space past the published end is zeros.
-        self.map.write(off, h.as_bytes());
-        self.map.write(off + FRAME_HEADER_BYTES, e.payload);
-        if !e.key.is_empty() {
-            self.map.write(off + FRAME_HEADER_BYTES + e.payload.len() as u64, e.key);
-        }
+        // Lay the frame down, then checksum the bytes just copied (hot in
+        // cache) in one pass. Padding needs no write: space past the
+        // published end is zeros.
+        let frame = self.map.unpublished(off, len);
+        let (head, body) = frame.split_at_mut(FRAME_HEADER_BYTES as usize);
+        head.copy_from_slice(h.as_bytes());
+        let (payload, key) = body.split_at_mut(e.payload.len());
+        payload.copy_from_slice(e.payload);
+        key.copy_from_slice(e.key);
+        let crc = frame_crc_in_place(frame);
+        frame[4..8].copy_from_slice(&crc.to_le_bytes());
         st.max_ts = st.max_ts.max(ts);
         if off >= st.next_index_at {
             self.seg.index.push(seq, off, st.max_ts);

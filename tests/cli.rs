@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use varvelog::format::FORMAT_VERSION;
 use varvelog::{Entry, Log, Options};
 
 mod common;
@@ -88,7 +89,7 @@ fn stat_reports_segments_records_seqs_times_and_version() {
     let o = varve(&["stat", p(dir.path())]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert!(text.contains("format version  1"), "{text}");
+    assert!(text.contains(&format!("format version  {FORMAT_VERSION}")), "{text}");
     assert!(text.contains("records         3000 (seq 0 ..= 2999)"), "{text}");
     assert!(text.contains("first           seq 0 at 2023-11-14T22:13:20.000000Z"), "{text}");
     assert!(text.contains("last            seq 2999 at 2023-11-14T23:03:19.000000Z"), "{text}");
@@ -103,7 +104,7 @@ fn stat_reports_segments_records_seqs_times_and_version() {
     assert_eq!(v["records"], 3000);
     assert_eq!((v["first_seq"].as_u64(), v["last_seq"].as_u64()), (Some(0), Some(2999)));
     assert_eq!(v["first_timestamp"], T0);
-    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["format_version"], FORMAT_VERSION);
     // Everything in sealed segments is durable.
     let sealed_records: u64 =
         v["segment_files"].as_array().unwrap().iter().filter(|s| s["sealed"] == true).map(|s| s["records"].as_u64().unwrap()).sum();

@@ -4,8 +4,10 @@
 //! 0       4       8               16              24      28  30 31 32
 //! | len   | crc   | seq           | timestamp_us  |prev_len|klen|fl|r| payload … | key … | pad to 8
 //! ```
-//! `len` counts header + payload + key (not the padding). `crc` is CRC32C,
-//! seeded with [`FRAME_CRC_SEED`], over bytes `0..4` and `8..len`. `prev_len`
+//! `len` counts header + payload + key (not the padding). `crc` is CRC32C of
+//! bytes `8..len`, seeded with [`FRAME_CRC_SEED`] XOR `len`: one pass over
+//! contiguous bytes, and `len` still changes the result (a CRC's output is an
+//! invertible function of its seed for a given input). `prev_len`
 //! is the padded length of the previous frame in the same segment (0 for the
 //! first), so frames can be walked backwards. A `len` of zero marks the end of
 //! written data in a preallocated segment.
@@ -75,14 +77,21 @@ pub enum FrameError {
 }
 
 /// Computes the checksum of a frame given its header (crc field ignored),
-/// payload and key.
+/// payload and key. Equal to [`frame_crc_in_place`] over the laid-down frame.
 #[inline]
 pub fn frame_crc(header: &FrameHeader, payload: &[u8], key: &[u8]) -> u32 {
-    let bytes = header.as_bytes();
-    let mut crc = crc32c::crc32c_append(FRAME_CRC_SEED, &bytes[0..4]);
-    crc = crc32c::crc32c_append(crc, &bytes[8..]);
+    let mut crc = crc32c::crc32c_append(FRAME_CRC_SEED ^ header.len.get(), &header.as_bytes()[8..]);
     crc = crc32c::crc32c_append(crc, payload);
     crc32c::crc32c_append(crc, key)
+}
+
+/// Computes the checksum of a frame laid down contiguously: `frame` holds
+/// bytes `0..len` (header, payload, key, no padding); the crc field is not
+/// read. One CRC32C pass, which the writer runs over the bytes it just copied.
+#[inline]
+pub fn frame_crc_in_place(frame: &[u8]) -> u32 {
+    let len = frame.len() as u32;
+    crc32c::crc32c_append(FRAME_CRC_SEED ^ len, frame.get(8..).unwrap_or(&[]))
 }
 
 /// Decodes and verifies the frame at `offset` of `data`, where `data` holds
@@ -105,10 +114,11 @@ pub fn decode_frame(data: &[u8], offset: u64, verify_crc: bool) -> Result<Decode
     if key_len > len - FRAME_HEADER_BYTES || header.flags & !FLAGS_KNOWN != 0 || header.reserved != 0 {
         return Err(FrameError::BadHeader);
     }
-    let body = &rest[FRAME_HEADER_BYTES as usize..len as usize];
+    let frame = &rest[..len as usize];
+    let body = &frame[FRAME_HEADER_BYTES as usize..];
     let (payload, key) = body.split_at(body.len() - key_len as usize);
     if verify_crc {
-        let computed = frame_crc(header, payload, key);
+        let computed = frame_crc_in_place(frame);
         let stored = header.crc.get();
         if computed != stored {
             return Err(FrameError::Checksum { stored, computed });
@@ -156,6 +166,27 @@ mod tests {
         let f = decode_frame(&bytes, 0, true).unwrap();
         assert_eq!((f.seq, f.timestamp_us, f.payload, f.key), (9, 7, &b"hello"[..], &b"k1"[..]));
         assert_eq!(f.padded_len, 40);
+    }
+
+    #[test]
+    fn split_and_in_place_checksums_agree() {
+        // Goal: the writer (in place, one pass) and `frame_crc` (header,
+        // payload, key apart) compute the same checksum for every shape.
+        for (p, k) in [(&b""[..], &b""[..]), (b"x", b"k"), (&[7u8; 100][..], b""), (&[1u8; 3][..], &[2u8; 300][..])] {
+            let bytes = encode(5, p, k);
+            let len = FRAME_HEADER_BYTES as usize + p.len() + k.len();
+            let stored = u32::from_le_bytes(bytes[4..8].try_into().unwrap());
+            assert_eq!(frame_crc_in_place(&bytes[..len]), stored);
+        }
+    }
+
+    #[test]
+    fn the_length_field_changes_the_checksum() {
+        // Goal: `len` is covered through the seed: the same bytes 8.. under
+        // two different lengths give different checksums.
+        let bytes = encode(5, &[9u8; 40], b"");
+        assert_ne!(frame_crc_in_place(&bytes[..72]), frame_crc_in_place(&bytes[..71]));
+        assert_ne!(frame_crc_in_place(&bytes[..72]), crc32c::crc32c_append(FRAME_CRC_SEED, &bytes[8..72]));
     }
 
     #[test]

@@ -107,9 +107,10 @@ mod tests {
         let mut page = vec![0u8; HEADER_BYTES as usize];
         page[..h.as_bytes().len()].copy_from_slice(h.as_bytes());
         assert_eq!(SegmentHeader::decode(&page).unwrap().base_seq.get(), 5);
+        let other = FORMAT_VERSION + 1;
         let mut v2 = page.clone();
-        v2[8] = 2;
-        assert_eq!(SegmentHeader::decode(&v2).unwrap_err(), HeaderError::Version(2));
+        v2[8..10].copy_from_slice(&other.to_le_bytes());
+        assert_eq!(SegmentHeader::decode(&v2).unwrap_err(), HeaderError::Version(other));
         let mut bad = page.clone();
         bad[17] ^= 1;
         assert_eq!(SegmentHeader::decode(&bad).unwrap_err(), HeaderError::Checksum);

@@ -10,11 +10,11 @@ mod frame;
 mod header;
 
 pub use footer::{decode_footer, encode_footer, FooterError, FooterHeader, IndexEntry, Trailer};
-pub use frame::{decode_frame, frame_crc, DecodedFrame, FrameError, FrameHeader};
+pub use frame::{decode_frame, frame_crc, frame_crc_in_place, DecodedFrame, FrameError, FrameHeader};
 pub use header::{HeaderError, SegmentHeader};
 
 /// The format version this build writes and the only one it reads.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 
 /// First bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"VARVSEG\0";
