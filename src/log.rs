@@ -90,7 +90,8 @@ impl Log {
         let (ready_tx, ready_rx) = bounded(PREPARED_AHEAD);
         let mut threads = Vec::new();
         let s = shared.clone();
-        threads.push(spawn("varvelog-prepare", move || preparer(s, prepare_rx, ready_tx))?);
+        let spares = rec.report.spares.clone();
+        threads.push(spawn("varvelog-prepare", move || preparer(s, spares, prepare_rx, ready_tx))?);
         let s = shared.clone();
         let digest = rec.last_digest;
         threads.push(spawn("varvelog-seal", move || sealer(s, seal_rx, digest))?);
@@ -218,9 +219,17 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
     std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| Error::io("spawn thread", name, e))
 }
 
-/// Preallocates and pre-faults the next segment whenever the writer took one.
-fn preparer(shared: Arc<Shared>, jobs: Receiver<bool>, ready: Sender<Result<Prepared>>) {
-    let mut n = 0u64;
+/// Removes the spares a previous process left (off the open path), then
+/// preallocates and pre-faults the next segment whenever the writer took one.
+fn preparer(shared: Arc<Shared>, stale: Vec<std::path::PathBuf>, jobs: Receiver<bool>, ready: Sender<Result<Prepared>>) {
+    // New spares are numbered past the stale ones, so a stale file that
+    // cannot be removed never collides with a new name.
+    let mut n = stale.iter().filter_map(|p| spare_number(p)).max().map_or(0, |m| m + 1);
+    for path in &stale {
+        if let Err(e) = shared.fs().remove(path) {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove a stale spare segment");
+        }
+    }
     while let Ok(false) = jobs.recv() {
         let path = prealloc_path(&shared.dir, n);
         n += 1;
@@ -229,6 +238,11 @@ fn preparer(shared: Arc<Shared>, jobs: Receiver<bool>, ready: Sender<Result<Prep
             let _ = shared.fs().remove(&p.path);
         }
     }
+}
+
+/// The number in a spare's name (`NNNNNN.prealloc`), if it has one.
+fn spare_number(path: &Path) -> Option<u64> {
+    path.file_name()?.to_str()?.strip_suffix(crate::format::PREALLOC_SUFFIX)?.parse().ok()
 }
 
 /// Seals rotated-away segments in order, chaining their digests, and

@@ -255,8 +255,8 @@ fn failed_rename_during_rotation_poisons_and_reopen_recovers() {
 
     let log = Log::open(dir.path(), opts()).unwrap();
     check_model_log(&log, seq);
-    let removed = &log.recovery_report().removed;
-    assert!(removed.iter().any(|p| p.extension().is_some_and(|e| e == "prealloc")), "{removed:?}");
+    let spares = &log.recovery_report().spares;
+    assert!(spares.iter().any(|p| p.extension().is_some_and(|e| e == "prealloc")), "{spares:?}");
     let mut w = log.writer().unwrap();
     append_model(&mut w, seq);
 }
