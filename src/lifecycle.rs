@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::format::{encode_footer, segment_file_name, FooterHeader, SegmentHeader, FOOTER_MAGIC, INDEX_INTERVAL_BYTES, PREALLOC_SUFFIX};
 use crate::fs::FileSystem;
 use crate::raw::{LiveMap, MapWriter};
-use crate::segment::{scan_frames, segment_digest, ActiveSegment, Scanned, SealedSegment};
+use crate::segment::{segment_digest, walk_frames, ActiveSegment, Scanned, SealedSegment};
 use crate::sync::Arc;
 
 /// A preallocated, pre-faulted file waiting to become the active segment.
@@ -108,11 +108,14 @@ pub(crate) fn live_digest(prev: &[u8; 32], map: &LiveMap, frames: &[u8]) -> [u8;
 pub(crate) fn seal(fs: &dyn FileSystem, seg: &ActiveSegment, prev_digest: [u8; 32]) -> Result<Arc<SealedSegment>> {
     let (count, end) = seg.committed();
     let frames = seg.map.frames(end);
-    let scan = scan_frames(frames, seg.base_seq);
+    let scan = walk_frames(frames, seg.base_seq);
     if scan.count != count || scan.end != end {
         return Err(Error::corrupt(&seg.path, scan.end, format!("sealing found {} valid records, {count} were published", scan.count)));
     }
     let digest = live_digest(&prev_digest, &seg.map, frames);
+    // The writer never writes this segment again: drop its page-table
+    // entries so the syncs below write back pages without a TLB flush each.
+    seg.map.drop_page_tables(0, seg.map.len());
     write_footer(fs, &seg.file, &seg.path, seg.base_seq, &scan, prev_digest, digest)?;
     open_sealed(&seg.path, &seg.file)
 }

@@ -6,7 +6,7 @@ mod sealed;
 pub(crate) mod view;
 
 pub(crate) use active::{pack_committed, unpack_committed, ActiveSegment, LiveIndex};
-pub(crate) use scan::{scan_frames, ScanStop, Scanned};
+pub(crate) use scan::{scan_frames, walk_frames, ScanStop, Scanned};
 pub(crate) use sealed::{check_header, segment_digest, HeaderOutcome, SealedSegment};
 pub(crate) use view::SegView;
 

@@ -35,8 +35,21 @@ pub(crate) struct Scanned {
 }
 
 /// Scans `frames` (the file from `HEADER_BYTES` on) of a segment whose first
-/// record is `base_seq`. Stops at the first end, invalid frame or seq break.
+/// record is `base_seq`, checking every frame's checksum. Stops at the first
+/// end, invalid frame or seq break.
 pub(crate) fn scan_frames(frames: &[u8], base_seq: u64) -> Scanned {
+    scan(frames, base_seq, true)
+}
+
+/// [`scan_frames`] without checksums: walks the headers, checking lengths,
+/// flags and the seq and `prev_len` chains. For sealing, whose frames this
+/// process wrote and checksummed moments ago; every reader and `verify`
+/// still check each checksum.
+pub(crate) fn walk_frames(frames: &[u8], base_seq: u64) -> Scanned {
+    scan(frames, base_seq, false)
+}
+
+fn scan(frames: &[u8], base_seq: u64, verify_crc: bool) -> Scanned {
     let mut done = Scanned {
         count: 0,
         end: HEADER_BYTES,
@@ -55,7 +68,7 @@ pub(crate) fn scan_frames(frames: &[u8], base_seq: u64) -> Scanned {
     let mut last = (0u64, 0u64);
     loop {
         let expected = base_seq + count;
-        let frame = match decode_frame(frames, off - HEADER_BYTES, true) {
+        let frame = match decode_frame(frames, off - HEADER_BYTES, verify_crc) {
             Ok(f) => f,
             Err(FrameError::End) => break,
             Err(error) => {
