@@ -9,6 +9,7 @@ use zerocopy::IntoBytes;
 use crate::error::{Error, Result};
 use crate::format::{encode_footer, segment_file_name, FooterHeader, SegmentHeader, FOOTER_MAGIC, INDEX_INTERVAL_BYTES, PREALLOC_SUFFIX};
 use crate::fs::FileSystem;
+use crate::options::Options;
 use crate::raw::{LiveMap, MapWriter};
 use crate::segment::{segment_digest, walk_frames, ActiveSegment, Scanned, SealedSegment};
 use crate::sync::Arc;
@@ -26,12 +27,21 @@ pub(crate) fn now_us() -> u64 {
 }
 
 /// Creates `path`, reserves `bytes` on disk and maps it (off the writer's path).
-pub(crate) fn preallocate(fs: &dyn FileSystem, path: &Path, bytes: u64, prefault: bool) -> Result<Prepared> {
+pub(crate) fn preallocate(fs: &dyn FileSystem, path: &Path, opts: &Options) -> Result<Prepared> {
+    let bytes = opts.segment_bytes;
     let file = fs.create(path).map_err(|e| Error::io("create segment", path, e))?;
     let made = (|| {
         fs.allocate(&file, bytes).map_err(|e| Error::io("fallocate", path, e))?;
         let mut map = MapWriter::create(&file, bytes).map_err(|e| Error::io("mmap", path, e))?;
-        if prefault {
+        if opts.zero_fill_enabled() {
+            // Faulting every page in writable dirties it (zeros); syncing
+            // writes them, so the extents count as written and later syncs
+            // carry no metadata. The sync leaves the pages write-protected:
+            // the prefault below makes them writable again.
+            map.prefault();
+            fs.sync_file(&file).map_err(|e| Error::io("fdatasync", path, e))?;
+        }
+        if opts.prefault {
             map.prefault();
         }
         Ok(map)

@@ -233,7 +233,7 @@ fn preparer(shared: Arc<Shared>, stale: Vec<std::path::PathBuf>, jobs: Receiver<
     while let Ok(false) = jobs.recv() {
         let path = prealloc_path(&shared.dir, n);
         n += 1;
-        let prepared = preallocate(shared.fs(), &path, shared.opts.segment_bytes, shared.opts.prefault);
+        let prepared = preallocate(shared.fs(), &path, &shared.opts);
         if let Err(TrySendError::Full(Ok(p)) | TrySendError::Disconnected(Ok(p))) = ready.try_send(prepared) {
             let _ = shared.fs().remove(&p.path);
         }

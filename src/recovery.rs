@@ -310,7 +310,7 @@ impl Recovery<'_> {
     fn fresh_segment(&mut self) -> Result<Active> {
         let base = self.expected.unwrap_or(0);
         let path = self.dir.join(crate::format::segment_file_name(base));
-        let mut p = preallocate(self.fs(), &path, self.opts.segment_bytes, self.opts.prefault)?;
+        let mut p = preallocate(self.fs(), &path, self.opts)?;
         let header = SegmentHeader::new(base, now_us(), self.opts.segment_bytes);
         p.map.write_header(zerocopy::IntoBytes::as_bytes(&header));
         self.fs().sync_dir(self.dir).map_err(|e| Error::io("fsync directory", self.dir, e))?;

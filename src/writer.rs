@@ -325,7 +325,7 @@ impl Writer {
                 // fails too, nothing changed and the caller may retry (e.g.
                 // after freeing space) without meeting the stale error again.
                 let path = shared.dir.join(format!("writer-{}{PREALLOC_SUFFIX}", core.seg.base_seq + core.st.count));
-                match preallocate(shared.fs(), &path, shared.opts.segment_bytes, shared.opts.prefault) {
+                match preallocate(shared.fs(), &path, &shared.opts) {
                     Ok(p) => p,
                     Err(e) => {
                         inner.submit(Job::Prepare);

@@ -319,3 +319,44 @@ fn disk_full_while_preparing_a_segment_is_an_error_the_caller_can_retry() {
     let log = Log::open(dir.path(), opts()).unwrap();
     check_model_log(&log, end);
 }
+
+#[test]
+fn zero_filled_segments_are_synced_before_use_and_hold_the_same_log() {
+    // Goal: Options::zero_fill writes and syncs each new segment before the
+    // writer gets it (on by default under a syncing policy, off under
+    // Never), and a zero-filled log reads, rotates and reopens like any other.
+    // Method: a file system failing every fdatasync makes opening a new log
+    // fail exactly when the first segment is zero-filled (explicitly, or by
+    // default under SyncPolicy::Always) and succeed when it is not; then a
+    // zero-filled log is written through several rotations and reopened.
+    let open_failing_syncs = |opts: Options| {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = Arc::new(FaultFs::new());
+        fs.fail(Op::SyncFile, 0, u64::MAX, ErrorKind::PermissionDenied);
+        let result = Log::open(dir.path(), opts.file_system(fs.clone()));
+        (result.map(|_| ()), fs.injected())
+    };
+    match open_failing_syncs(opts().zero_fill(true)) {
+        (Err(Error::Io { op, source, .. }), 1) => assert_eq!((op, source.kind()), ("fdatasync", ErrorKind::PermissionDenied)),
+        other => panic!("zero-filling the first segment must sync it: {other:?}"),
+    }
+    assert!(matches!(open_failing_syncs(opts().sync_policy(varvelog::SyncPolicy::Always)), (Err(Error::Io { .. }), 1)));
+    assert!(matches!(open_failing_syncs(opts()), (Ok(()), 0)), "no zero-fill (and no sync) by default under Never");
+    assert!(matches!(open_failing_syncs(opts().sync_policy(varvelog::SyncPolicy::Always).zero_fill(false)), (Ok(()), 0)));
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts().zero_fill(true)).unwrap();
+    let mut w = log.writer().unwrap();
+    for seq in 0..3000 {
+        append_model(&mut w, seq);
+        if seq % 500 == 0 {
+            w.sync().unwrap();
+        }
+    }
+    assert!(log.stats().rotations >= 3);
+    w.sync().unwrap();
+    check_model_log(&log, 3000);
+    drop(w);
+    drop(log);
+    check_model_log(&Log::open(dir.path(), opts().zero_fill(true)).unwrap(), 3000);
+}

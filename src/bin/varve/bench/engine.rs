@@ -352,7 +352,9 @@ fn scanner(log: &Log, stop: &AtomicBool, ready: &AtomicUsize) -> Res<(u64, Durat
 /// Durable group commit: `per_sync` appends then `Writer::sync`, repeated for
 /// `budget` (at least 3 syncs), in a fresh log in `dir`.
 pub fn durable(dir: &Path, segment_bytes: u64, payload_bytes: usize, per_sync: u64, budget: Duration) -> Res<Durable> {
-    let log = Log::open(dir, options(segment_bytes, SyncMode::Never))?;
+    // Zero-filled segments (on by default under a syncing policy; this
+    // phase syncs by hand under `Never`, so it asks for them).
+    let log = Log::open(dir, options(segment_bytes, SyncMode::Never).zero_fill(true))?;
     let mut writer = log.writer()?;
     std::thread::sleep(Duration::from_millis(300));
     let payload = vec![0x5Au8; payload_bytes];

@@ -321,7 +321,8 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
     }
     let _ = writeln!(
         o,
-        "  - durable rows: the engine appends N records then Writer::sync (msync of the dirty range); the bounds pwrite() the same \
+        "  - durable rows: the engine (Options::zero_fill on: segments written with zeros and synced in the background before use) \
+         appends N records then Writer::sync (msync of the dirty range); the bounds pwrite() the same \
          N frames then fdatasync(), at the end of a growing file (the naive log; the goal's baseline) or over a pre-zeroed, \
          synced file (data-only syncs, no metadata: the best a log can do). Closing the log (waiting for background sealing) took {:.2} s.",
         r.close.as_secs_f64()
