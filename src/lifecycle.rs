@@ -34,6 +34,7 @@ pub(crate) fn preallocate(fs: &dyn FileSystem, path: &Path, opts: &Options) -> R
         fs.allocate(&file, bytes).map_err(|e| Error::io("fallocate", path, e))?;
         let mut map = MapWriter::create(&file, bytes).map_err(|e| Error::io("mmap", path, e))?;
         if opts.zero_fill_enabled() {
+            map.no_readahead().map_err(|e| Error::io("madvise", path, e))?;
             // Faulting every page in writable dirties it (zeros); syncing
             // writes them, so the extents count as written and later syncs
             // carry no metadata. The sync leaves the pages write-protected:

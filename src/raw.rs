@@ -215,12 +215,6 @@ impl MapWriter {
             return Err(io::Error::other("segment shorter than its header"));
         }
         let raw = MmapOptions::new().len(len).map_raw(file)?;
-        // No readahead on faults through this mapping: readahead fills the
-        // page cache with large folios (up to 2 MiB with an 8 MiB readahead
-        // window), and dirtiness is tracked per folio, so a sync of a few
-        // KiB wrote back up to 2 MiB (measured ~0.9 MB per 100-record sync).
-        // The pages are zeros of fallocated space: nothing to read ahead.
-        raw.advise(Advice::Random)?;
         Ok(MapWriter::over(raw))
     }
 
@@ -247,6 +241,16 @@ impl MapWriter {
         // SAFETY: the map is not shared (strong count 1, and we hold `&mut`),
         // so nobody can read these bytes; the header ends before the live word.
         unsafe { std::ptr::copy_nonoverlapping(header.as_ptr(), self.map.raw.as_mut_ptr(), header.len()) }
+    }
+
+    /// Turns readahead off for faults through this mapping, for writers that
+    /// sync small ranges. Readahead fills the page cache with large folios
+    /// (up to 2 MiB with this disk's 8 MiB window) and dirtiness is tracked
+    /// per folio, so a sync of a few KiB wrote back up to 2 MiB (measured
+    /// ~0.9 MB per 100-record sync). Without it pages stay 4 KiB, at the
+    /// cost of populating a segment about twice as slowly (17 -> 35 ms).
+    pub(crate) fn no_readahead(&self) -> io::Result<()> {
+        self.map.raw.advise(Advice::Random)
     }
 
     /// The shared side, for readers.

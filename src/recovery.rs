@@ -202,6 +202,9 @@ impl Recovery<'_> {
         let next_base = later.first().map(|f| f.0);
         let len = file.metadata().map_err(|e| Error::io("stat segment", path, e))?.len();
         let mut map = MapWriter::create(&file, len).map_err(|e| Error::io("mmap", path, e))?;
+        if self.opts.zero_fill_enabled() {
+            map.no_readahead().map_err(|e| Error::io("madvise", path, e))?;
+        }
         let header = match check_header(path, map.shared().header_prefix()) {
             Ok(h) => h,
             Err(HeaderOutcome::Fatal(e)) => return Err(e),
