@@ -11,7 +11,7 @@ use crate::format::{encode_footer, segment_file_name, FooterHeader, SegmentHeade
 use crate::fs::FileSystem;
 use crate::options::Options;
 use crate::raw::{LiveMap, MapWriter};
-use crate::segment::{segment_digest, walk_frames, ActiveSegment, Scanned, SealedSegment};
+use crate::segment::{digest_of_header, segment_digest, walk_and_digest, ActiveSegment, Scanned, SealedSegment};
 use crate::sync::Arc;
 
 /// A preallocated, pre-faulted file waiting to become the active segment.
@@ -119,11 +119,12 @@ pub(crate) fn live_digest(prev: &[u8; 32], map: &LiveMap, frames: &[u8]) -> [u8;
 pub(crate) fn seal(fs: &dyn FileSystem, seg: &ActiveSegment, prev_digest: [u8; 32]) -> Result<Arc<SealedSegment>> {
     let (count, end) = seg.committed();
     let frames = seg.map.frames(end);
-    let scan = walk_frames(frames, seg.base_seq);
+    let mut hasher = digest_of_header(&prev_digest, seg.map.header_prefix(), seg.map.header_suffix());
+    let scan = walk_and_digest(frames, seg.base_seq, &mut hasher);
     if scan.count != count || scan.end != end {
         return Err(Error::corrupt(&seg.path, scan.end, format!("sealing found {} valid records, {count} were published", scan.count)));
     }
-    let digest = live_digest(&prev_digest, &seg.map, frames);
+    let digest = *hasher.finalize().as_bytes();
     // The writer never writes this segment again: drop its page-table
     // entries so the syncs below write back pages without a TLB flush each.
     seg.map.drop_page_tables(0, seg.map.len());

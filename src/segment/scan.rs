@@ -38,18 +38,33 @@ pub(crate) struct Scanned {
 /// record is `base_seq`, checking every frame's checksum. Stops at the first
 /// end, invalid frame or seq break.
 pub(crate) fn scan_frames(frames: &[u8], base_seq: u64) -> Scanned {
-    scan(frames, base_seq, true)
+    scan(frames, base_seq, true, None)
 }
 
-/// [`scan_frames`] without checksums: walks the headers, checking lengths,
-/// flags and the seq and `prev_len` chains. For sealing, whose frames this
-/// process wrote and checksummed moments ago; every reader and `verify`
-/// still check each checksum.
-pub(crate) fn walk_frames(frames: &[u8], base_seq: u64) -> Scanned {
-    scan(frames, base_seq, false)
+/// [`scan_frames`] without checksums, feeding every byte of `frames` to
+/// `digest` on the way: walks the headers, checking lengths, flags and the
+/// seq and `prev_len` chains. For sealing, whose frames this process wrote
+/// and checksummed moments ago (every reader and `verify` still check each
+/// checksum). Hashing each block just before walking it reads the segment
+/// from memory once instead of twice (~10 ms per 64 MiB here).
+pub(crate) fn walk_and_digest(frames: &[u8], base_seq: u64, digest: &mut blake3::Hasher) -> Scanned {
+    scan(frames, base_seq, false, Some(digest))
 }
 
-fn scan(frames: &[u8], base_seq: u64, verify_crc: bool) -> Scanned {
+/// Bytes hashed ahead of the walk at a time: fits in L2.
+const DIGEST_BLOCK: usize = 256 << 10;
+
+fn scan(frames: &[u8], base_seq: u64, verify_crc: bool, mut digest: Option<&mut blake3::Hasher>) -> Scanned {
+    let mut hashed = 0usize;
+    let mut hash_to = |to: usize, digest: &mut Option<&mut blake3::Hasher>| {
+        if let Some(h) = digest.as_deref_mut() {
+            while hashed < to.min(frames.len()) {
+                let next = (hashed + DIGEST_BLOCK).min(frames.len());
+                h.update(&frames[hashed..next]);
+                hashed = next;
+            }
+        }
+    };
     let mut done = Scanned {
         count: 0,
         end: HEADER_BYTES,
@@ -68,6 +83,7 @@ fn scan(frames: &[u8], base_seq: u64, verify_crc: bool) -> Scanned {
     let mut last = (0u64, 0u64);
     loop {
         let expected = base_seq + count;
+        hash_to((off - HEADER_BYTES) as usize + 1, &mut digest);
         let frame = match decode_frame(frames, off - HEADER_BYTES, verify_crc) {
             Ok(f) => f,
             Err(FrameError::End) => break,
@@ -101,5 +117,67 @@ fn scan(frames: &[u8], base_seq: u64, verify_crc: bool) -> Scanned {
         }
     }
     done.index.truncate(index_len);
+    hash_to(frames.len(), &mut digest);
     done
+}
+
+#[cfg(test)]
+mod tests {
+    use zerocopy::little_endian::{U16, U32, U64};
+    use zerocopy::IntoBytes;
+
+    use super::*;
+    use crate::format::{align_up, frame_crc_in_place, FrameHeader, FRAME_HEADER_BYTES};
+
+    /// `n` frames of varying sizes (some larger than a digest block) from
+    /// seq `base`, laid down as a segment's frame area.
+    fn frames(base: u64, n: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut prev = 0u64;
+        for i in 0..n {
+            let payload = vec![(i % 251) as u8; [1usize, 100, 3000, 300_000][(i % 4) as usize]];
+            let len = FRAME_HEADER_BYTES + payload.len() as u64;
+            let h = FrameHeader {
+                len: U32::new(len as u32),
+                crc: U32::new(0),
+                seq: U64::new(base + i),
+                timestamp_us: U64::new(i),
+                prev_len: U32::new(prev as u32),
+                key_len: U16::new(0),
+                flags: 0,
+                reserved: 0,
+            };
+            let start = out.len();
+            out.extend_from_slice(h.as_bytes());
+            out.extend_from_slice(&payload);
+            let crc = frame_crc_in_place(&out[start..]);
+            out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+            out.resize(start + align_up(len) as usize, 0);
+            prev = align_up(len);
+        }
+        out
+    }
+
+    #[test]
+    fn walking_with_a_digest_hashes_exactly_the_frames_and_agrees_with_the_scan() {
+        // Goal: the fused walk feeds the digest every byte of the frame area
+        // once, in order, across digest blocks and frames straddling them,
+        // and finds what the checksummed scan finds.
+        let bytes = frames(7, 41);
+        assert!(bytes.len() > 4 * DIGEST_BLOCK);
+        let mut h = blake3::Hasher::new();
+        let walked = walk_and_digest(&bytes, 7, &mut h);
+        assert_eq!(h.finalize(), blake3::hash(&bytes));
+        let scanned = scan_frames(&bytes, 7);
+        assert_eq!((walked.count, walked.end, walked.stop), (41, HEADER_BYTES + bytes.len() as u64, ScanStop::End));
+        assert_eq!((scanned.count, scanned.end, scanned.min_ts, scanned.max_ts), (walked.count, walked.end, walked.min_ts, walked.max_ts));
+        assert_eq!(scanned.index.len(), walked.index.len());
+        // A prefix ending inside a frame: the walk stops there, the digest
+        // still covers every byte it was given.
+        let cut = &bytes[..bytes.len() - 5];
+        let mut h = blake3::Hasher::new();
+        let walked = walk_and_digest(cut, 7, &mut h);
+        assert_eq!(h.finalize(), blake3::hash(cut));
+        assert_eq!(walked.count, 40);
+    }
 }

@@ -58,13 +58,20 @@ pub(crate) enum HeaderOutcome {
 
 /// blake3 over `prev_digest ‖ header page (live word as zeros) ‖ frames`.
 pub(crate) fn segment_digest(prev: &[u8; 32], header_prefix: &[u8], header_suffix: &[u8], frames: &[u8]) -> [u8; 32] {
+    let mut h = digest_of_header(prev, header_prefix, header_suffix);
+    h.update(frames);
+    *h.finalize().as_bytes()
+}
+
+/// A segment digest fed everything before the frames; the caller feeds the
+/// frames (see [`segment_digest`]).
+pub(crate) fn digest_of_header(prev: &[u8; 32], header_prefix: &[u8], header_suffix: &[u8]) -> blake3::Hasher {
     let mut h = blake3::Hasher::new();
     h.update(prev);
     h.update(header_prefix);
     h.update(&[0u8; 8]);
     h.update(header_suffix);
-    h.update(frames);
-    *h.finalize().as_bytes()
+    h
 }
 
 impl SealedSegment {
