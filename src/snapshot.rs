@@ -22,6 +22,7 @@ pub struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
+    #[inline]
     pub(crate) fn from_frame(f: &DecodedFrame<'a>) -> Record<'a> {
         Record { seq: f.seq, timestamp_us: f.timestamp_us, flags: f.flags, key: f.key, payload: f.payload }
     }

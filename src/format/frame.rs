@@ -97,6 +97,7 @@ pub fn frame_crc_in_place(frame: &[u8]) -> u32 {
 /// Decodes and verifies the frame at `offset` of `data`, where `data` holds
 /// only bytes that may contain frames (it ends at the committed length, or at
 /// the end of frames for sealed segments). Never panics, whatever the bytes.
+#[inline]
 pub fn decode_frame(data: &[u8], offset: u64, verify_crc: bool) -> Result<DecodedFrame<'_>, FrameError> {
     let start = usize::try_from(offset).map_err(|_| FrameError::End)?;
     let rest = data.get(start..).ok_or(FrameError::End)?;

@@ -68,11 +68,12 @@ impl<'a> SegView<'a> {
     }
 
     /// Decodes the frame at file offset `offset`, which must carry `seq`.
+    #[inline]
     pub(crate) fn frame_at(&self, offset: u64, seq: u64, verify: bool) -> Result<DecodedFrame<'a>> {
         let rel = offset.checked_sub(HEADER_BYTES).ok_or_else(|| Error::corrupt(self.path, offset, "frame offset inside the header"))?;
         let frame = decode_frame(self.frames, rel, verify).map_err(|e| frame_error(self.path, offset, e))?;
         if frame.seq != seq {
-            return Err(Error::corrupt(self.path, offset, format!("expected seq {seq}, found {}", frame.seq)));
+            return Err(seq_error(self.path, offset, seq, frame.seq));
         }
         Ok(frame)
     }
@@ -139,7 +140,16 @@ impl<'a> SegView<'a> {
     }
 }
 
+/// A frame at `offset` carries `found` where `expected` belongs.
+#[cold]
+#[inline(never)]
+fn seq_error(path: &Path, offset: u64, expected: u64, found: u64) -> Error {
+    Error::corrupt(path, offset, format!("expected seq {expected}, found {found}"))
+}
+
 /// Maps a frame decoding failure at `offset` to a typed error.
+#[cold]
+#[inline(never)]
 pub(crate) fn frame_error(path: &Path, offset: u64, e: FrameError) -> Error {
     match e {
         FrameError::Checksum { stored, computed } => {
