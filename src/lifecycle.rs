@@ -38,8 +38,15 @@ pub(crate) fn preallocate(fs: &dyn FileSystem, path: &Path, opts: &Options) -> R
             // Faulting every page in writable dirties it (zeros); syncing
             // writes them, so the extents count as written and later syncs
             // carry no metadata. The sync leaves the pages write-protected:
-            // the prefault below makes them writable again.
+            // the prefault below makes them writable again. Synced 1 MiB at
+            // a time, so a foreground sync never queues behind 64 MiB of
+            // zeros (measured: 10-40 ms stalls with one fdatasync).
             map.prefault();
+            let raw = map.shared().raw();
+            for from in (0..raw.len()).step_by(ZERO_FILL_CHUNK) {
+                let len = ZERO_FILL_CHUNK.min(raw.len() - from);
+                fs.sync_map(raw, from, len).map_err(|e| Error::io("msync", path, e))?;
+            }
             fs.sync_file(&file).map_err(|e| Error::io("fdatasync", path, e))?;
         }
         if opts.prefault {
@@ -55,6 +62,9 @@ pub(crate) fn preallocate(fs: &dyn FileSystem, path: &Path, opts: &Options) -> R
         }
     }
 }
+
+/// Bytes of a zero-filled segment synced at a time by the preparer.
+const ZERO_FILL_CHUNK: usize = 1 << 20;
 
 /// Name of the `n`th preallocated file of this process.
 pub(crate) fn prealloc_path(dir: &Path, n: u64) -> PathBuf {

@@ -139,7 +139,7 @@ fn run_one(engine: Engine, dir: &Path, a: &Args, clock: &clock::Clock) -> Res<Ro
     // Durable rows first, on a fresh engine of their own, so that no earlier
     // row's unsynced data or background work lands in the syncs.
     if engine.durable() {
-        let mut p = engines::open(engine, &dir.join("durable"))?;
+        let mut p = engines::open_for_syncing(engine, &dir.join("durable"))?;
         let (d1, l1, _) = durable(&mut *p, 1, &payload, budget)?;
         let (d100, l100, _) = durable(&mut *p, 100, &payload, budget)?;
         (r.durable1, r.durable1_lat, r.durable100, r.durable100_lat) = (Some(d1), Some(l1), Some(d100), Some(l100));
