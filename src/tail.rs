@@ -264,13 +264,8 @@ impl Tail {
         }
         let Some(committed) = self.live_grown() else { return Ok(false) };
         // Same segments, more of the last one published: widen the view in
-        // place (the common case of a tail keeping up with the writer), and
-        // start fetching the new frames' cache lines all at once.
-        let seen_end = self.snap.active.map_or(committed.1, |a| a.1);
+        // place (the common case of a tail keeping up with the writer).
         self.snap.active = Some(committed);
-        if let Some(last) = self.snap.segment_count().checked_sub(1) {
-            self.snap.view(last).touch(seen_end, committed.1, 1024);
-        }
         if self.at.is_none() {
             let snap = self.snap.clone();
             self.relocate(snap)?;

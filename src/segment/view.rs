@@ -47,22 +47,6 @@ impl<'a> SegView<'a> {
         }
     }
 
-    /// Loads one byte of every cache line of file offsets `from..to` (at most
-    /// `limit` bytes of them). The loads are independent, so the core fetches
-    /// all the lines at once: a tail that sees new records published pulls
-    /// the frames the writer's core just wrote in one round trip instead of
-    /// one per line as the checksum walks them.
-    #[inline]
-    pub(crate) fn touch(&self, from: u64, to: u64, limit: u64) {
-        let from = from.saturating_sub(HEADER_BYTES) as usize;
-        let to = (to.saturating_sub(HEADER_BYTES).min(from as u64 + limit) as usize).min(self.frames.len());
-        let mut acc = 0u8;
-        for i in (from..to).step_by(64) {
-            acc ^= self.frames[i];
-        }
-        std::hint::black_box(acc);
-    }
-
     /// One past the last seq in view.
     pub(crate) fn end_seq(&self) -> u64 {
         self.base_seq + self.count
