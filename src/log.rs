@@ -27,6 +27,11 @@ pub const LOCK_FILE_NAME: &str = "LOCK";
 /// 64 MiB on the development VM), so two ready segments let a burst of
 /// appends run through rotations without waiting for the preparer.
 const PREPARED_AHEAD: usize = 2;
+/// With [`Options::zero_fill`] one spare is kept ready instead: syncing
+/// writers fill segments far more slowly than the preparer makes them, and
+/// zero-filling a second spare right after open competed with the writer's
+/// first syncs for the disk.
+const PREPARED_AHEAD_ZERO_FILL: usize = 1;
 
 /// Work for the background threads. Preparing and sealing run on separate
 /// threads so that a slow seal (blake3 + fdatasync of a whole segment) never
@@ -87,7 +92,8 @@ impl Log {
 
         let (prepare_jobs, prepare_rx) = unbounded();
         let (seal_jobs, seal_rx) = unbounded();
-        let (ready_tx, ready_rx) = bounded(PREPARED_AHEAD);
+        let ahead = if shared.opts.zero_fill_enabled() { PREPARED_AHEAD_ZERO_FILL } else { PREPARED_AHEAD };
+        let (ready_tx, ready_rx) = bounded(ahead);
         let mut threads = Vec::new();
         let s = shared.clone();
         let spares = rec.report.spares.clone();
@@ -95,7 +101,7 @@ impl Log {
         let s = shared.clone();
         let digest = rec.last_digest;
         threads.push(spawn("varvelog-seal", move || sealer(s, seal_rx, digest))?);
-        for _ in 0..PREPARED_AHEAD {
+        for _ in 0..ahead {
             let _ = prepare_jobs.send(false);
         }
 
