@@ -257,14 +257,19 @@ impl Tail {
 
     /// Takes a newer snapshot if anything changed; `false` if nothing did.
     fn refresh(&mut self) -> Result<bool> {
-        if !self.log.shared().state.is_current(&self.snap.state) {
-            let snap = self.log.snapshot();
-            self.relocate(snap)?;
-            return Ok(true);
-        }
-        let Some(committed) = self.live_grown() else { return Ok(false) };
-        // Same segments, more of the last one published: widen the view in
-        // place (the common case of a tail keeping up with the writer).
+        // More of the snapshot's live segment published: widen the view in
+        // place (the common case of a tail keeping up with the writer; one
+        // load of the committed word). Checked before the state, so a
+        // polling tail pays no snapshot load per spin; a rotation or
+        // retention is seen once this segment stops growing.
+        let Some(committed) = self.live_grown() else {
+            if !self.log.shared().state.is_current(&self.snap.state) {
+                let snap = self.log.snapshot();
+                self.relocate(snap)?;
+                return Ok(true);
+            }
+            return Ok(false);
+        };
         self.snap.active = Some(committed);
         if self.at.is_none() {
             let snap = self.snap.clone();
