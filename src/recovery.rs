@@ -217,12 +217,17 @@ impl Recovery<'_> {
         // reads of the same bytes: run them on two threads, which halves
         // the usual reopen of a partly filled 64 MiB segment.
         let all = map.all_frames(len);
+        // If no thread can be started, the search runs here after the scan.
         let (scan, last_nonzero) = std::thread::scope(|s| {
-            let stray = s.spawn(|| last_nonzero(all));
+            let stray = std::thread::Builder::new().name("varvelog-open".into()).spawn_scoped(s, || last_nonzero(all)).ok();
             let scan = scan_frames(all, base);
-            (scan, stray.join())
+            let found = match stray {
+                Some(t) => t.join().ok(),
+                None => Some(last_nonzero(all)),
+            };
+            (scan, found)
         });
-        let last_nonzero = last_nonzero.map_err(|_| Error::io("scan segment", path, std::io::Error::other("scan thread panicked")))?;
+        let last_nonzero = last_nonzero.ok_or_else(|| Error::io("scan segment", path, std::io::Error::other("scan thread panicked")))?;
         if let Some(next) = next_base {
             if base + scan.count == next {
                 let frames = map.all_frames(scan.end);
