@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
@@ -33,10 +33,22 @@ fn batch_boundaries(n: u64) -> BTreeSet<u64> {
 /// Writes model records `0..n` as batches of `batch_size(k)` records,
 /// yielding the CPU after each batch so that readers on this 2-core machine
 /// interleave with the writer instead of only seeing its final state.
-fn write_batches(log: &Log, n: u64) {
+/// `seen` is the highest snapshot end any reader has checked: the writer
+/// waits at every 500th record until a reader has caught up with it, so
+/// readers provably race the writer however the threads are scheduled.
+fn write_batches(log: &Log, n: u64, seen: &AtomicU64) {
     let mut w = log.writer().unwrap();
     let (mut seq, mut k) = (0, 0);
+    let mut next_meeting = 500;
     while seq < n {
+        if seq >= next_meeting {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while seen.load(Ordering::Acquire) < seq {
+                assert!(std::time::Instant::now() < deadline, "no reader caught up with seq {seq}");
+                thread::yield_now();
+            }
+            next_meeting += 500;
+        }
         let end = (seq + batch_size(k)).min(n);
         let payloads: Vec<Vec<u8>> = (seq..end).map(payload_for).collect();
         let keys: Vec<Vec<u8>> = (seq..end).map(key_for).collect();
@@ -63,7 +75,7 @@ struct ReaderStats {
 /// snapshot are checked one by one; every few snapshots the whole prefix is
 /// rescanned (forward, and a stretch backwards) to catch records that change
 /// after they were first seen.
-fn reader(log: Log, n: u64, boundaries: &BTreeSet<u64>, start: &Barrier) -> ReaderStats {
+fn reader(log: Log, n: u64, boundaries: &BTreeSet<u64>, start: &Barrier, seen: &AtomicU64) -> ReaderStats {
     let mut stats = ReaderStats::default();
     let mut seen_end = 0u64;
     let mut held: Vec<Snapshot> = Vec::new();
@@ -88,6 +100,7 @@ fn reader(log: Log, n: u64, boundaries: &BTreeSet<u64>, start: &Barrier) -> Read
         if end > seen_end {
             stats.distinct_ends += 1;
         }
+        seen.fetch_max(end, Ordering::AcqRel);
         if stats.snapshots % 256 == 0 || end == n {
             let mut seq = 0;
             for r in snap.iter() {
@@ -129,23 +142,27 @@ fn concurrent_readers_see_gap_free_growing_prefixes_at_batch_boundaries() {
     // a gap-free prefix 0..next_seq that never shrinks, whose contents match
     // what was written, and which never shows part of a batch.
     // Method: 64 KiB segments; the writer appends 20 000 model records in
-    // batches of 1..=7 (boundaries known in advance); three reader threads
-    // loop taking snapshots and check each one (see `reader`) until they see
-    // the last record; all threads are joined.
+    // batches of 1..=7 (boundaries known in advance), waiting at every
+    // 500th record until some reader has checked a snapshot up to it (so the
+    // readers race it whatever the scheduling; the 30-prefix check below
+    // flaked once on a loaded 2-core machine without this); three reader
+    // threads loop taking snapshots and check each one (see `reader`) until
+    // they see the last record; all threads are joined.
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), opts()).unwrap();
     let n = 20_000u64;
     let boundaries = Arc::new(batch_boundaries(n));
     let readers = 3;
     let start = Arc::new(Barrier::new(readers + 1));
+    let seen = Arc::new(AtomicU64::new(0));
     let handles: Vec<_> = (0..readers)
         .map(|_| {
-            let (log, b, start) = (log.clone(), boundaries.clone(), start.clone());
-            thread::spawn(move || reader(log, n, &b, &start))
+            let (log, b, start, seen) = (log.clone(), boundaries.clone(), start.clone(), seen.clone());
+            thread::spawn(move || reader(log, n, &b, &start, &seen))
         })
         .collect();
     start.wait();
-    write_batches(&log, n);
+    write_batches(&log, n, &seen);
     let mut distinct = 0;
     for h in handles {
         let stats = h.join().unwrap();
