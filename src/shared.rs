@@ -104,11 +104,18 @@ impl Shared {
         let started = std::time::Instant::now();
         let state = self.state.load();
         let mut durable_to = None;
-        for seg in &state.segments {
+        let last = state.segments.len().saturating_sub(1);
+        for (i, seg) in state.segments.iter().enumerate() {
             let Segment::Live(a) = seg else { continue };
             let (count, end) = a.committed();
             let synced = a.synced_end.load(Ordering::Acquire);
             if end > synced {
+                if i < last {
+                    // Rotated away (only the last segment is written): drop
+                    // its page tables so write-back needs no TLB flush per
+                    // page, as the sealer does (docs/design.md).
+                    a.map.drop_page_tables(synced, end);
+                }
                 self.fs()
                     .sync_map(a.map.raw(), synced as usize, (end - synced) as usize)
                     .map_err(|e| self.poison_with(Error::io("msync", &a.path, e)))?;
