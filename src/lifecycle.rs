@@ -82,7 +82,9 @@ pub(crate) fn activate(fs: &dyn FileSystem, dir: &Path, mut p: Prepared, base_se
 }
 
 /// Writes footer and trailer after `scan.end`, cuts the file there and
-/// makes it durable. Shared by sealing and resealing.
+/// makes it durable. Shared by sealing and resealing. `frames_durable` runs
+/// after the frames' fdatasync succeeded and before anything else is
+/// written; an error from it leaves the segment without a footer.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write_footer(
     fs: &dyn FileSystem,
@@ -92,6 +94,7 @@ pub(crate) fn write_footer(
     scan: &Scanned,
     prev_digest: [u8; 32],
     digest: [u8; 32],
+    frames_durable: &dyn Fn() -> Result<()>,
 ) -> Result<()> {
     let footer = FooterHeader {
         magic: FOOTER_MAGIC,
@@ -114,6 +117,7 @@ pub(crate) fn write_footer(
     // fdatasync per segment, on the sealer's thread (or in recovery's reseal,
     // whose frames may still be only in the page cache after a process crash).
     fs.sync_file(file).map_err(|e| Error::io("fdatasync", path, e))?;
+    frames_durable()?;
     fs.write_at(file, &bytes, scan.end).map_err(|e| Error::io("write footer", path, e))?;
     fs.set_len(file, scan.end + bytes.len() as u64).map_err(|e| Error::io("truncate sealed segment", path, e))?;
     fs.sync_file(file).map_err(|e| Error::io("fdatasync", path, e))
@@ -126,7 +130,14 @@ pub(crate) fn live_digest(prev: &[u8; 32], map: &LiveMap, frames: &[u8]) -> [u8;
 
 /// Seals a segment the writer has rotated away from: verifies its frames
 /// against what was published, writes the footer, and reopens it read-only.
-pub(crate) fn seal(fs: &dyn FileSystem, seg: &ActiveSegment, prev_digest: [u8; 32]) -> Result<Arc<SealedSegment>> {
+/// `frames_durable` confirms, after the frames' own fdatasync, that no other
+/// sync of the log failed meanwhile (see `Shared::confirm_no_failed_sync`).
+pub(crate) fn seal(
+    fs: &dyn FileSystem,
+    seg: &ActiveSegment,
+    prev_digest: [u8; 32],
+    frames_durable: &dyn Fn() -> Result<()>,
+) -> Result<Arc<SealedSegment>> {
     let (count, end) = seg.committed();
     let frames = seg.map.frames(end);
     let mut hasher = digest_of_header(&prev_digest, seg.map.header_prefix(), seg.map.header_suffix());
@@ -138,7 +149,7 @@ pub(crate) fn seal(fs: &dyn FileSystem, seg: &ActiveSegment, prev_digest: [u8; 3
     // The writer never writes this segment again: drop its page-table
     // entries so the syncs below write back pages without a TLB flush each.
     seg.map.drop_page_tables(0, seg.map.len());
-    write_footer(fs, &seg.file, &seg.path, seg.base_seq, &scan, prev_digest, digest)?;
+    write_footer(fs, &seg.file, &seg.path, seg.base_seq, &scan, prev_digest, digest, frames_durable)?;
     open_sealed(&seg.path, &seg.file)
 }
 
@@ -149,5 +160,34 @@ pub(crate) fn open_sealed(path: &Path, file: &File) -> Result<Arc<SealedSegment>
         Ok(Err(e)) => Err(Error::corrupt(path, 0, format!("footer just written does not read back: {e:?}"))),
         Err(crate::segment::HeaderOutcome::Blank) => Err(Error::corrupt(path, 0, "blank header")),
         Err(crate::segment::HeaderOutcome::Fatal(e)) => Err(e),
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::fs::StdFs;
+
+    #[test]
+    fn a_refused_confirmation_after_the_frames_sync_leaves_no_footer() {
+        // Goal: sealing writes nothing after the frames' fdatasync unless
+        // the caller confirms no other sync failed meanwhile (a failed msync
+        // may have consumed the write-back error the fdatasync would have
+        // reported), so a footer never vouches for frames that did not reach
+        // the disk. Method: seal an activated segment with a confirmation
+        // that fails: the error comes back, the file keeps its preallocated
+        // length and has no trailer; sealing it again with a confirmation
+        // that passes cuts it and writes a footer that reads back.
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options::new().segment_bytes(64 << 10);
+        let prepared = preallocate(&StdFs, &prealloc_path(dir.path(), 0), &opts).unwrap();
+        let (seg, _map) = activate(&StdFs, dir.path(), prepared, 0).unwrap();
+        let refused = seal(&StdFs, &seg, [0; 32], &|| Err(Error::corrupt(&seg.path, 0, "a sync failed meanwhile")));
+        assert!(matches!(refused, Err(Error::Corrupt { .. })), "{refused:?}");
+        assert_eq!(std::fs::metadata(&seg.path).unwrap().len(), 64 << 10, "no footer, no cut");
+        assert!(matches!(SealedSegment::load(seg.path.clone(), &seg.file), Ok(Err(_))), "no trailer");
+        let sealed = seal(&StdFs, &seg, [0; 32], &|| Ok(())).unwrap();
+        assert_eq!(sealed.count, 0);
+        assert!(std::fs::metadata(&seg.path).unwrap().len() < 64 << 10);
     }
 }

@@ -259,7 +259,7 @@ fn sealer(shared: Arc<Shared>, jobs: Receiver<Option<Arc<ActiveSegment>>>, mut p
             continue; // the chain cannot continue; reopening reseals
         }
         let started = std::time::Instant::now();
-        match seal(shared.fs(), &seg, prev_digest) {
+        match seal(shared.fs(), &seg, prev_digest, &|| shared.confirm_no_failed_sync()) {
             Ok(sealed) => {
                 prev_digest = sealed.digest;
                 shared.counters.sealed();

@@ -233,7 +233,8 @@ impl Recovery<'_> {
                 let frames = map.all_frames(scan.end);
                 let digest = live_digest(&self.prev_digest, map.shared(), frames);
                 drop(map);
-                write_footer(self.fs(), &file, path, base, &scan, self.prev_digest, digest)?;
+                // No writer runs during recovery: nothing else syncs.
+                write_footer(self.fs(), &file, path, base, &scan, self.prev_digest, digest, &|| Ok(()))?;
                 let sealed = open_sealed(path, &file)?;
                 self.prev_digest = sealed.digest;
                 self.expected = Some(next);

@@ -90,6 +90,18 @@ impl Shared {
         self.poisoned.load(StdOrdering::Acquire)
     }
 
+    /// For the sealer, after its fdatasync of a segment's frames succeeded
+    /// and before it writes a footer vouching for them: fails if any sync of
+    /// the log has failed. A failed msync may have consumed the file's
+    /// write-back error (the kernel reports it once per open file), so the
+    /// sealer's own fdatasync can succeed although pages of the segment never
+    /// reached the disk. Taking the sync lock orders this check after any
+    /// sync in progress, which poisons before it releases the lock.
+    pub(crate) fn confirm_no_failed_sync(&self) -> Result<()> {
+        let _g = lock(&self.sync_lock);
+        self.check_poison()
+    }
+
     /// Makes everything published so far durable: msync of each live
     /// segment's unsynced range (oldest first), then the directory if a
     /// segment file appeared. Never retries a failed sync: it poisons.
