@@ -1,5 +1,5 @@
 //! Typed records: payloads viewed in place as `zerocopy` types, and (with
-//! the `serde` feature) serde values through a [`Codec`].
+//! the `serde` feature) serde values through a `Codec`.
 //!
 //! # Alignment
 //!
