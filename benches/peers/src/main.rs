@@ -17,6 +17,9 @@
 //! * reopen: time to open that log again (recovery; closing is not timed);
 //!   scan: read everything back.
 
+// The same timer as `varve bench`, so both report comparable latencies.
+#[path = "../../../src/bin/varve/bench/clock.rs"]
+#[allow(dead_code)]
 mod clock;
 mod engines;
 mod plot;
@@ -24,6 +27,7 @@ mod plot;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use clock::histogram;
 use engines::{Engine, Peer};
 use serde_json::{json, Value};
 
@@ -107,10 +111,6 @@ struct Round {
     durable100_lat: Option<Lat>,
     reopen_ms: f64,
     scan: Option<f64>,
-}
-
-fn histogram() -> Res<hdrhistogram::Histogram<u64>> {
-    Ok(hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000_000, 3)?)
 }
 
 /// Groups of `per` records, each made durable, for `budget`; returns
