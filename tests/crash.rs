@@ -9,31 +9,19 @@
 //! `VARVELOG_CRASH_KILLS` (default 60) and `VARVELOG_CRASH_SECS` (default 60)
 //! bound the run.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::Rng;
 use varvelog::{Entry, Log, Options, SyncPolicy};
 
 const CHILD_ENV: &str = "VARVELOG_CRASH_CHILD";
 const TEST_NAME: &str = "sigkill_at_random_moments_loses_no_acknowledged_record";
-
-/// A small deterministic PRNG (xorshift64*), so failures can be replayed from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// The payload of `seq`: derived from the seq, variable length (up to ~1 KiB so
 /// 64 KiB segments rotate often), then the last seq of its batch.

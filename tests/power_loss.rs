@@ -8,6 +8,8 @@
 //! every record acknowledged as durable, gap-free, byte for byte, nothing
 //! invented, and must accept appends.
 
+mod common;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -15,25 +17,10 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use common::Rng;
 use memmap2::MmapRaw;
 use varvelog::fs::{FileSystem, StdFs};
 use varvelog::{Entry, Log, Options, Retention, SyncPolicy};
-
-/// xorshift64*: deterministic, so a failing seed replays.
-#[derive(Clone, Debug)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// What survives a power cut of one file (by inode): bytes made durable by a
 /// sync, and the file length as of the last sync.

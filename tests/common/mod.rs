@@ -20,6 +20,22 @@ pub fn opts() -> Options {
     Options::new().segment_bytes(SEGMENT_BYTES)
 }
 
+/// A small deterministic PRNG (xorshift64*), so a failing seed replays.
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
 /// A cheap 64-bit mix (splitmix64 finaliser), so derived fields look random.
 pub fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
