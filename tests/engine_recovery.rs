@@ -405,11 +405,11 @@ fn foreign_file_named_like_a_segment_is_refused_with_not_a_log() {
 }
 
 #[test]
-fn stale_spares_are_listed_then_removed_in_the_background_without_name_clashes() {
+fn stale_spares_are_listed_then_removed_in_the_background() {
     // Goal: spare preallocated files a previous process left do not slow
-    // open down (open lists them, the background preparer removes them), a
-    // stale spare with a high number never clashes with a new spare's name,
-    // and the log keeps appending through rotations meanwhile.
+    // open down (open lists them, the background preparer removes them),
+    // and the log keeps appending through rotations meanwhile. (Name
+    // clashes with spares that cannot be removed: the next test.)
     // Method: write a log, close it (its spares stay), plant a stale spare
     // numbered 41 with bytes in it, reopen, check the report lists both
     // kinds, wait (bounded) until every listed file is gone, append through
@@ -436,4 +436,50 @@ fn stale_spares_are_listed_then_removed_in_the_background_without_name_clashes()
     drop(w);
     drop(log);
     check_model_log(&Log::open(dir.path(), opts()).unwrap(), 3000);
+}
+
+#[test]
+fn new_spares_never_take_the_name_of_a_stale_spare_that_could_not_be_removed() {
+    // Goal: when stale spares cannot be removed (a failing unlink), new
+    // spares are numbered past them, so preparing never collides with a
+    // leftover name and the writer keeps rotating.
+    // Method: close a log (its spares stay), plant a stale spare numbered
+    // 41, reopen through a file system whose first three unlinks fail, then
+    // append through several rotations; every stale file is still there,
+    // every new spare is numbered past 41 (the writer would cover for a
+    // failed spare, so the names are what shows a clash was avoided), and
+    // every record reads back.
+    let dir = tempfile::tempdir().unwrap();
+    write_model_log(dir.path(), 300);
+    std::fs::write(dir.path().join("000041.prealloc"), b"left by a crashed process").unwrap();
+    let fs = std::sync::Arc::new(varvelog::fs::FaultFs::new());
+    fs.fail(varvelog::fs::Op::Remove, 0, 3, std::io::ErrorKind::PermissionDenied);
+    let log = Log::open(dir.path(), opts().file_system(fs.clone())).unwrap();
+    let stale = log.recovery_report().spares.clone();
+    assert_eq!(stale.len(), 3, "{stale:?}");
+    let mut w = log.writer().unwrap();
+    for seq in 300..3000 {
+        append_model(&mut w, seq);
+    }
+    assert!(log.stats().rotations >= 3, "the appends rotated through new spares");
+    assert_eq!(fs.injected(), 3, "the three stale spares' unlinks failed");
+    assert!(stale.iter().all(|p| p.exists()), "stale spares stay when they cannot be removed");
+    // The preparer refills its spares after the writer takes them; wait
+    // (bounded) until one exists.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let new_numbers = loop {
+        let numbers: Vec<u64> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !stale.contains(p))
+            .filter_map(|p| p.file_name()?.to_str()?.strip_suffix(".prealloc")?.parse().ok())
+            .collect();
+        if !numbers.is_empty() {
+            break numbers;
+        }
+        assert!(std::time::Instant::now() < deadline, "no new spare appeared");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    assert!(new_numbers.iter().all(|&n| n > 41), "new spares numbered past 41: {new_numbers:?}");
+    check_model_log(&log, 3000);
 }
