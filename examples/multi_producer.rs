@@ -1,25 +1,25 @@
-//! Many threads append through one cloneable `Ingest` handle; the log's one
-//! writer group-commits what they send. Prints throughput.
+//! Many threads append through one cloneable `Ingest` handle, each into the
+//! log's one writer; durable appends share syncs. Prints throughput.
 //!
 //! ```text
-//! cargo run --release --example multi_producer -- [producers] [records_per_producer] [blocking|tickets|durable]
+//! cargo run --release --example multi_producer -- [producers] [records_per_producer] [visible|durable]
 //! ```
-//! Defaults: 4 producers x 250 000 records of 100 bytes, blocking appends.
-//! `tickets` keeps up to 256 appends in flight per producer; `durable`
-//! waits for each record to be synced (group commit shares the syncs).
+//! Defaults: 4 producers x 250 000 records of 100 bytes, visible appends.
+//! `durable` waits for each record to be synced (group commit shares the
+//! syncs between producers).
 
 use std::time::Instant;
 
-use varvelog::{Entry, IngestOptions, Log, Options};
+use varvelog::{Log, Options};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let producers: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(4);
     let per_producer: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(250_000);
-    let mode = args.next().unwrap_or_else(|| "blocking".into());
+    let mode = args.next().unwrap_or_else(|| "visible".into());
     let dir = tempfile::tempdir()?;
     let log = Log::open(dir.path(), Options::new())?;
-    let ingest = log.ingest(IngestOptions::new())?;
+    let ingest = log.ingest()?;
 
     let started = Instant::now();
     let threads: Vec<_> = (0..producers)
@@ -36,18 +36,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             ingest.append_durable(&payload)?; // returns once synced
                         }
                     }
-                    "tickets" => {
-                        let mut in_flight = std::collections::VecDeque::with_capacity(256);
-                        for _ in 0..per_producer {
-                            if in_flight.len() == 256 {
-                                in_flight.pop_front().map(varvelog::Ticket::wait).transpose()?;
-                            }
-                            in_flight.push_back(ingest.submit(Entry::new(&payload))?);
-                        }
-                        for t in in_flight {
-                            t.wait()?;
-                        }
-                    }
                     _ => {
                         for _ in 0..per_producer {
                             ingest.append(&payload)?; // returns the seq once visible
@@ -62,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         t.join().expect("producer thread")?;
     }
     let elapsed = started.elapsed();
-    ingest.close()?; // drains the queue, gives the writer back
+    ingest.close()?; // gives the writer back to the log
 
     let total = producers * per_producer;
     assert_eq!(log.snapshot().len(), total);

@@ -60,7 +60,7 @@ mod verify;
 mod writer;
 
 pub use crate::error::{Error, Result};
-pub use crate::ingest::{Ingest, IngestOptions, Ticket};
+pub use crate::ingest::{Ingest, Ticket};
 pub use crate::log::{Log, LOCK_FILE_NAME};
 pub use crate::options::{
     Clock, Options, RecoveryMode, SyncPolicy, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SEGMENT_BYTES,

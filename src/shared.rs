@@ -1,7 +1,7 @@
 //! State shared by the log handle, the writer and the background threads.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+use std::sync::atomic::{AtomicBool as StdAtomicBool, Ordering as StdOrdering};
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
@@ -9,7 +9,7 @@ use crate::fs::FileSystem;
 use crate::options::Options;
 use crate::segment::Segment;
 use crate::snapshot::State;
-use crate::sync::{lock, Arc, Mutex, Ordering, SnapshotCell};
+use crate::sync::{lock, Arc, AtomicU64, Condvar, Mutex, Ordering, SnapshotCell};
 
 /// Shared between [`crate::Log`], [`crate::Writer`] and the background threads.
 pub(crate) struct Shared {
@@ -21,11 +21,16 @@ pub(crate) struct Shared {
     publish_lock: Mutex<()>,
     /// Serialises syncs (the writer's and the flusher's).
     sync_lock: Mutex<()>,
+    /// Group commit: whether a producer is syncing for the group, and the
+    /// condvar its followers wait on (see `sync_through`).
+    group_syncing: Mutex<bool>,
+    group_done: Condvar,
     poisoned: StdAtomicBool,
     /// A std `Arc` even under loom: `Error::Poisoned` carries it to users.
     poison: OnceLock<std::sync::Arc<Error>>,
-    /// Every seq below this is durable.
-    pub(crate) durable_next: StdAtomicU64,
+    /// Every seq below this is durable. Raised only at the end of a
+    /// completed sync, to the count that sync had loaded before flushing.
+    pub(crate) durable_next: AtomicU64,
     /// A segment file was created or renamed since the last directory sync.
     pub(crate) dir_dirty: StdAtomicBool,
     /// What the log has done, for [`crate::Log::stats`].
@@ -42,9 +47,11 @@ impl Shared {
             state: SnapshotCell::new(Arc::new(state)),
             publish_lock: Mutex::new(()),
             sync_lock: Mutex::new(()),
+            group_syncing: Mutex::new(false),
+            group_done: Condvar::new(),
             poisoned: StdAtomicBool::new(false),
             poison: OnceLock::new(),
-            durable_next: StdAtomicU64::new(durable_next),
+            durable_next: AtomicU64::new(durable_next),
             dir_dirty: StdAtomicBool::new(false),
             counters: crate::stats::Counters::default(),
             tail_waiters: crate::tail::Waiters::new(),
@@ -102,16 +109,60 @@ impl Shared {
         self.check_poison()
     }
 
+    /// Whether a completed sync has covered `seq`.
+    #[inline]
+    pub(crate) fn is_durable(&self, seq: u64) -> bool {
+        self.durable_next.load(Ordering::Acquire) > seq
+    }
+
+    /// Group commit: returns once `seq` (already published by the caller)
+    /// is durable. The first caller to find no sync running leads: it syncs
+    /// everything published so far and then wakes every follower at once.
+    /// Followers wait for the leader, not for each other: each wakes, finds
+    /// its record covered (it was published before the leader's sync began)
+    /// and returns, or leads the next sync for the records published while
+    /// that one ran. One sync thus covers every producer that was waiting.
+    pub(crate) fn sync_through(&self, seq: u64) -> Result<()> {
+        self.check_poison()?;
+        if self.is_durable(seq) {
+            return Ok(());
+        }
+        let mut syncing = lock(&self.group_syncing);
+        loop {
+            if self.is_durable(seq) {
+                return Ok(());
+            }
+            // A failed sync poisons before it wakes us: stop waiting.
+            self.check_poison()?;
+            if !*syncing {
+                break;
+            }
+            syncing = match self.group_done.wait(syncing) {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+        }
+        *syncing = true;
+        drop(syncing);
+        let _lead = Leading(self);
+        self.sync_all()
+    }
+
     /// Makes everything published so far durable: msync of each live
     /// segment's unsynced range (oldest first), then the directory if a
     /// segment file appeared. Never retries a failed sync: it poisons.
     pub(crate) fn sync_all(&self) -> Result<()> {
         self.check_poison()?;
         let _g = lock(&self.sync_lock);
-        // Again under the lock: a sync that failed while this one waited
-        // poisoned the writer, and must not be followed by one that finds
-        // nothing left to flush (the failed call already cleared `dir_dirty`
-        // and moved `synced_end`) and declares everything durable.
+        self.sync_locked()
+    }
+
+    /// [`Shared::sync_all`] with the sync lock held.
+    fn sync_locked(&self) -> Result<()> {
+        // Under the lock: a sync that failed while this one waited poisoned
+        // the writer, and must not be followed by one that finds nothing
+        // left to flush (the failed call already cleared `dir_dirty` and
+        // moved `synced_end`) and declares everything durable.
         self.check_poison()?;
         let started = std::time::Instant::now();
         let state = self.state.load();
@@ -133,6 +184,10 @@ impl Shared {
                     .map_err(|e| self.poison_with(Error::io("msync", &a.path, e)))?;
                 a.synced_end.store(end, Ordering::Release);
             }
+            // The deliberate bug the loom group-commit model must catch:
+            // claiming records published while the msync ran.
+            #[cfg(all(loom, feature = "loom-mutant-sync"))]
+            let (count, _) = a.committed();
             durable_to = Some(a.base_seq + count);
         }
         if self.dir_dirty.swap(false, StdOrdering::AcqRel) {
@@ -142,7 +197,7 @@ impl Shared {
         // writer: what it failed to sync may be lost, so claim nothing.
         self.check_poison()?;
         if let Some(n) = durable_to {
-            self.durable_next.fetch_max(n, StdOrdering::AcqRel);
+            self.durable_next.fetch_max(n, Ordering::AcqRel);
         }
         self.counters.synced(started.elapsed());
         Ok(())
@@ -152,8 +207,19 @@ impl Shared {
     pub(crate) fn has_unsynced(&self) -> bool {
         let state = self.state.load();
         match state.segments.last() {
-            Some(Segment::Live(a)) => a.base_seq + a.committed().0 > self.durable_next.load(StdOrdering::Acquire),
+            Some(Segment::Live(a)) => a.base_seq + a.committed().0 > self.durable_next.load(Ordering::Acquire),
             _ => false,
         }
+    }
+}
+
+/// The group-commit leader's turn: ends (wakes the followers) however the
+/// leader's sync returns, so that no follower waits for a leader that left.
+struct Leading<'a>(&'a Shared);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.group_syncing) = false;
+        self.0.group_done.notify_all();
     }
 }

@@ -572,7 +572,7 @@ fn power_loss_keeps_every_record_ingest_acknowledged_durable() {
         if round % 3 != 2 {
             fs.plan_cut(false, 1 + rng.below(60), &next, Rng(rng.next() | 1));
         }
-        let ingest = log.ingest(varvelog::IngestOptions::new()).unwrap();
+        let ingest = log.ingest().unwrap();
         let acked: Vec<(u64, u8, u64)> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..3u8)
                 .map(|p| {
