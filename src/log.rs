@@ -236,15 +236,33 @@ fn preparer(shared: Arc<Shared>, stale: Vec<std::path::PathBuf>, jobs: Receiver<
             tracing::warn!(path = %path.display(), error = %e, "could not remove a stale spare segment");
         }
     }
+    // Throughput logs (no zero-fill) get their spare as soon as it is
+    // mapped, and its pages are populated after the hand-over, ahead of the
+    // writer: a writer that catches up faults its pages in itself instead
+    // of waiting for the preparer (docs/design.md, "populate ahead").
+    let populate_ahead = shared.opts.prefault && !shared.opts.zero_fill_enabled();
+    let mut opts = shared.opts.clone();
+    opts.prefault &= !populate_ahead;
     while let Ok(false) = jobs.recv() {
         let path = prealloc_path(&shared.dir, n);
         n += 1;
-        let prepared = preallocate(shared.fs(), &path, &shared.opts);
-        if let Err(TrySendError::Full(Ok(p)) | TrySendError::Disconnected(Ok(p))) = ready.try_send(prepared) {
-            let _ = shared.fs().remove(&p.path);
+        let prepared = preallocate(shared.fs(), &path, &opts);
+        let populator = prepared.as_ref().ok().filter(|_| populate_ahead).map(|p| p.map.populator());
+        match ready.try_send(prepared) {
+            Err(TrySendError::Full(Ok(p)) | TrySendError::Disconnected(Ok(p))) => {
+                let _ = shared.fs().remove(&p.path);
+            }
+            _ => {
+                if let Some(p) = populator {
+                    p.populate_ahead_of_writer(POPULATE_CHUNK_BYTES);
+                }
+            }
         }
     }
 }
+
+/// Bytes the preparer populates at a time ahead of the writer.
+const POPULATE_CHUNK_BYTES: u64 = 1 << 20;
 
 /// The number in a spare's name (`NNNNNN.prealloc`), if it has one.
 fn spare_number(path: &Path) -> Option<u64> {

@@ -42,6 +42,42 @@ pub(crate) struct LiveMap {
     read_only: bool,
 }
 
+/// A hold on a [`LiveMap`] that can only populate its pages (it never reads
+/// or writes a byte), so it may run beside the writer from before the
+/// header is written: [`MapWriter::write_header`] discounts populators.
+pub(crate) struct Populator {
+    map: Option<Arc<LiveMap>>,
+    /// The writer's count of populators, decremented after `map` is dropped.
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Populator {
+    /// Populates the map chunk by chunk from the front, skipping what the
+    /// writer has already published (it faulted those pages in itself).
+    /// Stops early if the kernel cannot populate.
+    pub(crate) fn populate_ahead_of_writer(&self, chunk_bytes: u64) {
+        let Some(map) = &self.map else { return };
+        let mut from = 0;
+        while from < map.len() {
+            from = from.max(map.published().1);
+            let to = (from + chunk_bytes).min(map.len());
+            if !map.populate(from, to) {
+                return;
+            }
+            from = to;
+        }
+    }
+}
+
+impl Drop for Populator {
+    fn drop(&mut self) {
+        // The hold goes first, then the count, so that `strong - 1 <=
+        // populators` at every moment.
+        drop(self.map.take());
+        self.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 impl std::fmt::Debug for LiveMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveMap").field("len", &self.raw.len()).field("committed", &self.published()).finish()
@@ -51,6 +87,8 @@ impl std::fmt::Debug for LiveMap {
 /// The unique right to write a [`LiveMap`].
 pub(crate) struct MapWriter {
     map: Arc<LiveMap>,
+    /// Live [`Populator`]s of `map`.
+    populators: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl LiveMap {
@@ -79,6 +117,16 @@ impl LiveMap {
         }
         #[cfg(loom)]
         let _ = (from, to);
+    }
+
+    /// Faults `from..to` in writable (`MADV_POPULATE_WRITE`) without
+    /// changing a byte, so it is safe beside the writer and readers of the
+    /// same mapping. `false` if the kernel cannot (then the writer's own
+    /// first touch of each page faults it in).
+    pub(crate) fn populate(&self, from: u64, to: u64) -> bool {
+        let from = (from.min(self.len()) as usize) & !4095;
+        let to = to.min(self.len()) as usize;
+        to <= from || self.raw.advise_range(Advice::PopulateWrite, from, to - from).is_ok()
     }
 
     /// Length of the mapping in bytes.
@@ -231,16 +279,27 @@ impl MapWriter {
 
     fn over(raw: MmapRaw) -> MapWriter {
         let cells = Cells::new(raw.len());
-        MapWriter { map: Arc::new(LiveMap { raw, committed: AtomicU64::new(pack_committed(0, HEADER_BYTES)), cells, read_only: false }) }
+        let map = Arc::new(LiveMap { raw, committed: AtomicU64::new(pack_committed(0, HEADER_BYTES)), cells, read_only: false });
+        MapWriter { map, populators: Default::default() }
     }
 
     /// Writes the segment header at the start of the page. Only possible
     /// while the map is not yet shared with anyone (panics otherwise).
     pub(crate) fn write_header(&mut self, header: &[u8]) {
-        assert!(Arc::strong_count(&self.map) == 1 && header.len() as u64 <= LIVE_COMMITTED_OFFSET);
-        // SAFETY: the map is not shared (strong count 1, and we hold `&mut`),
-        // so nobody can read these bytes; the header ends before the live word.
+        let others = Arc::strong_count(&self.map) - 1;
+        assert!(others <= self.populators.load(std::sync::atomic::Ordering::SeqCst) && header.len() as u64 <= LIVE_COMMITTED_OFFSET);
+        // SAFETY: the map is not shared with anyone who reads it (every other
+        // holder is a `Populator`, which only faults pages in, and we hold
+        // `&mut`), so nobody can read these bytes; the header ends before the
+        // live word.
         unsafe { std::ptr::copy_nonoverlapping(header.as_ptr(), self.map.raw.as_mut_ptr(), header.len()) }
+    }
+
+    /// A [`Populator`] of this map, for the preparer thread.
+    pub(crate) fn populator(&self) -> Populator {
+        // The count goes up before the hold (see `Populator::drop`).
+        self.populators.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Populator { map: Some(self.map.clone()), count: self.populators.clone() }
     }
 
     /// Turns readahead off for faults through this mapping, for writers that
