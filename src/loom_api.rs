@@ -94,6 +94,13 @@ impl SegmentWriter {
         assert!(self.core.st.tail + bytes <= self.core.seg.capacity(), "model segment too small");
     }
 
+    /// Appends one record like [`SegmentWriter::append`]; returns its seq
+    /// and the end of its frame in the segment.
+    pub fn append_at(&mut self, payload: &[u8]) -> (u64, u64) {
+        let seq = self.append(payload);
+        (seq, self.core.st.tail)
+    }
+
     /// The seq the next append gets.
     pub fn next_seq(&self) -> u64 {
         self.core.seg.base_seq + self.core.st.count
@@ -145,6 +152,20 @@ impl LogState {
     /// (a retention pass); returns how many went.
     pub fn retain_below(&self, seq: u64) -> usize {
         apply(&self.shared, &Retention::new().min_seq(seq)).expect("retention").removed.len()
+    }
+
+    /// Group commit (`Ingest::append_durable` after its append): returns
+    /// once a completed sync covers `seq`.
+    pub fn sync_through(&self, seq: u64) {
+        self.shared.sync_through(seq).expect("sync");
+    }
+
+    /// Bytes of the first segment a completed sync has flushed.
+    pub fn synced_end(&self) -> u64 {
+        match &self.shared.state.load().segments[0] {
+            Segment::Live(a) => a.synced_end.load(crate::sync::Ordering::Acquire),
+            Segment::Sealed(_) => u64::MAX,
+        }
     }
 
     /// The writer's wake-up of parked tails, called after a publication.

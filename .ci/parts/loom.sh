@@ -2,7 +2,9 @@
 # The loom models in loom-tests/ (every test is #![cfg(loom)]), in release with
 # a bounded preemption count, in their own target directory; then the same
 # suite built with the `mutant` feature (the engine's publishing store weakened
-# to Relaxed), whose one test passes only if the append model fails.
+# to Relaxed), whose one test passes only if the append model fails; and with
+# `mutant-sync` (a sync claims records published while it ran), whose test
+# passes only if the group-commit model fails.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
@@ -20,5 +22,16 @@ out="$(timeout 900 cargo test --release --manifest-path loom-tests/Cargo.toml --
 echo "$out" | grep -E "^test |test result" || true
 echo "$out" | grep -q "mutant_relaxed_publication_is_caught_by_the_append_model - should panic ... ok" || {
   echo "the mutant test did not run and pass" >&2
+  exit 1
+}
+
+echo "loom mutant-sync: a sync claiming records published during it must be caught"
+out="$(timeout 900 cargo test --release --manifest-path loom-tests/Cargo.toml --features mutant-sync --test group_commit -- mutant_ 2>&1)" || {
+  echo "$out"
+  exit 1
+}
+echo "$out" | grep -E "^test |test result" || true
+echo "$out" | grep -q "mutant_sync_claiming_records_published_during_it_is_caught - should panic ... ok" || {
+  echo "the mutant-sync test did not run and pass" >&2
   exit 1
 }
