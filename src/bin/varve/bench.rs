@@ -23,6 +23,7 @@
 mod baseline;
 mod clock;
 mod engine;
+mod producers;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -45,9 +46,19 @@ pub struct BenchArgs {
     /// Payload bytes per record (at least 8: tailing readers read the writer's send stamp from them).
     #[arg(long, default_value_t = 100)]
     pub payload_bytes: usize,
-    /// Records per append phase (append throughput, append latency, mixed).
-    #[arg(long, default_value_t = 4_000_000)]
+    /// Records per append phase (each sustained-throughput round, append latency, mixed).
+    /// The default writes about 2 GiB (32 segments of 64 MiB) per phase.
+    #[arg(long, default_value_t = 16_000_000)]
     pub records: u64,
+    /// Rounds of the sustained-throughput phase, alternating the plain-file floor and the engine; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Records in all per visible multi-producer measurement (split over the threads).
+    #[arg(long, default_value_t = 4_000_000)]
+    pub producer_records: u64,
+    /// Producer thread counts of the multi-producer phase (comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,8")]
+    pub producer_threads: Vec<usize>,
     /// Tailing readers following the writer.
     #[arg(long, default_value_t = 1)]
     pub readers: usize,
@@ -176,6 +187,10 @@ impl Rate {
     fn new(records: u64, payload: usize, d: Duration) -> Rate {
         Rate { records, payload, secs: d.as_secs_f64() }
     }
+    /// Two measurements of the same thing as one.
+    fn plus(&self, other: &Rate) -> Rate {
+        Rate { records: self.records + other.records, payload: self.payload, secs: self.secs + other.secs }
+    }
     /// Records per second.
     pub fn per_sec(&self) -> f64 {
         if self.secs > 0.0 {
@@ -262,7 +277,13 @@ pub struct Results {
     ping_pong: Lat,
     pwrite: Vec<Durable>,
     pwrite_zeroed: Vec<Durable>,
+    /// The `File` + `BufWriter` floor, one per sustained round.
+    floor: Vec<Rate>,
+    /// The engine's sustained appends, one per round (alternating with `floor`).
+    append_rounds: Vec<Rate>,
+    /// Median of `append_rounds`.
     append: Rate,
+    producers: Vec<producers::ProducerRow>,
     append_lat: Lat,
     tail: Option<engine::TailResult>,
     mixed: Option<engine::MixedResult>,
@@ -288,8 +309,11 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
     if args.payload_bytes < 8 && (args.readers > 0 || tail_records > 0) {
         return Err("--payload-bytes must be at least 8 when tailing readers run (the writer's send stamp goes in the payload); use --readers 0 --tail-records 0 for smaller payloads".into());
     }
-    if args.records == 0 {
-        return Err("--records must be at least 1".into());
+    if args.records == 0 || args.rounds == 0 {
+        return Err("--records and --rounds must be at least 1".into());
+    }
+    if args.producer_threads.contains(&0) {
+        return Err("--producer-threads must all be at least 1".into());
     }
     if !(args.sync_seconds > 0.0 && args.max_phase_seconds > 0.0) {
         return Err("--sync-seconds and --max-phase-seconds must be positive".into());
@@ -299,7 +323,7 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
     let work = WorkDir::new(args.dir.as_deref())?;
     let max = Duration::from_secs_f64(args.max_phase_seconds);
     let budget = Duration::from_secs_f64(args.sync_seconds);
-    let steps = 11;
+    let steps = 12;
     let mut step = 0;
     let mut phase = |what: &str| {
         step += 1;
@@ -336,9 +360,20 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
     let log_dir = work.path("log");
     let opts = engine::options(args.segment_bytes, args.sync).clock(args.clock.engine());
     let mut eng = engine::Engine::open(&log_dir, opts, args.payload_bytes, args.sync, clock)?;
-    phase(&format!("varvelog: append throughput, {} records, no timer in the loop", args.records));
-    let append = eng.append_throughput(args.records, max)?;
-    settle(&eng);
+    phase(&format!(
+        "sustained appends, {} rounds of {} records ({:.2} GiB): File + BufWriter floor, then varvelog, no timer in the loop",
+        args.rounds,
+        args.records,
+        (args.records * frame.len() as u64) as f64 / (1u64 << 30) as f64
+    ));
+    let mut floor = Vec::new();
+    let mut append_rounds = Vec::new();
+    for _ in 0..args.rounds {
+        floor.push(baseline::bufwriter(&work.path("floor.bin"), &frame, args.records, args.payload_bytes)?);
+        append_rounds.push(eng.append_throughput(args.records, max)?);
+        settle(&eng);
+    }
+    let append = median(&append_rounds);
     phase(&format!("varvelog: append latency, {} records, every append timed", args.records));
     let append_lat = eng.append_latency(args.records, max)?;
     settle(&eng);
@@ -373,6 +408,18 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
         engine::durable(&work.path("durable-1"), args.segment_bytes, args.payload_bytes, 1, budget)?,
         engine::durable(&work.path("durable-100"), args.segment_bytes, args.payload_bytes, 100, budget)?,
     ];
+    phase(&format!(
+        "many producers ({:?} threads): Ingest vs Mutex<Writer>, {} visible appends each, durable for {:.1} s each",
+        args.producer_threads, args.producer_records, args.sync_seconds
+    ));
+    let mut producer_rows = Vec::new();
+    for durable in [false, true] {
+        for &threads in &args.producer_threads {
+            let row =
+                producers::compare(work.root(), args.segment_bytes, args.payload_bytes, threads, durable, args.producer_records, budget)?;
+            producer_rows.push(row);
+        }
+    }
     phase("varvelog: reopen (recovery) of the log; bound: open + mmap of its files");
     let (open, open_report, log_bytes) = engine::reopen(&log_dir, engine::options(args.segment_bytes, SyncMode::Never))?;
     let open_files = baseline::open_files(&log_dir)?;
@@ -388,7 +435,10 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
         ping_pong,
         pwrite,
         pwrite_zeroed,
+        floor,
+        append_rounds,
         append,
+        producers: producer_rows,
         append_lat,
         tail,
         mixed,
@@ -410,6 +460,13 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
         print!("{}", report::tables(args, &results));
     }
     Ok(())
+}
+
+/// The median round by records per second.
+fn median(rounds: &[Rate]) -> Rate {
+    let mut v = rounds.to_vec();
+    v.sort_by(|a, b| a.per_sec().total_cmp(&b.per_sec()));
+    v[v.len() / 2]
 }
 
 /// A real varvelog frame (header, `payload` bytes, padding), as the writer
@@ -565,6 +622,10 @@ mod tests {
             "0.01",
             "--segment-bytes",
             "64KiB",
+            "--producer-records",
+            "2000",
+            "--producer-threads",
+            "1,3",
             "--dir",
             dir,
             "--json",

@@ -77,6 +77,25 @@ pub fn memory(path: &Path, frame: &[u8], frame_len: usize, records: u64, payload
     Ok(MemBounds { memcpy, memcpy_lat, crc })
 }
 
+/// The plain-file floor: `records` copies of `frame` through a `BufWriter`
+/// (its default buffer) into a new, growing file, no fsync: what a program
+/// that only wants the bytes in a file would do. The kernel fills each new
+/// page once, with the data. Timed to the final flush.
+pub fn bufwriter(path: &Path, frame: &[u8], records: u64, payload: usize) -> Res<Rate> {
+    use std::io::Write;
+    let file = File::options().write(true).create_new(true).open(path)?;
+    let mut w = std::io::BufWriter::new(file);
+    let start = Instant::now();
+    for _ in 0..records {
+        w.write_all(std::hint::black_box(frame))?;
+    }
+    w.flush()?;
+    let rate = Rate::new(records, payload, start.elapsed());
+    drop(w);
+    std::fs::remove_file(path)?;
+    Ok(rate)
+}
+
 /// Cross-core ping-pong on one atomic: one thread stores odd values, the
 /// other answers with the next even value. Reports one-way latency
 /// (round trip / 2) over `rounds` round trips or `budget`, whichever ends first.

@@ -1,5 +1,5 @@
 //! Renders the results: plain-text tables with each figure's bound and
-//! ratio, the issue's goals with their status, and the same as JSON.
+//! ratio, the goals with their status, and the same as JSON.
 
 use std::fmt::Write;
 
@@ -52,7 +52,7 @@ fn wait_name(w: Wait) -> &'static str {
     }
 }
 
-/// One goal of issue 5: what, target, measured, met.
+/// One goal: what, target, measured, met.
 struct Goal {
     what: &'static str,
     target: String,
@@ -64,6 +64,37 @@ fn goals(args: &BenchArgs, r: &Results) -> Vec<Goal> {
     let mut g = Vec::new();
     let a = r.append.per_sec();
     g.push(Goal { what: "append throughput", target: ">= 20 M rec/s".into(), measured: rps(a), met: Some(a >= 20e6) });
+    let f = median_rate(&r.floor);
+    g.push(Goal {
+        what: "sustained append vs File+BufWriter",
+        target: ">= 1.00x".into(),
+        measured: format!("{} ({} vs {})", ratio(a, f), rps(a), rps(f)),
+        met: Some(f > 0.0 && a / f >= 1.0),
+    });
+    for row in &r.producers {
+        let (what, target) = match (row.durable, row.threads) {
+            (false, 1) => ("Ingest vs Mutex<Writer>, 1 thread", 1.0),
+            (false, 8) => ("Ingest vs Mutex<Writer>, 8 threads", 1.0),
+            (true, 8) => ("durable Ingest vs mutex append+sync, 8 thr", 2.0),
+            _ => continue,
+        };
+        let (i, m) = (row.ingest.per_sec(), row.mutex.per_sec());
+        g.push(Goal {
+            what,
+            target: format!(">= {target:.2}x"),
+            measured: format!("{} ({} vs {})", ratio(i, m), rps(i), rps(m)),
+            met: Some(m > 0.0 && i / m >= target),
+        });
+    }
+    if let Some(mixed) = &r.mixed {
+        let x = mixed.rate.per_sec();
+        g.push(Goal {
+            what: "append with readers vs writer alone",
+            target: ">= 0.70x".into(),
+            measured: format!("{} ({} vs {})", ratio(x, a), rps(x), rps(a)),
+            met: Some(a > 0.0 && x / a >= 0.7),
+        });
+    }
     let m = r.memcpy.per_sec();
     g.push(Goal { what: "append vs memcpy bound", target: ">= 0.60x".into(), measured: ratio(a, m), met: Some(m > 0.0 && a / m >= 0.6) });
     g.push(Goal {
@@ -175,8 +206,24 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
     };
     row(
         &mut o,
-        "append, writer alone",
+        &format!("sustained append, writer alone (median of {})", r.append_rounds.len()),
         rate(&r.append),
+        format!("File+BufWriter, growing file {}", rps(median_rate(&r.floor))),
+        ratio(r.append.per_sec(), median_rate(&r.floor)),
+    );
+    for (i, (a, f)) in r.append_rounds.iter().zip(&r.floor).enumerate() {
+        row(
+            &mut o,
+            &format!("  round {}", i + 1),
+            rate(a),
+            format!("File+BufWriter {}", rps(f.per_sec())),
+            ratio(a.per_sec(), f.per_sec()),
+        );
+    }
+    row(
+        &mut o,
+        "",
+        String::new(),
         format!("memcpy into pre-faulted mapping {}", rps(r.memcpy.per_sec())),
         ratio(r.append.per_sec(), r.memcpy.per_sec()),
     );
@@ -234,6 +281,20 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
         ratio(r.open.as_secs_f64(), r.open_files.as_secs_f64()),
     );
 
+    if !r.producers.is_empty() {
+        let _ = writeln!(o, "\nMany producers (100% appends)                Ingest                        Mutex<Writer> (same run)                                  ratio");
+        for p in &r.producers {
+            let base = if p.durable { "lock; append; Writer::sync; unlock" } else { "lock; append; unlock" };
+            row(
+                &mut o,
+                &format!("{} thread(s), {}", p.threads, if p.durable { "durable" } else { "visible" }),
+                rps(p.ingest.per_sec()),
+                format!("{base} {}", rps(p.mutex.per_sec())),
+                ratio(p.ingest.per_sec(), p.mutex.per_sec()),
+            );
+        }
+    }
+
     let _ = writeln!(
         o,
         "\nLatency                                            p50       p90       p99     p99.9    p99.99       max    samples  vs bound (p50 / p99.9)"
@@ -266,7 +327,7 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
         }
     }
 
-    let _ = writeln!(o, "\nGoals (issue 5)");
+    let _ = writeln!(o, "\nGoals");
     for g in goals(args, r) {
         let status = match g.met {
             Some(true) => "met",
@@ -337,6 +398,13 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
     o
 }
 
+/// Records per second of the median of `rounds` (0 if there are none).
+fn median_rate(rounds: &[Rate]) -> f64 {
+    let mut v: Vec<f64> = rounds.iter().map(Rate::per_sec).collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
 fn lat_json(l: &Lat) -> Value {
     json!({"count": l.count, "p50_ns": l.p50, "p90_ns": l.p90, "p99_ns": l.p99, "p999_ns": l.p999, "p9999_ns": l.p9999, "max_ns": l.max,
            "mean_ns": l.mean, "stalls": l.stalls.0, "stall_ns": l.stalls.1})
@@ -369,9 +437,14 @@ pub fn json(args: &BenchArgs, r: &Results) -> Value {
             "pwrite_fdatasync_growing": r.pwrite.iter().map(durable_json).collect::<Vec<_>>(),
             "pwrite_fdatasync_prezeroed": r.pwrite_zeroed.iter().map(durable_json).collect::<Vec<_>>(),
             "open_mmap_files_ms": r.open_files.as_secs_f64() * 1e3,
+            "file_bufwriter_rounds": r.floor.iter().map(rate_json).collect::<Vec<_>>(),
         },
+        "producers": r.producers.iter().map(|p| json!({
+            "threads": p.threads, "durable": p.durable, "ingest": rate_json(&p.ingest), "mutex_writer": rate_json(&p.mutex),
+        })).collect::<Vec<_>>(),
         "varvelog": {
             "append": rate_json(&r.append),
+            "append_rounds": r.append_rounds.iter().map(rate_json).collect::<Vec<_>>(),
             "append_latency": lat_json(&r.append_lat),
             "tail": r.tail.as_ref().map(|t| json!({
                 "latency": lat_json(&t.lat), "paced_append_latency": lat_json(&t.append_lat),
