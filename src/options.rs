@@ -65,6 +65,13 @@ pub enum RecoveryMode {
     /// Refuse to open if anything is damaged, including a torn tail; also
     /// verify every frame checksum and the digest chain of sealed segments.
     Strict,
+    /// Like [`RecoveryMode::TolerateTornTail`], and where that refuses to
+    /// open because a segment before the last is damaged (a blank or
+    /// garbage header, a cut or corrupt frame), move that file aside into
+    /// `<dir>/damaged/` (never unlink it) and open the intact segments
+    /// around it. The seqs lost are listed in
+    /// [`crate::RecoveryReport::gaps`]; reading them is [`crate::Error::Missing`].
+    Salvage,
 }
 
 /// How to open a log. Build with [`Options::new`] and the setters.
@@ -179,9 +186,9 @@ impl Options {
         self
     }
 
-    /// Frame bytes one segment can hold.
+    /// Frame bytes one segment can hold (room for its footer is kept free).
     pub(crate) fn frame_capacity(&self) -> u64 {
-        self.segment_bytes - HEADER_BYTES
+        self.segment_bytes.saturating_sub(HEADER_BYTES + crate::format::footer_reserve(self.segment_bytes))
     }
 
     /// The key limit in force: the default shrinks to a quarter of a

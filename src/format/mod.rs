@@ -76,6 +76,17 @@ const _: () = assert!(core::mem::size_of::<Trailer>() as u64 == TRAILER_BYTES);
 const _: () = assert!(SEGMENT_BYTES_MAX < (1u64 << 32));
 const _: () = assert!(SEGMENT_BYTES_MIN > HEADER_BYTES + FRAME_HEADER_BYTES);
 
+/// Bytes at the end of a segment file of `file_bytes` reserved for its
+/// footer, index and trailer, so that sealing never grows a file: the
+/// largest footer a segment of that size can need (one index entry per
+/// [`INDEX_INTERVAL_BYTES`] of frames, plus the first), frame-aligned.
+pub const fn footer_reserve(file_bytes: u64) -> u64 {
+    let entries = file_bytes.saturating_sub(HEADER_BYTES) / INDEX_INTERVAL_BYTES + 1;
+    align_up(FOOTER_HEADER_BYTES + INDEX_ENTRY_BYTES * entries + TRAILER_BYTES)
+}
+
+const _: () = assert!(HEADER_BYTES + footer_reserve(SEGMENT_BYTES_MIN) + FRAME_HEADER_BYTES < SEGMENT_BYTES_MIN);
+
 /// Rounds `n` up to the frame alignment.
 #[inline]
 pub const fn align_up(n: u64) -> u64 {
