@@ -81,8 +81,6 @@ pub fn open_log(dir: &Path) -> Result<ReadOnlyLog, Failure> {
         return Err(Failure::usage(format!("{}: not a directory", dir.display())));
     }
     ReadOnlyLog::open(dir).map_err(|e| match e {
-        // A file named like a segment that is not one: damage in a log.
-        Error::NotALog { path, reason } if path != dir => Failure::problem(format!("{}: {reason}", path.display())),
         Error::NotALog { path, reason } => Failure::usage(format!("{}: not a varvelog log ({reason})", path.display())),
         other => other.into(),
     })
