@@ -186,9 +186,9 @@ impl Options {
         self
     }
 
-    /// Frame bytes one segment can hold (room for its footer is kept free).
+    /// Frame bytes one segment can hold.
     pub(crate) fn frame_capacity(&self) -> u64 {
-        self.segment_bytes.saturating_sub(HEADER_BYTES + crate::format::footer_reserve(self.segment_bytes))
+        self.segment_bytes - HEADER_BYTES
     }
 
     /// The key limit in force: the default shrinks to a quarter of a

@@ -393,7 +393,7 @@ impl Recovery<'_> {
         let base = self.expected.unwrap_or(0);
         let path = self.dir.join(crate::format::segment_file_name(base));
         let mut p = preallocate(self.fs(), &path, self.opts)?;
-        let header = SegmentHeader::new(base, now_us(), self.opts.segment_bytes);
+        let header = SegmentHeader::new(base, now_us(), p.map.shared().len());
         p.map.write_header(zerocopy::IntoBytes::as_bytes(&header));
         self.fs().sync_dir(self.dir).map_err(|e| Error::io("fsync directory", self.dir, e))?;
         let seg = Arc::new(ActiveSegment::new(path, p.file, p.map.shared().clone(), base));

@@ -93,8 +93,7 @@ impl ActiveSegment {
     /// Frames may extend up to here: the preallocated length less the room
     /// kept for footer, index and trailer, so sealing never grows the file.
     pub(crate) fn capacity(&self) -> u64 {
-        let len = self.map.len();
-        len - crate::format::footer_reserve(len).min(len)
+        crate::format::frames_limit(self.map.len())
     }
 
     /// `(count, end)` of what is published.
