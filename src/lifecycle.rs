@@ -7,7 +7,9 @@ use zerocopy::little_endian::{U32, U64};
 use zerocopy::IntoBytes;
 
 use crate::error::{Error, Result};
-use crate::format::{encode_footer, segment_file_bytes, segment_file_name, FooterHeader, SegmentHeader, FOOTER_MAGIC, INDEX_INTERVAL_BYTES, PREALLOC_SUFFIX};
+use crate::format::{
+    encode_footer, segment_file_bytes, segment_file_name, FooterHeader, SegmentHeader, FOOTER_MAGIC, INDEX_INTERVAL_BYTES, PREALLOC_SUFFIX,
+};
 use crate::fs::FileSystem;
 use crate::options::Options;
 use crate::raw::{LiveMap, MapWriter};

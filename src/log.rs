@@ -259,7 +259,8 @@ fn sealer(shared: Arc<Shared>, jobs: Receiver<Option<Arc<ActiveSegment>>>, mut p
     let mut waiting = std::collections::VecDeque::new();
     loop {
         // Wait for a job, or (with a seal to retry) at most `SEAL_RETRY`.
-        let received = if waiting.is_empty() { jobs.recv().map_err(|_| RecvTimeoutError::Disconnected) } else { jobs.recv_timeout(SEAL_RETRY) };
+        let received =
+            if waiting.is_empty() { jobs.recv().map_err(|_| RecvTimeoutError::Disconnected) } else { jobs.recv_timeout(SEAL_RETRY) };
         match received {
             Ok(Some(seg)) => waiting.push_back(seg),
             Err(RecvTimeoutError::Timeout) => {}

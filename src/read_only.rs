@@ -13,8 +13,8 @@ use crossbeam_utils::Backoff;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_frame, parse_segment_file_name, segment_file_name, FrameError, FLAG_BATCH_CONTINUES, HEADER_BYTES, INDEX_INTERVAL_BYTES, TRAILER_BYTES,
-    TRAILER_MAGIC,
+    decode_frame, parse_segment_file_name, segment_file_name, FrameError, FLAG_BATCH_CONTINUES, HEADER_BYTES, INDEX_INTERVAL_BYTES,
+    TRAILER_BYTES, TRAILER_MAGIC,
 };
 use crate::log::LOCK_FILE_NAME;
 use crate::raw::LiveMap;

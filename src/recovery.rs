@@ -78,7 +78,15 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     let fs = &*opts.fs;
     let mut files = Vec::new();
     let names = fs.list(dir).map_err(|e| Error::io("list directory", dir, e))?;
-    let mut rec = Recovery { dir, opts, report: RecoveryReport::default(), segments: Vec::new(), prev_digest: [0; 32], expected: None, after_gap: false };
+    let mut rec = Recovery {
+        dir,
+        opts,
+        report: RecoveryReport::default(),
+        segments: Vec::new(),
+        prev_digest: [0; 32],
+        expected: None,
+        after_gap: false,
+    };
     for name in names {
         let path = dir.join(&name);
         if name.ends_with(PREALLOC_SUFFIX) {
