@@ -34,16 +34,18 @@ pub struct RecoveryReport {
     pub bytes_discarded: u64,
     /// Where the log was cut back, if it was: segment file and offset.
     pub truncated_at: Option<(PathBuf, u64)>,
-    /// Files removed: blank segments and segments after a cut (none of
-    /// which could hold an acknowledged-durable record).
+    /// Files removed: blank segments and segments after a cut that hold no
+    /// valid frame (none of which could hold an acknowledged-durable
+    /// record). A file holding frames is moved aside instead, never removed.
     pub removed: Vec<PathBuf>,
     /// Spare preallocated files the last process left (they never hold
     /// records). Open does not wait for them: the background preparer
     /// removes them right after open (unlinking a populated 64 MiB file
     /// costs ~5 ms each here).
     pub spares: Vec<PathBuf>,
-    /// Damaged segment files moved aside by [`RecoveryMode::Salvage`]
-    /// (their new paths, under `<dir>/damaged/`).
+    /// Segment files moved into `<dir>/damaged/` (their new paths): damaged
+    /// files a [`RecoveryMode::Salvage`] open set aside, and files after a
+    /// cut that still held frames no completed sync covered.
     pub moved_aside: Vec<PathBuf>,
     /// Seq ranges no longer readable because their segment was moved aside.
     pub gaps: Vec<std::ops::Range<u64>>,

@@ -4,8 +4,10 @@
 //! For each sealed segment: the header checksum, the footer and trailer
 //! checksums, every frame's CRC and the seq chain inside the segment
 //! ([`crate::segment::scan_frames`]), the blake3 digest of header and
-//! frames against the footer's, and the chain: the footer's `prev_digest`
-//! must equal the digest of the segment before it. Across segments, seqs
+//! frames against the footer's, the footer's index and bounds against the
+//! ones rebuilt from the frames (the footer checksum alone cannot tell a
+//! consistent forgery), and the chain: the footer's `prev_digest` must
+//! equal the digest of the segment before it. Across segments, seqs
 //! must continue without a gap. Live segments are scanned up to what is
 //! published. A segment replaced by a valid segment of another log passes
 //! its own checks but breaks the chain on both sides.
