@@ -105,6 +105,17 @@ pub enum Error {
         /// What is wrong.
         what: String,
     },
+    /// Records in the middle of the log are missing: the segment file that
+    /// held them is absent (deleted, or moved aside by a salvaging open).
+    #[error("seqs {from}..{to} are missing from the log: segment file {path} is absent")]
+    Missing {
+        /// The segment file that would hold seq `from`.
+        path: PathBuf,
+        /// First missing seq.
+        from: u64,
+        /// First seq present again after the gap.
+        to: u64,
+    },
     /// The ingest pipeline ([`crate::Ingest`]) was closed before this record
     /// reached the writer; it was not appended.
     #[error("the ingest pipeline is closed; the record was not appended")]
@@ -161,6 +172,16 @@ impl Error {
             Error::ChecksumMismatch { path, offset, .. } | Error::Corrupt { path, offset, .. } => Some((path, *offset)),
             _ => None,
         }
+    }
+
+    /// Whether this is a full disk met while writing a sealed segment's
+    /// footer or cutting the file: nothing vouches for the frames yet and
+    /// the frames themselves were synced, so the seal can simply be retried.
+    /// (A failed fdatasync is never retried: the kernel reports a write-back
+    /// error once.)
+    pub(crate) fn is_out_of_space_before_footer(&self) -> bool {
+        matches!(self, Error::Io { op: "write footer" | "truncate sealed segment", source, .. }
+            if source.raw_os_error() == Some(28) || source.kind() == io::ErrorKind::StorageFull)
     }
 
     /// A copy to keep as the poisoning cause (`io::Error` is not `Clone`).

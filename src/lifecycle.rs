@@ -7,7 +7,9 @@ use zerocopy::little_endian::{U32, U64};
 use zerocopy::IntoBytes;
 
 use crate::error::{Error, Result};
-use crate::format::{encode_footer, segment_file_name, FooterHeader, SegmentHeader, FOOTER_MAGIC, INDEX_INTERVAL_BYTES, PREALLOC_SUFFIX};
+use crate::format::{
+    encode_footer, segment_file_bytes, segment_file_name, FooterHeader, SegmentHeader, FOOTER_MAGIC, INDEX_INTERVAL_BYTES, PREALLOC_SUFFIX,
+};
 use crate::fs::FileSystem;
 use crate::options::Options;
 use crate::raw::{LiveMap, MapWriter};
@@ -26,9 +28,10 @@ pub(crate) fn now_us() -> u64 {
     crate::options::Clock::Realtime.now_us()
 }
 
-/// Creates `path`, reserves `bytes` on disk and maps it (off the writer's path).
+/// Creates `path`, reserves a segment's bytes on disk (with room for its
+/// footer: [`segment_file_bytes`]) and maps it (off the writer's path).
 pub(crate) fn preallocate(fs: &dyn FileSystem, path: &Path, opts: &Options) -> Result<Prepared> {
-    let bytes = opts.segment_bytes;
+    let bytes = segment_file_bytes(opts.segment_bytes);
     let file = fs.create(path).map_err(|e| Error::io("create segment", path, e))?;
     let made = (|| {
         fs.allocate(&file, bytes).map_err(|e| Error::io("fallocate", path, e))?;
@@ -184,7 +187,7 @@ mod tests {
         let (seg, _map) = activate(&StdFs, dir.path(), prepared, 0).unwrap();
         let refused = seal(&StdFs, &seg, [0; 32], &|| Err(Error::corrupt(&seg.path, 0, "a sync failed meanwhile")));
         assert!(matches!(refused, Err(Error::Corrupt { .. })), "{refused:?}");
-        assert_eq!(std::fs::metadata(&seg.path).unwrap().len(), 64 << 10, "no footer, no cut");
+        assert_eq!(std::fs::metadata(&seg.path).unwrap().len(), segment_file_bytes(64 << 10), "no footer, no cut");
         assert!(matches!(SealedSegment::load(seg.path.clone(), &seg.file), Ok(Err(_))), "no trailer");
         let sealed = seal(&StdFs, &seg, [0; 32], &|| Ok(())).unwrap();
         assert_eq!(sealed.count, 0);

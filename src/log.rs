@@ -270,31 +270,55 @@ fn spare_number(path: &Path) -> Option<u64> {
 }
 
 /// Seals rotated-away segments in order, chaining their digests, and
-/// publishes each as sealed. A failure poisons the writer.
+/// publishes each as sealed. A seal that fails for lack of space (writing
+/// the footer) is retried later, the segment staying live meanwhile; any
+/// other failure poisons the writer.
 fn sealer(shared: Arc<Shared>, jobs: Receiver<Option<Arc<ActiveSegment>>>, mut prev_digest: [u8; 32]) {
-    while let Ok(Some(seg)) = jobs.recv() {
-        if shared.is_poisoned() {
-            continue; // the chain cannot continue; reopening reseals
+    let mut waiting = std::collections::VecDeque::new();
+    loop {
+        // Wait for a job, or (with a seal to retry) at most `SEAL_RETRY`.
+        let received =
+            if waiting.is_empty() { jobs.recv().map_err(|_| RecvTimeoutError::Disconnected) } else { jobs.recv_timeout(SEAL_RETRY) };
+        match received {
+            Ok(Some(seg)) => waiting.push_back(seg),
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(None) | Err(RecvTimeoutError::Disconnected) => return,
         }
-        let started = std::time::Instant::now();
-        match seal(shared.fs(), &seg, prev_digest, &|| shared.confirm_no_failed_sync()) {
-            Ok(sealed) => {
-                prev_digest = sealed.digest;
-                shared.counters.sealed();
-                tracing::debug!(
-                    segment = %sealed.path.display(),
-                    records = sealed.count,
-                    took_us = started.elapsed().as_micros() as u64,
-                    "sealed segment"
-                );
-                publish_sealed(&shared, &seg, sealed);
+        while let Some(seg) = waiting.front().cloned() {
+            if shared.is_poisoned() {
+                waiting.clear(); // the chain cannot continue; reopening reseals
+                break;
             }
-            Err(e) => {
-                shared.poison_with(e);
+            let started = std::time::Instant::now();
+            match seal(shared.fs(), &seg, prev_digest, &|| shared.confirm_no_failed_sync()) {
+                Ok(sealed) => {
+                    waiting.pop_front();
+                    prev_digest = sealed.digest;
+                    shared.counters.sealed();
+                    tracing::debug!(
+                        segment = %sealed.path.display(),
+                        records = sealed.count,
+                        took_us = started.elapsed().as_micros() as u64,
+                        "sealed segment"
+                    );
+                    publish_sealed(&shared, &seg, sealed);
+                }
+                Err(e) if e.is_out_of_space_before_footer() => {
+                    tracing::warn!(segment = %seg.path.display(), error = %e, "no space to seal a segment; retrying later");
+                    break;
+                }
+                Err(e) => {
+                    shared.poison_with(e);
+                    waiting.clear();
+                    break;
+                }
             }
         }
     }
 }
+
+/// How long the sealer waits before retrying a seal that found no space.
+const SEAL_RETRY: Duration = Duration::from_millis(50);
 
 /// Publishes the state with `seg` replaced by its sealed form. Readers
 /// holding the older state keep reading the live mapping, whose published

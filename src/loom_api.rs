@@ -42,6 +42,12 @@ impl FileSystem for NoSyncFs {
     }
 }
 
+/// Length of a segment file with room for `frame_bytes` of frames and,
+/// as the engine preallocates it, for its footer past them.
+fn file_bytes(frame_bytes: u64) -> u64 {
+    crate::format::segment_file_bytes((HEADER_BYTES + frame_bytes).next_multiple_of(HEADER_BYTES))
+}
+
 /// The writer's side of one segment: the engine's `WriterCore`.
 pub struct SegmentWriter {
     core: WriterCore,
@@ -51,7 +57,7 @@ impl SegmentWriter {
     /// A segment starting at `base_seq` with room for `frame_bytes` of
     /// frames, over an anonymous mapping (it cannot be sealed).
     pub fn anonymous(base_seq: u64, frame_bytes: u64) -> SegmentWriter {
-        let map = MapWriter::anonymous(HEADER_BYTES + frame_bytes).expect("anonymous mapping");
+        let map = MapWriter::anonymous(file_bytes(frame_bytes)).expect("anonymous mapping");
         let file = File::open("/dev/null").expect("open /dev/null");
         SegmentWriter::over(PathBuf::from(format!("anonymous-{base_seq}")), file, map, base_seq)
     }
@@ -60,8 +66,8 @@ impl SegmentWriter {
     pub fn file(dir: &Path, base_seq: u64, frame_bytes: u64) -> SegmentWriter {
         let path = dir.join(segment_file_name(base_seq));
         let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).expect("create segment");
-        file.set_len(HEADER_BYTES + frame_bytes).expect("size segment");
-        let map = MapWriter::create(&file, HEADER_BYTES + frame_bytes).expect("map segment");
+        file.set_len(file_bytes(frame_bytes)).expect("size segment");
+        let map = MapWriter::create(&file, file_bytes(frame_bytes)).expect("map segment");
         SegmentWriter::over(path, file, map, base_seq)
     }
 

@@ -65,6 +65,13 @@ pub enum RecoveryMode {
     /// Refuse to open if anything is damaged, including a torn tail; also
     /// verify every frame checksum and the digest chain of sealed segments.
     Strict,
+    /// Like [`RecoveryMode::TolerateTornTail`], and where that refuses to
+    /// open because a segment before the last is damaged (a blank or
+    /// garbage header, a cut or corrupt frame), move that file aside into
+    /// `<dir>/damaged/` (never unlink it) and open the intact segments
+    /// around it. The seqs lost are listed in
+    /// [`crate::RecoveryReport::gaps`]; reading them is [`crate::Error::Missing`].
+    Salvage,
 }
 
 /// How to open a log. Build with [`Options::new`] and the setters.

@@ -13,8 +13,8 @@ use crossbeam_utils::Backoff;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_frame, parse_segment_file_name, FrameError, FLAG_BATCH_CONTINUES, HEADER_BYTES, INDEX_INTERVAL_BYTES, TRAILER_BYTES,
-    TRAILER_MAGIC,
+    decode_frame, parse_segment_file_name, segment_file_name, FrameError, FLAG_BATCH_CONTINUES, HEADER_BYTES, INDEX_INTERVAL_BYTES,
+    TRAILER_BYTES, TRAILER_MAGIC,
 };
 use crate::log::LOCK_FILE_NAME;
 use crate::raw::LiveMap;
@@ -31,6 +31,8 @@ const RESCAN_INTERVAL: Duration = Duration::from_millis(2);
 const FOLLOW_SLEEP_MAX: Duration = Duration::from_millis(1);
 /// First sleep of a waiting follower, after spinning.
 const FOLLOW_SLEEP_MIN: Duration = Duration::from_micros(20);
+/// Listings a rescan retries when a listed file vanished before it was opened.
+const RELIST_ATTEMPTS: usize = 8;
 /// Rescans an opening reader makes before reporting an incomplete segment.
 const STUCK_RETRIES: usize = 5;
 /// How long a segment may stay incomplete while a later one exists before
@@ -347,6 +349,20 @@ impl ReadOnlyLog {
     /// live segment the writer rotated away from, and maps new segments.
     /// On `opening`, problems with the live segment become warnings.
     fn rescan(&self, t: &mut Tracked, opening: bool) -> Result<bool> {
+        // A file listed a moment ago may be unlinked by retention before it
+        // is opened: list again rather than report it.
+        let mut attempts = 0;
+        loop {
+            match self.rescan_once(t, opening) {
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempts < RELIST_ATTEMPTS => {
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn rescan_once(&self, t: &mut Tracked, opening: bool) -> Result<bool> {
         ReaderCounters::bump(&self.inner.counters.rescans);
         t.last_rescan = Some(Instant::now());
         let files = list_segments(&self.inner.dir)?;
@@ -391,14 +407,35 @@ impl ReadOnlyLog {
         let new: Vec<&(u64, PathBuf)> = files.iter().filter(|(b, _)| last_base.is_none_or(|lb| *b > lb)).collect();
         let mut stuck = None;
         for (k, (base, path)) in new.iter().enumerate() {
+            // Look at the new file first: damage in it is its own, not a
+            // reason to blame the segment before it.
+            let loaded = load_segment(path, *base)?;
+            if matches!(loaded, Loaded::NotReady) {
+                if k + 1 == new.len() {
+                    break;
+                }
+                return Err(Error::corrupt(path, 0, "segment header is blank but later segments exist"));
+            }
             // The segment before this one is complete: bring it to its end.
             if let Some(e) = finish_last(&mut segments, &mut cursor, *base)? {
                 stuck = Some(e);
                 break;
             }
-            match load_segment(path, *base)? {
-                Loaded::NotReady if k + 1 == new.len() => break,
-                Loaded::NotReady => return Err(Error::corrupt(path, 0, "segment header is blank but later segments exist")),
+            if let Some(prev) = segments.last() {
+                let end = match prev {
+                    Segment::Sealed(s) => s.end_seq(),
+                    Segment::Live(a) => a.base_seq + a.committed().0,
+                };
+                if *base < end {
+                    return Err(Error::corrupt(path, 0, format!("segment starts at seq {base}, the previous one ends at {end}")));
+                }
+                if *base > end {
+                    let missing = Error::Missing { path: self.inner.dir.join(segment_file_name(end)), from: end, to: *base };
+                    warnings.push(missing.to_string());
+                }
+            }
+            match loaded {
+                Loaded::NotReady => break,
                 Loaded::Sealed(s) => {
                     segments.push(Segment::Sealed(s));
                     cursor = None;
@@ -513,7 +550,14 @@ fn load_segment(path: &Path, base: u64) -> Result<Loaded> {
     let len = file.metadata().map_err(|e| Error::io("stat segment", path, e))?.len();
     let mut page = vec![0u8; HEADER_BYTES as usize];
     if len < HEADER_BYTES {
-        return Ok(Loaded::NotReady); // created, not yet preallocated
+        // Created and not yet preallocated (all zeros), or not a segment.
+        let mut short = vec![0u8; len as usize];
+        file.read_exact_at(&mut short, 0).map_err(|e| Error::io("read segment header", path, e))?;
+        return match check_header(path, &short) {
+            Err(HeaderOutcome::Fatal(e)) => Err(e),
+            _ if short.iter().all(|&b| b == 0) => Ok(Loaded::NotReady),
+            _ => Err(Error::NotALog { path: path.to_path_buf(), reason: "segment file shorter than a header" }),
+        };
     }
     // The header is read with pread, not through a mapping: it may be being
     // written right now (a new log's first segment).

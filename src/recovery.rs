@@ -11,7 +11,7 @@ use crate::format::{parse_segment_file_name, SegmentHeader, FOOTER_MAGIC, HEADER
 use crate::fs::FileSystem;
 use crate::lifecycle::{live_digest, now_us, open_sealed, preallocate, write_footer};
 use crate::options::{Options, RecoveryMode};
-use crate::raw::MapWriter;
+use crate::raw::{MapWriter, ReadMap};
 use crate::segment::view::frame_error;
 use crate::segment::{check_header, scan_frames, ActiveSegment, HeaderOutcome, ScanStop, Scanned, SealedSegment, Segment};
 use crate::snapshot::State;
@@ -34,14 +34,21 @@ pub struct RecoveryReport {
     pub bytes_discarded: u64,
     /// Where the log was cut back, if it was: segment file and offset.
     pub truncated_at: Option<(PathBuf, u64)>,
-    /// Files removed: blank segments and segments after a cut (none of
-    /// which could hold an acknowledged-durable record).
+    /// Files removed: blank segments and segments after a cut that hold no
+    /// valid frame (none of which could hold an acknowledged-durable
+    /// record). A file holding frames is moved aside instead, never removed.
     pub removed: Vec<PathBuf>,
     /// Spare preallocated files the last process left (they never hold
     /// records). Open does not wait for them: the background preparer
     /// removes them right after open (unlinking a populated 64 MiB file
     /// costs ~5 ms each here).
     pub spares: Vec<PathBuf>,
+    /// Segment files moved into `<dir>/damaged/` (their new paths): damaged
+    /// files a [`RecoveryMode::Salvage`] open set aside, and files after a
+    /// cut that still held frames no completed sync covered.
+    pub moved_aside: Vec<PathBuf>,
+    /// Seq ranges no longer readable because their segment was moved aside.
+    pub gaps: Vec<std::ops::Range<u64>>,
     /// How long opening took.
     pub duration: Duration,
 }
@@ -63,6 +70,8 @@ struct Recovery<'a> {
     segments: Vec<Segment>,
     prev_digest: [u8; 32],
     expected: Option<u64>,
+    /// A salvaging open skipped a gap: the digest chain cannot link across it.
+    after_gap: bool,
 }
 
 /// Recovers the log in `dir` (which must be locked by the caller).
@@ -71,7 +80,15 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     let fs = &*opts.fs;
     let mut files = Vec::new();
     let names = fs.list(dir).map_err(|e| Error::io("list directory", dir, e))?;
-    let mut rec = Recovery { dir, opts, report: RecoveryReport::default(), segments: Vec::new(), prev_digest: [0; 32], expected: None };
+    let mut rec = Recovery {
+        dir,
+        opts,
+        report: RecoveryReport::default(),
+        segments: Vec::new(),
+        prev_digest: [0; 32],
+        expected: None,
+        after_gap: false,
+    };
     for name in names {
         let path = dir.join(&name);
         if name.ends_with(PREALLOC_SUFFIX) {
@@ -84,17 +101,25 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     let mut active = None;
     let mut i = 0;
     while i < files.len() {
-        match rec.segment(&files[i].1, files[i].0, &files[i + 1..])? {
-            Step::Sealed => i += 1,
-            Step::Active(a) => {
+        let later = &files[i + 1..];
+        match rec.segment(&files[i].1, files[i].0, later) {
+            Ok(Step::Sealed) => i += 1,
+            Ok(Step::Active(a)) => {
                 active = Some(a);
-                rec.remove_all(&files[i + 1..])?;
+                rec.discard(later)?;
                 break;
             }
-            Step::CutHere => {
-                rec.remove_all(&files[i..])?;
+            Ok(Step::CutHere) => {
+                rec.discard(&files[i..])?;
                 break;
             }
+            Err(e) if rec.salvageable(&e) && rec.any_records(later) => {
+                tracing::warn!(segment = %files[i].1.display(), error = %e, "moving a damaged segment aside");
+                rec.move_aside(&files[i].1)?;
+                rec.expected.get_or_insert(files[i].0);
+                i += 1;
+            }
+            Err(e) => return Err(e),
         }
     }
     let (seg, map, writer) = match active {
@@ -102,7 +127,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         None => rec.fresh_segment()?,
     };
     rec.segments.push(Segment::Live(seg.clone()));
-    if !rec.report.removed.is_empty() {
+    if !rec.report.removed.is_empty() || !rec.report.moved_aside.is_empty() {
         fs.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
     }
     let first = rec.segments.first().map_or(0, |s| s.base_seq());
@@ -110,12 +135,14 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     rec.report.records = seg.base_seq + writer.count - first;
     rec.report.duration = started.elapsed();
     let r = &rec.report;
-    if r.bytes_discarded > 0 || !r.resealed.is_empty() || r.truncated_at.is_some() {
+    if r.bytes_discarded > 0 || !r.resealed.is_empty() || r.truncated_at.is_some() || !r.moved_aside.is_empty() {
         tracing::warn!(
             dir = %dir.display(),
             resealed = r.resealed.len(),
             bytes_discarded = r.bytes_discarded,
             removed = r.removed.len(),
+            moved_aside = r.moved_aside.len(),
+            gaps = ?r.gaps,
             truncated_at = ?r.truncated_at,
             "recovered log after an unclean shutdown"
         );
@@ -148,9 +175,15 @@ impl Recovery<'_> {
         match SealedSegment::load(path.to_path_buf(), &file) {
             Err(HeaderOutcome::Fatal(e)) => Err(e),
             Err(HeaderOutcome::Blank) => {
-                // The header never reached the disk, so no sync ever covered
-                // this segment (a sync always includes the header page).
-                if (self.strict() && next_base.is_some()) || self.any_sealed(later) {
+                // A header that never reached the disk means no sync ever
+                // covered this segment (every sync includes the header page),
+                // nor any later one (syncs go oldest first). Unless a later
+                // segment holds records: then this is damage, not a crash,
+                // and cutting here would drop them.
+                if self.any_records(later) {
+                    return Err(Error::corrupt(path, 0, "blank segment header, but a later segment holds records"));
+                }
+                if self.strict() && next_base.is_some() {
                     return Err(Error::corrupt(path, 0, "blank segment header in the middle of the log"));
                 }
                 self.report.truncated_at.get_or_insert((path.to_path_buf(), 0));
@@ -171,11 +204,17 @@ impl Recovery<'_> {
         }
     }
 
-    fn check_base(&self, path: &Path, name_base: u64, base: u64) -> Result<()> {
+    fn check_base(&mut self, path: &Path, name_base: u64, base: u64) -> Result<()> {
         if base != name_base {
             return Err(Error::corrupt(path, 0, format!("file name says base seq {name_base}, header says {base}")));
         }
         match self.expected {
+            // Salvage keeps the segments on both sides of a gap and says so.
+            Some(e) if e < base && self.opts.recovery_mode == RecoveryMode::Salvage => {
+                self.report.gaps.push(e..base);
+                self.after_gap = true;
+                Ok(())
+            }
             Some(e) if e != base => Err(Error::corrupt(path, 0, format!("segment starts at seq {base}, previous segment ends at {e}"))),
             _ => Ok(()),
         }
@@ -184,10 +223,8 @@ impl Recovery<'_> {
     /// Full check of a sealed segment: every frame, the digest and the chain.
     fn strict_check(&self, s: &SealedSegment) -> Result<()> {
         let scan = scan_frames(s.frames(), s.base_seq);
-        if scan.count != s.count || scan.end != s.frames_end {
-            return Err(stop_error(&s.path, &scan));
-        }
-        if self.expected.is_some() && s.prev_digest != self.prev_digest {
+        check_footer_against_frames(&s.path, &FooterClaims::of_sealed(s), &scan)?;
+        if self.expected.is_some() && !self.after_gap && s.prev_digest != self.prev_digest {
             return Err(Error::corrupt(&s.path, s.frames_end, "digest chain broken: previous segment digest differs"));
         }
         if s.compute_digest() != s.digest {
@@ -249,7 +286,7 @@ impl Recovery<'_> {
             // It cannot explain a file that sealing already cut to length,
             // nor a later segment that is sealed (sealing goes in order):
             // those are damage, and damage is reported, never cut away.
-            if self.strict() || len != header.capacity.get() || self.any_sealed(later) {
+            if self.strict() || len != header.capacity.get() || self.any_sealed(later) || self.after_gap {
                 return Err(stop_error(path, &scan));
             }
         }
@@ -286,9 +323,6 @@ impl Recovery<'_> {
         Ok(Step::Active((seg, map, writer)))
     }
 
-    /// Removes the segments after a cut. Each must first show a valid (or
-    /// blank) segment header: a foreign, damaged or future-version file that
-    /// merely has a segment name is refused with its typed error, never deleted.
     /// Whether any of `files` is a sealed segment (valid trailer and footer).
     fn any_sealed(&self, files: &[(u64, PathBuf)]) -> bool {
         files.iter().any(|(_, path)| {
@@ -297,7 +331,52 @@ impl Recovery<'_> {
         })
     }
 
-    fn remove_all(&mut self, files: &[(u64, PathBuf)]) -> Result<()> {
+    /// Whether any of `files` may hold records: a valid frame where the
+    /// first frame of a segment with its base seq belongs (with or without
+    /// a valid header), or a header that is neither blank nor valid
+    /// (damage is never assumed empty).
+    fn any_records(&self, files: &[(u64, PathBuf)]) -> bool {
+        files.iter().any(|(base, path)| {
+            let Ok(file) = self.fs().open(path, false) else { return true };
+            let Ok(map) = ReadMap::map(&file) else { return true };
+            let bytes = map.bytes();
+            if let Err(HeaderOutcome::Fatal(_)) = check_header(path, bytes) {
+                return true;
+            }
+            bytes.get(HEADER_BYTES as usize..).is_some_and(|frames| scan_frames(frames, *base).count > 0)
+        })
+    }
+
+    /// Errors a salvaging open answers by moving the segment aside: damage
+    /// to its bytes, not I/O failures or a newer format.
+    fn salvageable(&self, e: &Error) -> bool {
+        self.opts.recovery_mode == RecoveryMode::Salvage && (e.is_corruption() || matches!(e, Error::NotALog { .. }))
+    }
+
+    /// Moves a segment file into `<dir>/damaged/` (never unlinks it).
+    fn move_aside(&mut self, path: &Path) -> Result<()> {
+        let aside = self.dir.join(DAMAGED_DIR);
+        self.fs().create_dir_all(&aside).map_err(|e| Error::io("create directory", &aside, e))?;
+        let name = path.file_name().map_or_else(|| "segment".into(), |n| n.to_string_lossy().into_owned());
+        let mut to = aside.join(&name);
+        let mut n = 1;
+        while to.exists() {
+            to = aside.join(format!("{name}.{n}"));
+            n += 1;
+        }
+        self.fs().rename(path, &to).map_err(|e| Error::io("move damaged segment aside", path, e))?;
+        self.fs().sync_dir(&aside).map_err(|e| Error::io("fsync directory", &aside, e))?;
+        self.report.moved_aside.push(to);
+        Ok(())
+    }
+
+    /// Gets rid of the segments after a cut, none of which a completed sync
+    /// can have covered. Each must first show a valid (or blank) segment
+    /// header: a foreign, damaged or future-version file that merely has a
+    /// segment name is refused with its typed error, never touched. Files
+    /// that hold no record are removed; a file that holds valid frames is
+    /// moved aside into `<dir>/damaged/`, never unlinked.
+    fn discard(&mut self, files: &[(u64, PathBuf)]) -> Result<()> {
         for (_, path) in files {
             let file = self.fs().open(path, false).map_err(|e| Error::io("open segment", path, e))?;
             let mut page = Vec::new();
@@ -307,9 +386,13 @@ impl Recovery<'_> {
                 return Err(e);
             }
         }
-        for (_, path) in files {
-            self.fs().remove(path).map_err(|e| Error::io("remove segment", path, e))?;
-            self.report.removed.push(path.clone());
+        for f in files {
+            if self.any_records(std::slice::from_ref(f)) {
+                self.move_aside(&f.1)?;
+            } else {
+                self.fs().remove(&f.1).map_err(|e| Error::io("remove segment", &f.1, e))?;
+                self.report.removed.push(f.1.clone());
+            }
         }
         Ok(())
     }
@@ -320,11 +403,68 @@ impl Recovery<'_> {
         let base = self.expected.unwrap_or(0);
         let path = self.dir.join(crate::format::segment_file_name(base));
         let mut p = preallocate(self.fs(), &path, self.opts)?;
-        let header = SegmentHeader::new(base, now_us(), self.opts.segment_bytes);
+        let header = SegmentHeader::new(base, now_us(), p.map.shared().len());
         p.map.write_header(zerocopy::IntoBytes::as_bytes(&header));
         self.fs().sync_dir(self.dir).map_err(|e| Error::io("fsync directory", self.dir, e))?;
         let seg = Arc::new(ActiveSegment::new(path, p.file, p.map.shared().clone(), base));
         Ok((seg, p.map, WriterState::fresh()))
+    }
+}
+
+/// Name of the directory, inside a log directory, that damaged segments are
+/// moved into by a salvaging open (or a tolerant one, for files after a cut
+/// that still hold frames).
+pub(crate) const DAMAGED_DIR: &str = "damaged";
+
+/// Checks what a sealed segment's footer says (record count, bounds and the
+/// sparse index) against a scan of its frames: the footer checksum alone
+/// cannot tell a consistent forgery from the truth.
+pub(crate) fn check_footer_against_frames(path: &Path, footer: &FooterClaims<'_>, scan: &Scanned) -> Result<()> {
+    let at = footer.frames_end;
+    if scan.count != footer.count || scan.end != footer.frames_end {
+        return Err(stop_error(path, scan));
+    }
+    let bounds = (scan.min_ts, scan.max_ts, scan.last_frame_offset);
+    if footer.count > 0 && bounds != (footer.min_ts, footer.max_ts, footer.last_frame_offset) {
+        return Err(Error::corrupt(path, at, "footer bounds (timestamps, last frame) differ from the frames"));
+    }
+    if scan.index.as_slice() != footer.index {
+        return Err(Error::corrupt(path, at, "footer index differs from the frames"));
+    }
+    Ok(())
+}
+
+/// What a sealed segment's footer claims about its frames.
+pub(crate) struct FooterClaims<'a> {
+    pub(crate) count: u64,
+    pub(crate) frames_end: u64,
+    pub(crate) min_ts: u64,
+    pub(crate) max_ts: u64,
+    pub(crate) last_frame_offset: u64,
+    pub(crate) index: &'a [crate::format::IndexEntry],
+}
+
+impl<'a> FooterClaims<'a> {
+    pub(crate) fn of_footer(f: &crate::format::FooterHeader, index: &'a [crate::format::IndexEntry]) -> FooterClaims<'a> {
+        FooterClaims {
+            count: f.record_count.get(),
+            frames_end: f.frames_end.get(),
+            min_ts: f.min_ts.get(),
+            max_ts: f.max_ts.get(),
+            last_frame_offset: f.last_frame_offset.get(),
+            index,
+        }
+    }
+
+    fn of_sealed(s: &'a SealedSegment) -> FooterClaims<'a> {
+        FooterClaims {
+            count: s.count,
+            frames_end: s.frames_end,
+            min_ts: s.min_ts,
+            max_ts: s.max_ts,
+            last_frame_offset: s.last_frame_offset,
+            index: s.index(),
+        }
     }
 }
 
@@ -341,7 +481,7 @@ pub(crate) fn stop_error(path: &Path, scan: &Scanned) -> Error {
 
 /// Absolute file offset one past the last non-zero byte of `frames`
 /// (which starts at `HEADER_BYTES`), if any.
-fn last_nonzero(frames: &[u8]) -> Option<u64> {
+pub(crate) fn last_nonzero(frames: &[u8]) -> Option<u64> {
     let mut end = frames.len();
     for chunk in frames.rchunks(4096) {
         let start = end - chunk.len();

@@ -1,7 +1,9 @@
 //! What readers see: an immutable list of segments, read without locks.
 
 use crate::error::{Error, Result};
-use crate::format::{DecodedFrame, FLAG_TOMBSTONE, HEADER_BYTES};
+use std::path::Path;
+
+use crate::format::{segment_file_name, DecodedFrame, FLAG_TOMBSTONE, HEADER_BYTES};
 use crate::segment::{SegView, Segment};
 use crate::sync::Arc;
 
@@ -128,6 +130,28 @@ impl Snapshot {
         (seq < self.view(i).end_seq()).then_some(i)
     }
 
+    /// [`Error::Missing`] if `seq` falls between two segments that do not
+    /// meet (a segment file is absent), naming the file that would hold it.
+    pub(crate) fn missing(&self, seq: u64) -> Option<Error> {
+        let segs = &self.state.segments;
+        let i = segs.partition_point(|s| s.base_seq() <= seq).checked_sub(1)?;
+        let next = segs.get(i + 1)?.base_seq();
+        let end = self.view(i).end_seq();
+        (seq >= end && end < next).then(|| self.gap_error(i, end, next))
+    }
+
+    /// [`Error::Missing`] for the gap after segment `i`, if there is one.
+    fn gap_after(&self, i: usize) -> Option<Error> {
+        let next = self.state.segments.get(i + 1)?.base_seq();
+        let end = self.view(i).end_seq();
+        (end < next).then(|| self.gap_error(i, end, next))
+    }
+
+    fn gap_error(&self, i: usize, from: u64, to: u64) -> Error {
+        let dir = self.view(i).path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Error::Missing { path: dir.join(segment_file_name(from)), from, to }
+    }
+
     pub(crate) fn check_retained(&self, seq: u64) -> Result<()> {
         match self.state.segments.first() {
             Some(s) if seq < s.base_seq() => Err(Error::Truncated { requested: seq, first_available: s.base_seq() }),
@@ -135,11 +159,17 @@ impl Snapshot {
         }
     }
 
-    /// The record with `seq`, `Ok(None)` if it is not yet written, or
-    /// [`Error::Truncated`] if retention removed it.
+    /// The record with `seq`, `Ok(None)` if it is not yet written,
+    /// [`Error::Truncated`] if retention removed it, or [`Error::Missing`]
+    /// if the segment file that held it is absent.
     pub fn get(&self, seq: u64) -> Result<Option<Record<'_>>> {
         self.check_retained(seq)?;
-        let Some(i) = self.segment_of(seq) else { return Ok(None) };
+        let Some(i) = self.segment_of(seq) else {
+            return match self.missing(seq) {
+                Some(e) => Err(e),
+                None => Ok(None),
+            };
+        };
         let view = self.view(i);
         let off = view.locate(seq)?;
         Ok(Some(Record::from_frame(&view.frame_at(off, seq, true)?)))
@@ -159,7 +189,12 @@ impl Snapshot {
         if let Err(e) = self.check_retained(seq) {
             return Iter::failed(self, e);
         }
-        let Some(i) = self.segment_of(seq) else { return Iter::empty(self) };
+        let Some(i) = self.segment_of(seq) else {
+            return match self.missing(seq) {
+                Some(e) => Iter::failed(self, e),
+                None => Iter::empty(self),
+            };
+        };
         let view = self.view(i);
         match view.locate(seq) {
             Ok(off) => Iter { snap: self, seg: i, view: Some(view), off, seq, verify: true, error: None, done: false },
@@ -192,21 +227,24 @@ impl Snapshot {
     ///
     /// Timestamps are not required to grow with seq; this finds the first
     /// record in seq order with `timestamp >= ts_us`, skipping whole segments
-    /// (and index blocks) whose largest timestamp is smaller.
+    /// (and index blocks) whose largest timestamp is smaller. Records
+    /// missing from the log ([`Error::Missing`]) might have been the answer,
+    /// so meeting such a gap before finding one is that error.
     pub fn seek_time(&self, ts_us: u64) -> Iter<'_> {
         for i in 0..self.state.segments.len() {
-            if let Segment::Sealed(s) = &self.state.segments[i] {
-                if s.max_ts < ts_us {
-                    continue;
+            let skip = matches!(&self.state.segments[i], Segment::Sealed(s) if s.max_ts < ts_us);
+            if !skip {
+                let view = self.view(i);
+                match view.seek_time(ts_us, true) {
+                    Ok(Some((off, seq))) => {
+                        return Iter { snap: self, seg: i, view: Some(view), off, seq, verify: true, error: None, done: false }
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Iter::failed(self, e),
                 }
             }
-            let view = self.view(i);
-            match view.seek_time(ts_us, true) {
-                Ok(Some((off, seq))) => {
-                    return Iter { snap: self, seg: i, view: Some(view), off, seq, verify: true, error: None, done: false }
-                }
-                Ok(None) => continue,
-                Err(e) => return Iter::failed(self, e),
+            if let Some(e) = self.gap_after(i) {
+                return Iter::failed(self, e);
             }
         }
         Iter::empty(self)
@@ -268,6 +306,10 @@ impl<'a> Iterator for Iter<'a> {
                         return None;
                     }
                     let v = self.snap.view(self.seg);
+                    if v.base_seq > self.seq && self.seg > 0 {
+                        self.done = true;
+                        return Some(Err(self.snap.gap_error(self.seg - 1, self.seq, v.base_seq)));
+                    }
                     if v.base_seq != self.seq {
                         self.done = true;
                         let what = format!("segment starts at seq {}, expected {}", v.base_seq, self.seq);
@@ -333,6 +375,9 @@ impl<'a> RevIter<'a> {
             let prev = self.snap.view(self.seg);
             if prev.count == 0 {
                 continue;
+            }
+            if prev.end_seq() < self.seq {
+                return Err(self.snap.gap_error(self.seg, prev.end_seq(), self.seq));
             }
             if prev.end_seq() != self.seq {
                 return Err(Error::corrupt(prev.path, 0, format!("segment ends at seq {}, expected {}", prev.end_seq(), self.seq)));

@@ -4,8 +4,10 @@
 //! For each sealed segment: the header checksum, the footer and trailer
 //! checksums, every frame's CRC and the seq chain inside the segment
 //! ([`crate::segment::scan_frames`]), the blake3 digest of header and
-//! frames against the footer's, and the chain: the footer's `prev_digest`
-//! must equal the digest of the segment before it. Across segments, seqs
+//! frames against the footer's, the footer's index and bounds against the
+//! ones rebuilt from the frames (the footer checksum alone cannot tell a
+//! consistent forgery), and the chain: the footer's `prev_digest` must
+//! equal the digest of the segment before it. Across segments, seqs
 //! must continue without a gap. Live segments are scanned up to what is
 //! published. A segment replaced by a valid segment of another log passes
 //! its own checks but breaks the chain on both sides.
@@ -22,7 +24,7 @@ use crate::format::{decode_footer, parse_segment_file_name, FooterError, FooterH
 use crate::fs::{FileSystem, StdFs};
 use crate::log::{Log, LOCK_FILE_NAME};
 use crate::raw::ReadMap;
-use crate::recovery::stop_error;
+use crate::recovery::{check_footer_against_frames, last_nonzero, stop_error, FooterClaims};
 use crate::segment::{check_header, scan_frames, segment_digest, HeaderOutcome, ScanStop, Segment};
 use crate::snapshot::Snapshot;
 
@@ -78,7 +80,8 @@ fn check_sealed(path: &Path, bytes: &[u8], report: &mut VerifyReport) -> Result<
         Err(HeaderOutcome::Blank) => return Err(Error::corrupt(path, 0, "blank segment header")),
     };
     let base = header.base_seq.get();
-    let (footer, _) = decode_footer(bytes).map_err(|e| footer_error(path, bytes.len() as u64, e))?;
+    let (footer, index) = decode_footer(bytes).map_err(|e| footer_error(path, bytes.len() as u64, e))?;
+    let claims = FooterClaims::of_footer(footer, index);
     let footer: FooterHeader = *footer;
     let frames_end = footer.frames_end.get();
     if footer.base_seq.get() != base {
@@ -89,9 +92,7 @@ fn check_sealed(path: &Path, bytes: &[u8], report: &mut VerifyReport) -> Result<
         .ok_or_else(|| Error::corrupt(path, frames_end, "footer offset outside the file"))?;
     let scan = scan_frames(frames, base);
     report.records += scan.count;
-    if scan.count != footer.record_count.get() || scan.end != frames_end {
-        return Err(stop_error(path, &scan));
-    }
+    check_footer_against_frames(path, &claims, &scan)?;
     let live = LIVE_COMMITTED_OFFSET as usize;
     let digest = segment_digest(&footer.prev_digest, &bytes[..live], &bytes[live + 8..HEADER_BYTES as usize], frames);
     if digest != footer.digest {
@@ -245,11 +246,16 @@ pub fn verify_dir_with_progress(dir: impl AsRef<Path>, mut progress: impl FnMut(
     let dir = dir.as_ref();
     let lock_path = dir.join(LOCK_FILE_NAME);
     // Hold the log's lock, so that no writer changes or cuts files under
-    // the mappings while they are read.
-    let _lock = StdFs.lock(&lock_path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock => Error::Locked { path: lock_path.clone() },
-        _ => Error::io("lock", &lock_path, e),
-    })?;
+    // the mappings while they are read. Without a lock file no writer has
+    // the log open (opening creates it), and verify creates nothing.
+    let _lock = if lock_path.exists() {
+        Some(StdFs.lock(&lock_path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => Error::Locked { path: lock_path.clone() },
+            _ => Error::io("lock", &lock_path, e),
+        })?)
+    } else {
+        None
+    };
     let mut files: Vec<(u64, PathBuf, u64)> = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io("list directory", dir, e))? {
         let entry = entry.map_err(|e| Error::io("list directory", dir, e))?;
@@ -264,9 +270,13 @@ pub fn verify_dir_with_progress(dir: impl AsRef<Path>, mut progress: impl FnMut(
     let total = files.iter().map(|f| f.2).sum();
     let mut report = VerifyReport { segments: files.len(), ..VerifyReport::default() };
     let mut prev = None;
+    // The active segment is the last one with a valid header: files after
+    // it (garbage named like a segment) are problems of their own, and do
+    // not make an intact active segment look like a sealed one cut short.
+    let last = files.iter().rposition(|(_, path, _)| has_valid_header(path));
     progress(0, total);
     for (k, (base, path, len)) in files.iter().enumerate() {
-        let is_last = k + 1 == files.len();
+        let is_last = last.is_none_or(|l| k >= l);
         let checked = check_file(path, *base, is_last, &mut report);
         prev = record(&mut report, path, prev, checked);
         report.bytes += len;
@@ -299,8 +309,24 @@ fn check_file(path: &Path, name_base: u64, is_last: bool, report: &mut VerifyRep
     let frames = bytes.get(HEADER_BYTES as usize..).unwrap_or(&[]);
     let scan = scan_frames(frames, base);
     report.records += scan.count;
-    match scan.stop {
-        ScanStop::End => Ok(Checked { base_seq: base, end_seq: base + scan.count, digests: None, prev_digest_offset: 0 }),
-        _ => Err(stop_error(path, &scan)),
+    if scan.stop != ScanStop::End {
+        return Err(stop_error(path, &scan));
     }
+    // Opening zeroes whatever follows the last complete frame: a torn
+    // write, an incomplete batch, or damage that hides later frames.
+    if let Some(end) = last_nonzero(frames).filter(|&e| e > scan.end) {
+        return Err(Error::corrupt(
+            path,
+            scan.end,
+            format!("non-zero bytes up to offset {end} after the last complete frame; opening the log would discard them"),
+        ));
+    }
+    Ok(Checked { base_seq: base, end_seq: base + scan.count, digests: None, prev_digest_offset: 0 })
+}
+
+/// Whether the file starts with a valid segment header.
+fn has_valid_header(path: &Path) -> bool {
+    let mut page = Vec::new();
+    let read = File::open(path).and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, HEADER_BYTES), &mut page));
+    read.is_ok() && check_header(path, &page).is_ok()
 }

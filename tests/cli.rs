@@ -422,3 +422,59 @@ fn records_missing_between_segments_are_reported_not_hidden() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains(&name), "{}", stdout(&o));
 }
+
+#[test]
+fn verify_without_a_lock_file_checks_the_files_and_claims_no_writer() {
+    // Goal: a log whose LOCK file is missing (copied, or removed by hand)
+    // has no writer; verify checks its files and does not say it is "open by
+    // a writer", nor creates anything. Method: remove LOCK from a closed
+    // log, run verify: exit 0, no writer wording, directory unchanged.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 500);
+    std::fs::remove_file(dir.path().join("LOCK")).unwrap();
+    let before = fingerprint(dir.path());
+    let o = varve(&["verify", p(dir.path())]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(!stdout(&o).contains("writer"), "{}", stdout(&o));
+    assert_eq!(fingerprint(dir.path()), before, "verify modified the log");
+}
+
+#[test]
+fn stat_on_a_directory_whose_only_segment_is_garbage_fails_naming_it() {
+    // Goal: a short garbage `.seg` is never shown as an empty log. Method:
+    // a 2,542-byte garbage file named like the first segment (with and
+    // without a LOCK file): stat and verify fail naming it, with the exit
+    // status of a file that is not a segment (2, as for a foreign file).
+    for with_lock in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("00000000000000000000.seg"), vec![0x41; 2542]).unwrap();
+        if with_lock {
+            std::fs::write(dir.path().join("LOCK"), b"").unwrap();
+        }
+        let o = varve(&["stat", p(dir.path())]);
+        assert_one_line_error(&o, 2, "00000000000000000000.seg");
+        assert!(!stdout(&o).contains("segments        0"), "{}", stdout(&o));
+        let o = varve(&["verify", p(dir.path())]);
+        assert_one_line_error(&o, 2, "00000000000000000000.seg");
+    }
+}
+
+#[test]
+fn stat_and_dump_report_a_missing_middle_segment_and_exit_1() {
+    // Goal: with a middle segment deleted, stat and dump (from a seq or a
+    // time before the gap) report the missing records and exit 1 instead of
+    // printing a log that looks whole. Method: delete the second segment of
+    // a closed log; run stat, dump --from and dump --since.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 3000);
+    let files = segment_files(dir.path());
+    let missing = files[1].file_name().unwrap().to_str().unwrap().to_string();
+    std::fs::remove_file(&files[1]).unwrap();
+    for args in [vec!["stat", p(dir.path())], vec!["dump", p(dir.path()), "--from", "1"]] {
+        let o = varve(&args);
+        assert_one_line_error(&o, 1, &missing);
+    }
+    let o = varve(&["dump", p(dir.path()), "--since", "2023-11-14T22:13:21Z"]);
+    assert_eq!(o.status.code(), Some(1), "dump --since: {}", stderr(&o));
+    assert!(stderr(&o).contains(&missing), "{}", stderr(&o));
+}

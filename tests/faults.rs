@@ -65,9 +65,14 @@ fn step(w: &mut Writer, i: u64, acked: &mut u64) -> varvelog::Result<()> {
 
 /// Operations whose failure must poison the writer: a failed sync (msync,
 /// directory fsync) is never retried, and a failed seal or rotation leaves
-/// the on-disk chain in a state only reopening repairs.
-fn must_poison(op: Op) -> bool {
-    matches!(op, Op::SyncMap | Op::SyncDir | Op::SyncFile | Op::WriteAt | Op::SetLen | Op::Rename)
+/// the on-disk chain in a state only reopening repairs. A footer write that
+/// fails for lack of space is the exception: nothing vouches for the frames
+/// yet, so the sealer retries it later.
+fn must_poison(op: Op, kind: ErrorKind) -> bool {
+    match op {
+        Op::WriteAt => kind != ErrorKind::StorageFull,
+        _ => matches!(op, Op::SyncMap | Op::SyncDir | Op::SyncFile | Op::SetLen | Op::Rename),
+    }
 }
 
 /// Runs the workload over `fs` with one fault armed; checks the writer's
@@ -87,7 +92,7 @@ fn run_with_fault(op: Op, skip: u64, kind: ErrorKind) -> bool {
             Ok(()) => {}
             Err(Error::Poisoned { .. }) => {
                 // A background failure (sealing) poisoned the writer between steps.
-                assert!(must_poison(op), "{context}: poisoned by a fault that must not poison");
+                assert!(must_poison(op, kind), "{context}: poisoned by a fault that must not poison");
                 assert_eq!(w.next_seq(), before, "{context}: a refused append moved next_seq");
                 first_error.get_or_insert_with(|| "poisoned".to_string());
                 break;
@@ -95,7 +100,7 @@ fn run_with_fault(op: Op, skip: u64, kind: ErrorKind) -> bool {
             Err(e) => {
                 assert_eq!(w.next_seq(), before, "{context}: a failed call moved next_seq ({e})");
                 first_error = Some(e.to_string());
-                if must_poison(op) {
+                if must_poison(op, kind) {
                     break;
                 }
                 // A full disk or a refused create while preparing a segment
@@ -113,7 +118,7 @@ fn run_with_fault(op: Op, skip: u64, kind: ErrorKind) -> bool {
         std::thread::sleep(Duration::from_millis(2));
     }
     let fired = fs.injected() > 0;
-    if fired && must_poison(op) {
+    if fired && must_poison(op, kind) {
         // Sealing fails on its own thread; give it time to report.
         let deadline = Instant::now() + Duration::from_secs(10);
         while !log.is_poisoned() && Instant::now() < deadline {
@@ -163,6 +168,7 @@ fn every_file_operation_failing_anywhere_loses_nothing_acknowledged() {
         (Op::Allocate, ErrorKind::StorageFull),
         (Op::SetLen, ErrorKind::Other),
         (Op::WriteAt, ErrorKind::StorageFull),
+        (Op::WriteAt, ErrorKind::Other),
         (Op::SyncFile, ErrorKind::Other),
         (Op::SyncMap, ErrorKind::Other),
         (Op::SyncDir, ErrorKind::Other),
@@ -179,17 +185,19 @@ fn every_file_operation_failing_anywhere_loses_nothing_acknowledged() {
 }
 
 /// A file system whose `n`th `write_at` writes only the first half of its
-/// buffer and then fails, as a full disk or a crash mid-write would.
+/// buffer and then fails with `errno`, as a failing disk (EIO) or a full
+/// one (ENOSPC) would.
 #[derive(Debug)]
 struct ShortWriteFs {
     writes_left: AtomicU64,
+    errno: i32,
 }
 
 impl FileSystem for ShortWriteFs {
     fn write_at(&self, file: &std::fs::File, buf: &[u8], offset: u64) -> io::Result<()> {
         if self.writes_left.fetch_sub(1, Ordering::SeqCst) == 1 {
             StdFs.write_at(file, &buf[..buf.len() / 2], offset)?;
-            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            return Err(io::Error::from_raw_os_error(self.errno));
         }
         StdFs.write_at(file, buf, offset)
     }
@@ -200,14 +208,14 @@ impl FileSystem for ShortWriteFs {
 
 #[test]
 fn short_footer_write_poisons_and_reopen_reseals() {
-    // Goal: a footer written only in part (short write, disk full) poisons
+    // Goal: a footer written only in part (short write, I/O error) poisons
     // the writer, and reopening sees the torn footer, rescans the segment,
     // reseals it and recovers every record. Method: the first, second and
     // third footer writes are cut in half; the log is filled over several
     // rotations, synced, then reopened (tolerant, then strict).
     for nth in 1..=3u64 {
         let dir = tempfile::tempdir().unwrap();
-        let fs = Arc::new(ShortWriteFs { writes_left: AtomicU64::new(nth) });
+        let fs = Arc::new(ShortWriteFs { writes_left: AtomicU64::new(nth), errno: 5 }); // EIO
         let log = Log::open(dir.path(), opts().file_system(fs.clone())).unwrap();
         let mut w = log.writer().unwrap();
         let mut acked = 0;
@@ -351,4 +359,33 @@ fn a_sync_queued_behind_a_failed_sync_does_not_claim_durability() {
         "durable_seq covers seq {} of a segment whose directory entry was never synced",
         durable_next - 1
     );
+}
+
+#[test]
+fn short_footer_write_for_lack_of_space_is_retried_and_the_segment_sealed() {
+    // Goal: a footer write cut short by a full disk (ENOSPC) does not poison
+    // the writer: the sealer retries, overwrites the torn footer and seals
+    // the segment; a strict reopen then passes. Method: the first footer
+    // write is cut in half with ENOSPC; fill several segments; wait until
+    // every rotated segment is sealed; reopen strict.
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Arc::new(ShortWriteFs { writes_left: AtomicU64::new(1), errno: 28 });
+    let log = Log::open(dir.path(), opts().file_system(fs.clone())).unwrap();
+    let mut w = log.writer().unwrap();
+    let mut acked = 0;
+    for i in 0..2000u64 {
+        step(&mut w, i, &mut acked).unwrap_or_else(|e| panic!("step {i}: {e}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while log.stats().segments_sealed < log.stats().rotations && !log.is_poisoned() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!log.is_poisoned(), "a footer write failing for lack of space poisoned the writer");
+    assert_eq!(log.stats().segments_sealed, log.stats().rotations, "a seal was not retried");
+    w.sync().unwrap();
+    drop(w);
+    drop(log);
+    let log = Log::open(dir.path(), opts().recovery_mode(varvelog::RecoveryMode::Strict)).unwrap();
+    assert!(log.recovery_report().resealed.is_empty(), "{:?}", log.recovery_report());
+    check_prefix(&log, acked, "after a retried seal");
 }

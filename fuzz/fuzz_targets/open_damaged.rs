@@ -4,6 +4,13 @@
 //! whose every readable record is exactly what was written for its seq (a
 //! valid prefix, never an invented record), readers stop with a typed error
 //! at damage, and a log that opened accepts an append and reopens.
+//!
+//! And: `verify_dir` reports OK only if the read-write open then keeps every
+//! frame byte-identical (it opens, discards nothing, removes or moves
+//! nothing, and every byte that held data is still there).
+//!
+//! Inputs starting with `case:` pick one named damage (the seeds in
+//! `corpus/open_damaged/case-*`), so each known bad case stays covered.
 #![no_main]
 
 use std::path::{Path, PathBuf};
@@ -11,7 +18,8 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use varvelog::{Entry, Log, Options, RecoveryMode};
+use varvelog::format::{decode_footer, encode_footer, FooterHeader, IndexEntry, HEADER_BYTES, LIVE_COMMITTED_OFFSET};
+use varvelog::{verify_dir, Entry, Log, Options, RecoveryMode};
 
 const RECORDS: u64 = 1500;
 const APPENDED: &[u8] = b"after damage";
@@ -72,6 +80,91 @@ enum Damage {
     Extend { file: u8, bytes: Vec<u8> },
     Remove { file: u8 },
     Replace { from: u8, to: u8 },
+}
+
+/// Named damages found by hand, each a seed `case:N`.
+fn named_case(dir: &Path, n: u8) {
+    let files = segments(dir);
+    let (last, sealed) = (files[files.len() - 1].clone(), files[files.len() - 2].clone());
+    let edit = |path: &Path, f: &mut dyn FnMut(&mut Vec<u8>)| {
+        let mut bytes = std::fs::read(path).unwrap();
+        f(&mut bytes);
+        std::fs::write(path, bytes).unwrap();
+    };
+    let frames_end = |b: &[u8]| b.iter().rposition(|&x| x != 0).map_or(HEADER_BYTES as usize, |p| p + 1);
+    match n % 11 {
+        // Blank header page of the last sealed segment.
+        0 => edit(&sealed, &mut |b| b[..HEADER_BYTES as usize].fill(0)),
+        // The last sealed segment emptied.
+        1 => std::fs::write(&sealed, b"").unwrap(),
+        // A 7-byte file named like a segment, alone.
+        2 => {
+            files.iter().for_each(|f| std::fs::remove_file(f).unwrap());
+            std::fs::write(dir.join("00000000000000000000.seg"), b"VARVSEG").unwrap();
+        }
+        // A non-zero byte after the first zero-length frame of the last segment.
+        3 => edit(&last, &mut |b| {
+            let at = frames_end(b) + 100;
+            b[at] = 1;
+        }),
+        // A zeroed length field in the middle of the last segment.
+        4 => edit(&last, &mut |b| {
+            let at = ((HEADER_BYTES as usize + frames_end(b)) / 2) & !7;
+            b[at..at + 4].fill(0);
+        }),
+        // The last segment cut in the middle of its frames.
+        5 => edit(&last, &mut |b| {
+            let at = (HEADER_BYTES as usize + frames_end(b)) / 2 + 3;
+            b.truncate(at);
+        }),
+        // Garbage at the very end of the active segment's file.
+        6 => edit(&last, &mut |b| {
+            let n = b.len();
+            b[n - 8..].copy_from_slice(b"garbage!");
+        }),
+        // A middle segment missing.
+        7 => std::fs::remove_file(&files[1]).unwrap(),
+        // A valid log plus a later garbage segment file.
+        8 => std::fs::write(dir.join("00000000000099999999.seg"), vec![0x33; 9000]).unwrap(),
+        // A forged footer index, checksums recomputed.
+        9 => edit(&files[0], &mut |b| {
+            let Ok((footer, index)) = decode_footer(b) else { return };
+            let footer: FooterHeader = *footer;
+            let mut index: Vec<IndexEntry> = index.to_vec();
+            if let Some(e) = index.last_mut() {
+                e.max_ts = (e.max_ts.get() + 1).into();
+            }
+            let at = footer.frames_end.get() as usize;
+            b.truncate(at);
+            b.extend_from_slice(&encode_footer(&footer, &index));
+        }),
+        // A 2,542-byte garbage file as the only segment.
+        _ => {
+            files.iter().for_each(|f| std::fs::remove_file(f).unwrap());
+            std::fs::write(dir.join("00000000000000000000.seg"), vec![0x41; 2542]).unwrap();
+        }
+    }
+}
+
+/// Every segment file and its bytes.
+fn image(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    segments(dir).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect()
+}
+
+/// After `verify_dir` said OK and the log was opened: every byte of every
+/// segment up to its last non-zero byte is unchanged (but for the live
+/// committed word, which is not data), and nothing was discarded.
+fn assert_kept(before: &[(PathBuf, Vec<u8>)], log: &Log) {
+    let r = log.recovery_report();
+    assert!(r.bytes_discarded == 0 && r.removed.is_empty() && r.moved_aside.is_empty(), "verify said OK, open discarded: {r:?}");
+    let live = LIVE_COMMITTED_OFFSET as usize..LIVE_COMMITTED_OFFSET as usize + 8;
+    for (path, bytes) in before {
+        let after = std::fs::read(path).unwrap_or_else(|e| panic!("verify said OK, open lost {}: {e}", path.display()));
+        let data = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+        assert!(after.len() >= data, "verify said OK, open cut {}", path.display());
+        let same = (0..data).all(|i| live.contains(&i) || after[i] == bytes[i]);
+        assert!(same, "verify said OK, open changed bytes of {}", path.display());
+    }
 }
 
 #[derive(Arbitrary, Debug)]
@@ -178,7 +271,14 @@ fn scratch() -> tempfile::TempDir {
     }
 }
 
-fuzz_target!(|input: Input| {
+fuzz_target!(|data: &[u8]| {
+    let (case, input) = match data.strip_prefix(b"case:") {
+        Some(rest) => (rest.first().copied(), Input { damage: Vec::new(), strict: rest.get(1).is_some_and(|b| b & 1 == 1) }),
+        None => match Input::arbitrary_take_rest(arbitrary::Unstructured::new(data)) {
+            Ok(input) => (None, input),
+            Err(_) => return,
+        },
+    };
     if input.damage.len() > 8 {
         return;
     }
@@ -187,10 +287,20 @@ fuzz_target!(|input: Input| {
         let f = f.unwrap();
         std::fs::copy(f.path(), dir.path().join(f.file_name())).unwrap();
     }
+    if let Some(n) = case {
+        named_case(dir.path(), n);
+    }
     for d in &input.damage {
         apply(dir.path(), d);
     }
-    let Ok(log) = Log::open(dir.path(), opts(input.strict)) else { return };
+    let verified_ok = verify_dir(dir.path()).is_ok_and(|r| r.is_ok());
+    let before = image(dir.path());
+    let opened = Log::open(dir.path(), opts(input.strict));
+    if verified_ok {
+        let log = opened.as_ref().unwrap_or_else(|e| panic!("verify said OK, open failed: {e}"));
+        assert_kept(&before, log);
+    }
+    let Ok(log) = opened else { return };
     let (first, good) = check(&log, None);
     // A log that opened was left consistent: it takes an append and reopens
     // with everything that was readable still readable.

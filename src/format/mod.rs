@@ -76,6 +76,37 @@ const _: () = assert!(core::mem::size_of::<Trailer>() as u64 == TRAILER_BYTES);
 const _: () = assert!(SEGMENT_BYTES_MAX < (1u64 << 32));
 const _: () = assert!(SEGMENT_BYTES_MIN > HEADER_BYTES + FRAME_HEADER_BYTES);
 
+/// The largest footer + index + trailer a segment whose frames end at or
+/// before offset `frames_end` can need: one index entry per
+/// [`INDEX_INTERVAL_BYTES`] of frames, plus the first.
+pub const fn footer_bound(frames_end: u64) -> u64 {
+    let entries = frames_end.saturating_sub(HEADER_BYTES) / INDEX_INTERVAL_BYTES + 1;
+    FOOTER_HEADER_BYTES + INDEX_ENTRY_BYTES * entries + TRAILER_BYTES
+}
+
+/// Length a segment is preallocated to for `segment_bytes` of header and
+/// frames: room for the largest footer is reserved past them (rounded to a
+/// page), so that sealing never grows a file and a full disk cannot stop it.
+pub const fn segment_file_bytes(segment_bytes: u64) -> u64 {
+    segment_bytes + footer_bound(segment_bytes).next_multiple_of(HEADER_BYTES)
+}
+
+/// Where frames of a preallocated segment file of `file_bytes` may extend
+/// to: the largest page multiple `s` with `segment_file_bytes(s) <= file_bytes`
+/// (the inverse of [`segment_file_bytes`]).
+pub const fn frames_limit(file_bytes: u64) -> u64 {
+    let mut s = file_bytes.saturating_sub(footer_bound(file_bytes).next_multiple_of(HEADER_BYTES)) / HEADER_BYTES * HEADER_BYTES;
+    while segment_file_bytes(s + HEADER_BYTES) <= file_bytes {
+        s += HEADER_BYTES;
+    }
+    s
+}
+
+const _: () = assert!(frames_limit(segment_file_bytes(SEGMENT_BYTES_MIN)) == SEGMENT_BYTES_MIN);
+const _: () = assert!(frames_limit(segment_file_bytes(64 << 20)) == 64 << 20);
+const _: () = assert!(frames_limit(segment_file_bytes(SEGMENT_BYTES_MAX)) == SEGMENT_BYTES_MAX);
+const _: () = assert!(segment_file_bytes(SEGMENT_BYTES_MAX) < (1u64 << 32));
+
 /// Rounds `n` up to the frame alignment.
 #[inline]
 pub const fn align_up(n: u64) -> u64 {

@@ -90,9 +90,10 @@ impl ActiveSegment {
         ActiveSegment { path, file, map, base_seq, synced_end: AtomicU64::new(0), index }
     }
 
-    /// Preallocated length: frames may extend up to here.
+    /// Frames may extend up to here: the preallocated length less the room
+    /// kept for footer, index and trailer, so sealing never grows the file.
     pub(crate) fn capacity(&self) -> u64 {
-        self.map.len()
+        crate::format::frames_limit(self.map.len())
     }
 
     /// `(count, end)` of what is published.

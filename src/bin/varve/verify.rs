@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use varvelog::{verify_dir_with_progress, Error, VerifyReport, LOCK_FILE_NAME};
+use varvelog::{verify_dir_with_progress, Error, VerifyReport};
 
 use crate::util::{handle_write, human_bytes, open_log, writer_pid, CmdResult, Failure, EXIT_PROBLEM};
 
@@ -80,11 +80,10 @@ pub fn run(args: &VerifyArgs) -> CmdResult {
     let mut bar = Bar::new(!args.quiet && (args.progress || std::io::stderr().is_terminal()), args.progress);
     let started = Instant::now();
     let writer = writer_pid(&args.dir);
-    let has_lock_file = args.dir.join(LOCK_FILE_NAME).exists();
     // Without a writer, check the files themselves (this also finds damage
     // that would keep the log from opening). With one, or if one starts,
     // check what the read-only view publishes.
-    let (report, live) = if writer.is_none() && has_lock_file {
+    let (report, live) = if writer.is_none() {
         match verify_dir_with_progress(&args.dir, |d, t| bar.update(d, t)) {
             Ok(r) => (r, false),
             Err(Error::Locked { .. }) => (log.verify_with_progress(|d, t| bar.update(d, t))?, true),
