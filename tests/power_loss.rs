@@ -88,10 +88,13 @@ impl std::fmt::Debug for Durable {
 
 const REMOVED_BASE: u64 = 1 << 62;
 
+/// The regular files of `dir` (the model covers one directory: files that
+/// recovery moved into `damaged/` held no acknowledged record).
 fn listing(dir: &Path) -> HashMap<String, u64> {
     std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter_map(|e| Some((e.file_name().to_string_lossy().into_owned(), e.metadata().ok()?.ino())))
         .collect()
 }
