@@ -37,6 +37,7 @@
 #[doc(hidden)]
 #[path = "loom_api.rs"]
 pub mod __loom;
+mod clock;
 mod error;
 pub mod format;
 pub mod fs;
@@ -59,12 +60,11 @@ pub mod typed;
 mod verify;
 mod writer;
 
+pub use crate::clock::Clock;
 pub use crate::error::{Error, Result};
 pub use crate::ingest::{Ingest, Ticket};
 pub use crate::log::{Log, LOCK_FILE_NAME};
-pub use crate::options::{
-    Clock, Options, RecoveryMode, SyncPolicy, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SEGMENT_BYTES,
-};
+pub use crate::options::{Options, RecoveryMode, SyncPolicy, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SEGMENT_BYTES};
 pub use crate::range::{RangeIter, TimeRangeIter};
 pub use crate::read_only::{Batch, Follow, ReadOnlyLog};
 pub use crate::recovery::RecoveryReport;

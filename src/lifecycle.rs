@@ -25,7 +25,7 @@ pub(crate) struct Prepared {
 
 /// Microseconds since the Unix epoch.
 pub(crate) fn now_us() -> u64 {
-    crate::options::Clock::Realtime.now_us()
+    crate::clock::Clock::Realtime.now_us()
 }
 
 /// Creates `path`, reserves a segment's bytes on disk (with room for its

@@ -76,6 +76,7 @@ impl Log {
         let dir = dir.as_ref().to_path_buf();
         opts.validate()?;
         crate::sync::init_barriers();
+        opts.clock.warm_up();
         let fs = opts.fs.clone();
         fs.create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
         let lock_path = dir.join(LOCK_FILE_NAME);

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::format::{FRAME_HEADER_BYTES, HEADER_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
 use crate::fs::{FileSystem, StdFs};
@@ -23,34 +24,6 @@ pub enum SyncPolicy {
         /// Longest time unsynced data waits.
         interval: Duration,
     },
-}
-
-/// Where appends without an explicit timestamp get theirs.
-///
-/// Measured on the 2-core development VM: a `CLOCK_REALTIME` read costs
-/// 55-80 ns (more than the rest of an append), a `CLOCK_REALTIME_COARSE` read
-/// ~8 ns with the kernel tick as resolution (4 ms there).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Clock {
-    /// `CLOCK_REALTIME`: microsecond-accurate timestamps.
-    #[default]
-    Realtime,
-    /// `CLOCK_REALTIME_COARSE`: cheap, but only as fine as the kernel tick
-    /// (typically 1-4 ms). For maximum ingest rates.
-    RealtimeCoarse,
-}
-
-impl Clock {
-    /// Microseconds since the Unix epoch.
-    #[inline]
-    pub fn now_us(self) -> u64 {
-        let id = match self {
-            Clock::Realtime => rustix::time::ClockId::Realtime,
-            Clock::RealtimeCoarse => rustix::time::ClockId::RealtimeCoarse,
-        };
-        let ts = rustix::time::clock_gettime(id);
-        (ts.tv_sec as u64).wrapping_mul(1_000_000).wrapping_add(ts.tv_nsec as u64 / 1000)
-    }
 }
 
 /// What opening does with damage it finds.
@@ -174,7 +147,7 @@ impl Options {
         self.zero_fill.unwrap_or(self.sync_policy != SyncPolicy::Never)
     }
 
-    /// The clock for appends that carry no timestamp (default [`Clock::Realtime`]).
+    /// The clock for appends that carry no timestamp (default [`Clock::Tsc`]).
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self

@@ -74,8 +74,8 @@ pub struct BenchArgs {
     /// Segment size, e.g. 64MiB (suffixes K, M, G, KiB, MiB, GiB; all binary).
     #[arg(long, default_value = "64MiB", value_parser = parse_bytes)]
     pub segment_bytes: u64,
-    /// Timestamp source for appends (Options::clock): realtime (CLOCK_REALTIME, the default) or coarse (CLOCK_REALTIME_COARSE).
-    #[arg(long, value_enum, default_value_t = TimeSource::Realtime)]
+    /// Timestamp source for appends (Options::clock): tsc (the TSC anchored to CLOCK_REALTIME, the default), realtime (CLOCK_REALTIME) or coarse (CLOCK_REALTIME_COARSE).
+    #[arg(long, value_enum, default_value_t = TimeSource::Tsc)]
     pub clock: TimeSource,
     /// Print the results as JSON instead of tables.
     #[arg(long)]
@@ -110,6 +110,8 @@ pub enum Wait {
 /// Where appends get their timestamps.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeSource {
+    /// `varvelog::Clock::Tsc` (the engine's default).
+    Tsc,
     /// `varvelog::Clock::Realtime`.
     Realtime,
     /// `varvelog::Clock::RealtimeCoarse`.
@@ -119,6 +121,7 @@ pub enum TimeSource {
 impl TimeSource {
     fn engine(self) -> varvelog::Clock {
         match self {
+            TimeSource::Tsc => varvelog::Clock::Tsc,
             TimeSource::Realtime => varvelog::Clock::Realtime,
             TimeSource::Coarse => varvelog::Clock::RealtimeCoarse,
         }

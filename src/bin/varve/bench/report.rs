@@ -342,6 +342,7 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
         o,
         "  - append rows use Writer::append (no key; timestamp from {}); latency rows time every call.",
         match args.clock {
+            super::TimeSource::Tsc => "the TSC anchored to CLOCK_REALTIME, --clock tsc",
             super::TimeSource::Realtime => "CLOCK_REALTIME, --clock realtime",
             super::TimeSource::Coarse => "CLOCK_REALTIME_COARSE, --clock coarse",
         }
