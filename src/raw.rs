@@ -49,23 +49,46 @@ pub(crate) struct Populator {
     map: Option<Arc<LiveMap>>,
     /// The writer's count of populators, decremented after `map` is dropped.
     count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Everything below this is populated (or was written by the writer).
+    frontier: u64,
+}
+
+/// What one [`Populator::step`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PopulateStep {
+    /// Populated one more chunk.
+    Worked,
+    /// Far enough ahead of the writer for now.
+    Ahead,
+    /// Nothing left to populate (or the kernel cannot).
+    Done,
 }
 
 impl Populator {
-    /// Populates the map chunk by chunk from the front, skipping what the
-    /// writer has already published (it faulted those pages in itself).
-    /// Stops early if the kernel cannot populate.
-    pub(crate) fn populate_ahead_of_writer(&self, chunk_bytes: u64) {
-        let Some(map) = &self.map else { return };
-        let mut from = 0;
-        while from < map.len() {
-            from = from.max(map.published().1);
-            let to = (from + chunk_bytes).min(map.len());
-            if !map.populate(from, to) {
-                return;
-            }
-            from = to;
+    /// Whether the writer has appended to this map.
+    pub(crate) fn started(&self) -> bool {
+        self.map.as_ref().is_some_and(|m| m.published().0 > 0)
+    }
+
+    /// Populates the next `chunk` bytes, staying at most `lead` bytes past
+    /// what the writer has published (pages it already wrote are skipped).
+    pub(crate) fn step(&mut self, lead: u64, chunk: u64) -> PopulateStep {
+        let Some(map) = &self.map else { return PopulateStep::Done };
+        let end = map.published().1;
+        self.frontier = self.frontier.max(end & !4095);
+        if self.frontier >= map.len() {
+            return PopulateStep::Done;
         }
+        let target = map.len().min(end + lead);
+        if self.frontier >= target {
+            return PopulateStep::Ahead;
+        }
+        let to = target.min(self.frontier + chunk);
+        if !map.populate(self.frontier, to) {
+            return PopulateStep::Done;
+        }
+        self.frontier = to;
+        PopulateStep::Worked
     }
 }
 
@@ -299,7 +322,7 @@ impl MapWriter {
     pub(crate) fn populator(&self) -> Populator {
         // The count goes up before the hold (see `Populator::drop`).
         self.populators.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Populator { map: Some(self.map.clone()), count: self.populators.clone() }
+        Populator { map: Some(self.map.clone()), count: self.populators.clone(), frontier: 0 }
     }
 
     /// Turns readahead off for faults through this mapping, for writers that
@@ -501,5 +524,46 @@ impl ReadMap {
 impl Drop for ReadMap {
     fn drop(&mut self) {
         self.alive.write();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_populator_stays_its_lead_ahead_of_the_writer_and_never_blocks_the_header() {
+        // Goal: the preparer's populator works only up to `lead` bytes past
+        // what the writer published, resumes as the writer advances, stops
+        // at the end of the map, and its hold does not trip the writer's
+        // "nobody reads the map yet" check when the header is written.
+        // Method: a 1 MiB file mapping; step with a 256 KiB lead and 64 KiB
+        // chunks; write the header while the populator lives; publish past
+        // the lead and step again; step to the end.
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::options().read(true).write(true).create(true).truncate(true).open(dir.path().join("seg")).unwrap();
+        file.set_len(1 << 20).unwrap();
+        let mut w = MapWriter::create(&file, 1 << 20).unwrap();
+        let mut p = w.populator();
+        let (lead, chunk) = (256 << 10, 64 << 10);
+        let mut worked = 0;
+        while p.step(lead, chunk) == PopulateStep::Worked {
+            worked += 1;
+            assert!(worked < 100, "populator never stops");
+        }
+        assert_eq!(p.step(lead, chunk), PopulateStep::Ahead);
+        assert_eq!(p.frontier, HEADER_BYTES + lead, "populated exactly its lead past the published end");
+        assert!(!p.started());
+        w.write_header(&[1u8; 64]);
+        w.publish(1, 512 << 10);
+        assert!(p.started());
+        assert_eq!(p.step(lead, chunk), PopulateStep::Worked);
+        assert_eq!(p.frontier, (512 << 10) + chunk, "skips what the writer wrote, then goes on");
+        while p.step(lead, chunk) == PopulateStep::Worked {}
+        w.publish(2, (1 << 20) - 8);
+        while p.step(lead, chunk) == PopulateStep::Worked {}
+        assert_eq!(p.step(lead, chunk), PopulateStep::Done);
+        drop(p);
+        assert_eq!(w.populators.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 }
