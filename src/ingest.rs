@@ -117,7 +117,10 @@ impl Ingest {
     /// Appends one record; returns its seq once readers can see it.
     pub fn append_entry(&self, entry: Entry<'_>) -> Result<u64> {
         let entry = self.inner.prepare(entry);
-        self.inner.writer.lock().as_mut().ok_or(Error::IngestClosed)?.append_entry(entry)
+        match self.inner.writer.lock().as_mut() {
+            Some(w) => w.append_entry(entry),
+            None => Err(Error::IngestClosed),
+        }
     }
 
     /// Appends `payload` and returns its seq only once it is durable (a sync
