@@ -1,5 +1,5 @@
 //! Renders the results: plain-text tables with each figure's bound and
-//! ratio, the goals with their status, and the same as JSON.
+//! ratio, and the same as JSON.
 
 use std::fmt::Write;
 
@@ -50,101 +50,6 @@ fn wait_name(w: Wait) -> &'static str {
         Wait::Spin => "spinning",
         Wait::Park => "parking",
     }
-}
-
-/// One goal: what, target, measured, met.
-struct Goal {
-    what: &'static str,
-    target: String,
-    measured: String,
-    met: Option<bool>,
-}
-
-fn goals(args: &BenchArgs, r: &Results) -> Vec<Goal> {
-    let mut g = Vec::new();
-    let a = r.append.per_sec();
-    g.push(Goal { what: "append throughput", target: ">= 20 M rec/s".into(), measured: rps(a), met: Some(a >= 20e6) });
-    let f = median_rate(&r.floor);
-    g.push(Goal {
-        what: "sustained append vs File+BufWriter",
-        target: ">= 1.00x".into(),
-        measured: format!("{} ({} vs {})", ratio(a, f), rps(a), rps(f)),
-        met: Some(f > 0.0 && a / f >= 1.0),
-    });
-    for row in &r.producers {
-        let (what, target) = match (row.durable, row.threads) {
-            (false, 1) => ("Ingest vs Mutex<Writer>, 1 thread", 1.0),
-            (false, 8) => ("Ingest vs Mutex<Writer>, 8 threads", 1.0),
-            (true, 8) => ("durable Ingest vs mutex append+sync, 8 thr", 2.0),
-            _ => continue,
-        };
-        let (i, m) = (row.ingest.per_sec(), row.mutex.per_sec());
-        g.push(Goal {
-            what,
-            target: format!(">= {target:.2}x"),
-            measured: format!("{} ({} vs {})", ratio(i, m), rps(i), rps(m)),
-            met: Some(m > 0.0 && i / m >= target),
-        });
-    }
-    if let Some(mixed) = &r.mixed {
-        let x = mixed.rate.per_sec();
-        g.push(Goal {
-            what: "append with readers vs writer alone",
-            target: ">= 0.70x".into(),
-            measured: format!("{} ({} vs {})", ratio(x, a), rps(x), rps(a)),
-            met: Some(a > 0.0 && x / a >= 0.7),
-        });
-    }
-    let m = r.memcpy.per_sec();
-    g.push(Goal { what: "append vs memcpy bound", target: ">= 0.60x".into(), measured: ratio(a, m), met: Some(m > 0.0 && a / m >= 0.6) });
-    g.push(Goal {
-        what: "append latency p99",
-        target: "<= 100 ns".into(),
-        measured: ns(r.append_lat.p99 as f64),
-        met: Some(r.append_lat.p99 <= 100),
-    });
-    match (&r.tail, args.wait) {
-        (Some(t), Wait::Spin) => {
-            g.push(Goal {
-                what: "writer->spinning tail p50",
-                target: "<= 300 ns".into(),
-                measured: ns(t.lat.p50 as f64),
-                met: Some(t.lat.p50 <= 300),
-            });
-            g.push(Goal {
-                what: "writer->spinning tail p99.9",
-                target: "<= 2 us".into(),
-                measured: ns(t.lat.p999 as f64),
-                met: Some(t.lat.p999 <= 2000),
-            });
-        }
-        _ => g.push(Goal {
-            what: "writer->spinning tail",
-            target: "p50 <= 300 ns, p99.9 <= 2 us".into(),
-            measured: "not measured (needs --wait spin and a tailing reader)".into(),
-            met: None,
-        }),
-    }
-    let s = r.scan.per_sec();
-    g.push(Goal { what: "scan, checksums verified", target: ">= 30 M rec/s".into(), measured: rps(s), met: Some(s >= 30e6) });
-    if let (Some(d), Some(p)) = (r.durable.iter().find(|d| d.per_sync == 100), r.pwrite.iter().find(|d| d.per_sync == 100)) {
-        let x = d.rate.per_sec() / p.rate.per_sec().max(f64::MIN_POSITIVE);
-        g.push(Goal {
-            what: "durable, 100 rec/sync vs pwrite+fdatasync",
-            target: ">= 1.50x".into(),
-            measured: format!("{x:.2}x ({} vs {})", rps(d.rate.per_sec()), rps(p.rate.per_sec())),
-            met: Some(x >= 1.5),
-        });
-    }
-    let gib = r.log_bytes as f64 / (1u64 << 30) as f64;
-    let open_ms = r.open.as_secs_f64() * 1e3;
-    g.push(Goal {
-        what: "open of a >= 1 GiB log",
-        target: "<= 30 ms".into(),
-        measured: format!("{open_ms:.2} ms for {gib:.2} GiB"),
-        met: (gib >= 1.0).then_some(open_ms <= 30.0),
-    });
-    g
 }
 
 fn lat_row(out: &mut String, name: &str, l: &Lat, bound: Option<&Lat>) {
@@ -327,16 +232,6 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
         }
     }
 
-    let _ = writeln!(o, "\nGoals");
-    for g in goals(args, r) {
-        let status = match g.met {
-            Some(true) => "met",
-            Some(false) => "MISSED",
-            None => "n/a",
-        };
-        let _ = writeln!(o, "  {:<44} {:<30} {:<40} {status}", g.what, g.target, g.measured);
-    }
-
     let _ = writeln!(o, "\nNotes");
     let _ = writeln!(
         o,
@@ -398,7 +293,7 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
         o,
         "  - durable rows: the engine (Options::zero_fill on: segments written with zeros and synced in the background before use) \
          appends N records then Writer::sync (msync of the dirty range); the bounds pwrite() the same \
-         N frames then fdatasync(), at the end of a growing file (the naive log; the goal's baseline) or over a pre-zeroed, \
+         N frames then fdatasync(), at the end of a growing file (the naive log) or over a pre-zeroed, \
          synced file (data-only syncs, no metadata: the best a log can do). Closing the log (waiting for background sealing) took {:.2} s.",
         r.close.as_secs_f64()
     );
@@ -476,7 +371,6 @@ pub fn json(args: &BenchArgs, r: &Results) -> Value {
                 "report_ms": r.open_report.duration.as_secs_f64() * 1e3,
             },
         },
-        "goals": goals(args, r).iter().map(|g| json!({"goal": g.what, "target": g.target, "measured": g.measured, "met": g.met})).collect::<Vec<_>>(),
         "run_seconds": r.elapsed.as_secs_f64(),
         "load_average": {"before": r.load.0, "after": r.load.1},
     })
