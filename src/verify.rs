@@ -288,6 +288,12 @@ pub fn verify_dir_with_progress(dir: impl AsRef<Path>, mut progress: impl FnMut(
 /// Checks one segment file of a closed log.
 fn check_file(path: &Path, name_base: u64, is_last: bool, report: &mut VerifyReport) -> Result<Checked> {
     let file = File::open(path).map_err(|e| Error::io("open segment", path, e))?;
+    // Every segment, even an empty active one, has a whole header page;
+    // the header's fields may fit in fewer bytes and still decode.
+    let len = file.metadata().map_err(|e| Error::io("stat segment", path, e))?.len();
+    if len < HEADER_BYTES {
+        return Err(Error::corrupt(path, len, format!("segment file is {len} bytes, shorter than its {HEADER_BYTES}-byte header page")));
+    }
     let map = ReadMap::map(&file).map_err(|e| Error::io("mmap", path, e))?;
     let bytes = map.bytes();
     let header = match check_header(path, bytes) {

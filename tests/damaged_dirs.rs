@@ -149,6 +149,22 @@ fn verify_reports_a_short_or_bad_magic_segment_file() {
 }
 
 #[test]
+fn verify_reports_an_active_segment_cut_inside_its_header_page() {
+    // Goal: a last segment truncated to fewer bytes than its header page,
+    // with the header's own fields intact, is a problem for verify, since
+    // the read-write open refuses it (the fuzzer found verify saying OK).
+    // Method: a closed log; cut its active segment to 375 bytes; verify must
+    // name the file, and open must fail.
+    let dir = tempfile::tempdir().unwrap();
+    let files = closed_log(dir.path(), 1500);
+    let active = &files[files.len() - 1].1;
+    OpenOptions::new().write(true).open(active).unwrap().set_len(375).unwrap();
+    let report = verify_dir(dir.path()).unwrap();
+    assert!(report.problems.iter().any(|e| names_file(e, active)), "verify says {:?}", report.problems);
+    assert!(Log::open(dir.path(), opts()).is_err(), "read-write open accepted it");
+}
+
+#[test]
 fn verify_reports_bytes_that_the_read_write_open_would_zero_in_the_last_segment() {
     // Goal: whatever tolerant recovery would cut from the last segment is a
     // problem for verify: non-zero bytes after the first zero-length frame,
