@@ -6,11 +6,10 @@ use std::sync::OnceLock;
 /// Where appends without an explicit timestamp get theirs (microseconds
 /// since the Unix epoch).
 ///
-/// Measured on the 2-core development VM: a `CLOCK_REALTIME` read costs
-/// ~20 ns through the vDSO (a third of an append), a TSC read through
-/// `quanta` a few ns, and a `CLOCK_REALTIME_COARSE` read ~8 ns with the
-/// kernel tick as resolution (4 ms there). `docs/benchmarks.md` has the
-/// figures and how they were taken.
+/// Reading the clock is a sizeable part of an append: a `CLOCK_REALTIME`
+/// read goes through the vDSO, a TSC read is one instruction plus a scale,
+/// and `CLOCK_REALTIME_COARSE` returns the last kernel tick. The project's
+/// `docs/benchmarks.md` has measured costs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Clock {
     /// The CPU's time-stamp counter (through the `quanta` crate), anchored

@@ -24,10 +24,11 @@ use crate::writer::{Writer, WriterCore};
 /// Name of the lock file in a log directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
 
-/// Segments kept preallocated and pre-faulted ahead of the writer. Page
-/// population is the dominant cost of a new segment (measured 25-100 ms per
-/// 64 MiB on the development VM), so two ready segments let a burst of
-/// appends run through rotations without waiting for the preparer.
+/// Segments kept preallocated ahead of the writer, so a rotation never
+/// waits for a file to be created and allocated. For throughput logs their
+/// pages are populated after the hand-over, a bounded lead ahead of the
+/// writer (see `preparer`); page population is the dominant cost of a new
+/// segment (25-100 ms per 64 MiB on the development VM).
 const PREPARED_AHEAD: usize = 2;
 /// With [`Options::zero_fill`] one spare is kept ready instead: syncing
 /// writers fill segments far more slowly than the preparer makes them, and

@@ -169,7 +169,7 @@ fn export_import_round_trip_preserves_every_field() {
     let line1: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
     assert_eq!(line1["payload_encoding"], "utf8");
 
-    let o = varve(&["import", "--jsonl", p(&b), "-i", p(&export_a), "--segment-bytes", "65536"]);
+    let o = varve(&["import", "--jsonl", p(&b), "-i", p(&export_a), "--segment-bytes", "64KiB"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("imported 1200 records as seq 0 ..= 1199"), "{}", stderr(&o));
     let o = varve(&["export", "--jsonl", p(&b)]);

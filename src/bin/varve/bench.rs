@@ -75,7 +75,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "never", value_parser = parse_sync)]
     pub sync: SyncMode,
     /// Segment size, e.g. 64MiB (suffixes K, M, G, KiB, MiB, GiB; all binary).
-    #[arg(long, default_value = "64MiB", value_parser = parse_bytes)]
+    #[arg(long, default_value = "64MiB", value_parser = crate::util::parse_bytes)]
     pub segment_bytes: u64,
     /// Timestamp source for appends (Options::clock): tsc (the TSC anchored to CLOCK_REALTIME, the default), realtime (CLOCK_REALTIME) or coarse (CLOCK_REALTIME_COARSE).
     #[arg(long, value_enum, default_value_t = TimeSource::Tsc)]
@@ -161,21 +161,6 @@ fn parse_sync(s: &str) -> Result<SyncMode, String> {
             _ => Err(format!("expected never, always or every-N (N > 0), got {s:?}")),
         },
     }
-}
-
-fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" | "kb" => 1 << 10,
-        "m" | "mib" | "mb" => 1 << 20,
-        "g" | "gib" | "gb" => 1 << 30,
-        u => return Err(format!("unknown size unit {u:?} in {s:?}")),
-    };
-    n.checked_mul(mult).ok_or_else(|| format!("size too large: {s:?}"))
 }
 
 /// A throughput: `records` (of `payload` bytes each) in `secs`.
@@ -600,10 +585,10 @@ mod tests {
     #[test]
     fn sizes_and_sync_modes_parse_and_bad_ones_are_refused() {
         // Goal: the option parsers accept the documented forms and refuse the rest.
-        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
-        assert_eq!(parse_bytes("1g"), Ok(1 << 30));
-        assert_eq!(parse_bytes("4096"), Ok(4096));
-        assert!(parse_bytes("12XB").is_err() && parse_bytes("").is_err() && parse_bytes("99999999999999G").is_err());
+        assert_eq!(crate::util::parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(crate::util::parse_bytes("1g"), Ok(1 << 30));
+        assert_eq!(crate::util::parse_bytes("4096"), Ok(4096));
+        assert!(["12XB", "", "99999999999999G"].iter().all(|s| crate::util::parse_bytes(s).is_err()));
         assert_eq!(parse_sync("never"), Ok(SyncMode::Never));
         assert_eq!(parse_sync("always"), Ok(SyncMode::Always));
         assert_eq!(parse_sync("every-100"), Ok(SyncMode::Every(100)));

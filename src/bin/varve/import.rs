@@ -26,8 +26,8 @@ pub struct ImportArgs {
     /// Read from this file instead of standard input.
     #[arg(long, short = 'i', value_name = "FILE")]
     pub input: Option<PathBuf>,
-    /// Segment size for a new log, in bytes.
-    #[arg(long, value_name = "BYTES")]
+    /// Segment size for a new log, e.g. 64MiB (suffixes K, M, G, KiB, MiB, GiB; all binary).
+    #[arg(long, value_name = "SIZE", value_parser = crate::util::parse_bytes)]
     pub segment_bytes: Option<u64>,
 }
 

@@ -300,6 +300,12 @@ pub fn write_json(out: &mut impl Write, r: &Record<'_>) -> io::Result<()> {
     writeln!(out, "\"payload\":{v},\"payload_encoding\":\"{enc}\",\"tombstone\":{}}}", r.is_tombstone())
 }
 
+/// Parses a size flag (`64MiB`, `1g`, `4096`): every `--*-bytes` option of
+/// `varve` takes this form. Suffixes are binary (`K`/`KiB` = 1024, `M`, `G`, ...).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    parse_size::Config::new().with_binary().parse_size(s.trim()).map_err(|e| format!("not a size: {s:?} ({e})"))
+}
+
 /// Human-readable bytes: `1.5 MiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
