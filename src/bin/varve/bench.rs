@@ -505,7 +505,8 @@ fn sample_frame(payload: usize) -> Res<Vec<u8>> {
     Ok(out)
 }
 
-static PROGRESS_SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The bar of the phase running now, if it has reported progress.
+static PROGRESS: std::sync::Mutex<Option<crate::progress::Progress>> = std::sync::Mutex::new(None);
 
 /// Lets the engine's background work from the last phase finish, saying so.
 fn settle(eng: &engine::Engine) {
@@ -514,17 +515,17 @@ fn settle(eng: &engine::Engine) {
     eprintln!("        (waited {:.2} s for background sealing and preparation)", waited.as_secs_f64());
 }
 
-/// Prints `done/total` over the current stderr line.
+/// Shows `done` of `total` records on the current phase's progress bar
+/// (drawn only when stderr is a terminal).
 pub(crate) fn progress(done: u64, total: u64) {
-    use std::io::Write;
-    let _ = write!(std::io::stderr().lock(), "\r        {done}/{total} records ({:.0}%)", done as f64 * 100.0 / total.max(1) as f64);
-    PROGRESS_SHOWN.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut bar = PROGRESS.lock().unwrap_or_else(|p| p.into_inner());
+    bar.get_or_insert_with(|| crate::progress::Progress::new("       ", crate::progress::Unit::Records, false, false)).update(done, total);
 }
 
-/// Ends a progress line, if one is showing.
+/// Ends the current phase's progress bar, if one is showing.
 fn end_progress() {
-    if PROGRESS_SHOWN.swap(false, std::sync::atomic::Ordering::Relaxed) {
-        eprintln!();
+    if let Some(bar) = PROGRESS.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        bar.finish();
     }
 }
 
