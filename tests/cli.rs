@@ -478,3 +478,38 @@ fn stat_and_dump_report_a_missing_middle_segment_and_exit_1() {
     assert_eq!(o.status.code(), Some(1), "dump --since: {}", stderr(&o));
     assert!(stderr(&o).contains(&missing), "{}", stderr(&o));
 }
+
+#[test]
+fn tail_follow_exits_when_its_reader_goes_away_on_an_idle_log() {
+    // Goal: `varve tail -f DIR | head -2` ends once `head` has exited, even
+    // though no new record arrives to be written into the closed pipe.
+    // Method: a log of 3 records; tail -f prints them; read 2 lines, close
+    // the pipe; the process must exit (successfully) within 5 s.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 3);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_varve"))
+        .args(["tail", "-f", p(dir.path()), "-n", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    for _ in 0..2 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "tail printed fewer than 2 records");
+    }
+    drop(out);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("varve tail -f kept running after its reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}

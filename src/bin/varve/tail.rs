@@ -65,6 +65,21 @@ pub fn run(args: &TailArgs) -> CmdResult {
         if !args.follow && !printed {
             break;
         }
+        // Following an idle log writes nothing, so a reader that went away
+        // (`varve tail -f DIR | head -2`) would never be noticed by a write.
+        if !printed && reader_gone() {
+            break;
+        }
     }
     Ok(())
+}
+
+/// Whether standard output is a pipe or socket whose reading end is
+/// closed (poll reports an error condition on it).
+fn reader_gone() -> bool {
+    let stdout = std::io::stdout();
+    let mut fds = [rustix::event::PollFd::new(&stdout, rustix::event::PollFlags::empty())];
+    let zero = rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 };
+    rustix::event::poll(&mut fds, Some(&zero)).is_ok_and(|n| n > 0)
+        && fds[0].revents().intersects(rustix::event::PollFlags::ERR | rustix::event::PollFlags::HUP)
 }
