@@ -21,7 +21,7 @@ pub struct DumpArgs {
     #[arg(long, short = 'n', value_name = "N")]
     pub limit: Option<u64>,
     /// Output format.
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
+    #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
 

@@ -122,7 +122,7 @@ pub fn run(args: &ImportArgs) -> CmdResult {
     }
     writer.sync()?;
     if n > 0 {
-        eprintln!("imported {n} records as seq {first} ..= {}", first + n - 1);
+        eprintln!("imported {} as seq {first} ..= {}", crate::util::count(n, "record"), first + n - 1);
     } else {
         eprintln!("imported 0 records");
     }

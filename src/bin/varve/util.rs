@@ -306,6 +306,12 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     parse_size::Config::new().with_binary().parse_size(s.trim()).map_err(|e| format!("not a size: {s:?} ({e})"))
 }
 
+/// `n` and `word`, plural unless `n` is 1: `1 segment`, `3 segments`.
+pub fn count(n: impl Into<u64>, word: &str) -> String {
+    let n = n.into();
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Human-readable bytes: `1.5 MiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

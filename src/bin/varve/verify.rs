@@ -63,11 +63,11 @@ fn print_report(args: &VerifyArgs, report: &VerifyReport, warnings: &[String], l
         let how = if live { " (log open by a writer: checked up to what it had published)" } else { "" };
         handle_write(writeln!(
             out,
-            "{}: {} segments ({} sealed), {} records, {} checked in {:.1?}{how}",
+            "{}: {} ({} sealed), {}, {} checked in {:.1?}{how}",
             if problems == 0 { "ok" } else { "FAILED" },
-            report.segments,
+            crate::util::count(report.segments as u64, "segment"),
             report.sealed_segments,
-            report.records,
+            crate::util::count(report.records, "record"),
             human_bytes(report.bytes),
             took
         ))?;
