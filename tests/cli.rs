@@ -201,6 +201,21 @@ fn import_stops_at_a_bad_line_naming_it() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("input line 2") && stderr(&o).contains("base64"), "{}", stderr(&o));
     assert_eq!(Log::open_read_only(&log).unwrap().snapshot().len(), 1);
+    assert!(stderr(&o).contains("they stay in the log"), "says what it kept: {}", stderr(&o));
+}
+
+#[test]
+fn import_of_input_bad_from_its_first_line_creates_no_log() {
+    // Goal: importing nothing leaves nothing behind (no new directory with
+    // preallocated segments). Method: import one line that is not JSON into
+    // a directory that does not exist; exit 1, and the directory is absent.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "not json\n").unwrap();
+    let log = dir.path().join("log");
+    let o = varve(&["import", "--jsonl", p(&log), "-i", p(&input)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!log.exists(), "a log was created although nothing was imported");
 }
 
 #[test]

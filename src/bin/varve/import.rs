@@ -80,12 +80,10 @@ pub fn run(args: &ImportArgs) -> CmdResult {
     if let Some(b) = args.segment_bytes {
         opts = opts.segment_bytes(b);
     }
-    let log = Log::open(&args.dir, opts).map_err(|e| match e {
-        varvelog::Error::InvalidOptions(m) => Failure::usage(m),
-        other => Failure::from(other),
-    })?;
-    let mut writer = log.writer()?;
-    let first = writer.next_seq();
+    // The log is opened (and, if new, created) at the first valid record,
+    // so input that is bad from its first line leaves no log behind.
+    let mut log: Option<(Log, varvelog::Writer)> = None;
+    let mut first = 0;
     let mut n = 0u64;
     // Records before a bad line stay appended (and are synced below).
     let mut failure = None;
@@ -114,15 +112,30 @@ pub fn run(args: &ImportArgs) -> CmdResult {
         if p.tombstone {
             entry = entry.tombstone();
         }
+        let writer = match &mut log {
+            Some((_, w)) => w,
+            None => {
+                let opened = Log::open(&args.dir, opts.clone()).map_err(|e| match e {
+                    varvelog::Error::InvalidOptions(m) => Failure::usage(m),
+                    other => Failure::from(other),
+                })?;
+                let w = opened.writer()?;
+                first = w.next_seq();
+                &mut log.insert((opened, w)).1
+            }
+        };
         if let Err(e) = writer.append_entry(entry) {
             failure = Some(Failure::problem(format!("input line {}: {}", i + 1, crate::util::one_line(&e.to_string()))));
             break;
         }
         n += 1;
     }
-    writer.sync()?;
+    if let Some((_, writer)) = &mut log {
+        writer.sync()?;
+    }
+    let kept = if failure.is_some() { "; they stay in the log, the rest of the input was not imported" } else { "" };
     if n > 0 {
-        eprintln!("imported {} as seq {first} ..= {}", crate::util::count(n, "record"), first + n - 1);
+        eprintln!("imported {} as seq {first} ..= {}{kept}", crate::util::count(n, "record"), first + n - 1);
     } else {
         eprintln!("imported 0 records");
     }
