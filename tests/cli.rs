@@ -105,6 +105,16 @@ fn stat_reports_segments_records_seqs_times_and_version() {
     assert_eq!((v["first_seq"].as_u64(), v["last_seq"].as_u64()), (Some(0), Some(2999)));
     assert_eq!(v["first_timestamp"], T0);
     assert_eq!(v["format_version"], FORMAT_VERSION);
+    // Spare files the writer left are counted on disk, as their sizes say.
+    let spares: Vec<u64> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".prealloc"))
+        .map(|e| e.metadata().unwrap().len())
+        .collect();
+    assert!(!spares.is_empty(), "a closed log keeps its writer's spares");
+    assert_eq!(v["spare_files"], spares.len() as u64);
+    assert_eq!(v["spare_bytes"], spares.iter().sum::<u64>());
     // Everything in sealed segments is durable.
     let sealed_records: u64 =
         v["segment_files"].as_array().unwrap().iter().filter(|s| s["sealed"] == true).map(|s| s["records"].as_u64().unwrap()).sum();

@@ -27,6 +27,16 @@ pub fn run(args: &StatArgs) -> CmdResult {
     let sealed = infos.iter().filter(|s| s.sealed).count();
     let file_bytes: u64 = infos.iter().map(|s| s.file_bytes).sum();
     let frame_bytes: u64 = infos.iter().map(|s| s.frame_bytes).sum();
+    // Preallocated spares (a writer keeps one or two ready) take disk too.
+    let spares: Vec<u64> = std::fs::read_dir(&args.dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(varvelog::format::PREALLOC_SUFFIX)))
+                .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let spare_bytes: u64 = spares.iter().sum();
     // Sealing fsyncs a segment, so everything in sealed segments is durable;
     // how much of the live segment is durable only its writer knows.
     // Only a prefix of sealed segments counts: the sealer works in order.
@@ -64,12 +74,13 @@ pub fn run(args: &StatArgs) -> CmdResult {
         writeln!(
             out,
             "{{\"dir\":{},\"format_version\":{FORMAT_VERSION},\"segments\":{},\"sealed_segments\":{sealed},\"records\":{},\
-             \"file_bytes\":{file_bytes},\"frame_bytes\":{frame_bytes},\"first_seq\":{},\"last_seq\":{},\"next_seq\":{},\
+             \"file_bytes\":{file_bytes},\"spare_files\":{},\"spare_bytes\":{spare_bytes},\"frame_bytes\":{frame_bytes},\"first_seq\":{},\"last_seq\":{},\"next_seq\":{},\
              \"first_timestamp\":{},\"last_timestamp\":{},\"first_time\":{},\"last_time\":{},\"durable_sealed_next\":{},\
              \"writer_pid\":{},\"segment_files\":[{}],\"warnings\":[{}]}}",
             json_string_of(&args.dir.display().to_string()),
             infos.len(),
             snap.len(),
+            spares.len(),
             opt(first),
             opt(last),
             snap.next_seq(),
@@ -103,7 +114,15 @@ pub fn run(args: &StatArgs) -> CmdResult {
                 (Some(f), Some(l)) => writeln!(out, "records         {} (seq {f} ..= {l})", snap.len())?,
                 _ => writeln!(out, "records         0 (next seq {})", snap.next_seq())?,
             }
-            writeln!(out, "bytes           {} of records, {} on disk", human_bytes(frame_bytes), human_bytes(file_bytes))?;
+            writeln!(
+                out,
+                "bytes           {} of records, {} on disk ({} in segments, {} in {})",
+                human_bytes(frame_bytes),
+                human_bytes(file_bytes + spare_bytes),
+                human_bytes(file_bytes),
+                human_bytes(spare_bytes),
+                crate::util::count(spares.len() as u64, "spare file")
+            )?;
             if let (Some(f), Some(t)) = (first, first_time) {
                 writeln!(out, "first           seq {f} at {}", format_time(t))?;
             }
