@@ -369,17 +369,7 @@ fn tail_follow_prints_records_another_process_appends() {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("varve tail -f did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_for_exit(&mut child, Duration::from_secs(30), "varve tail -f did not finish");
     assert!(status.success());
     let lines = reader.join().unwrap();
     assert_eq!(lines.len() as u64, n + 1);
@@ -525,16 +515,22 @@ fn tail_follow_exits_when_its_reader_goes_away_on_an_idle_log() {
         assert!(!line.is_empty(), "tail printed fewer than 2 records");
     }
     drop(out);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
+    let status = wait_for_exit(&mut child, Duration::from_secs(5), "varve tail -f kept running after its reader went away");
+    assert!(status.success(), "{status:?}");
+}
+
+/// Waits up to `limit` for `child` to exit; kills it and fails with `what`
+/// if it does not.
+fn wait_for_exit(child: &mut std::process::Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
         if let Some(s) = child.try_wait().unwrap() {
-            break s;
+            return s;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("varve tail -f kept running after its reader went away");
+            panic!("{what}");
         }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "{status:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
