@@ -154,15 +154,10 @@ impl Shared {
     pub(crate) fn sync_all(&self) -> Result<()> {
         self.check_poison()?;
         let _g = lock(&self.sync_lock);
-        self.sync_locked()
-    }
-
-    /// [`Shared::sync_all`] with the sync lock held.
-    fn sync_locked(&self) -> Result<()> {
-        // Under the lock: a sync that failed while this one waited poisoned
-        // the writer, and must not be followed by one that finds nothing
-        // left to flush (the failed call already cleared `dir_dirty` and
-        // moved `synced_end`) and declares everything durable.
+        // Again under the lock: a sync that failed while this one waited
+        // poisoned the writer, and must not be followed by one that finds
+        // nothing left to flush (the failed call already cleared `dir_dirty`
+        // and moved `synced_end`) and declares everything durable.
         self.check_poison()?;
         let started = std::time::Instant::now();
         let state = self.state.load();

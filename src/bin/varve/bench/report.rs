@@ -113,8 +113,8 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
         &mut o,
         &format!("sustained append, writer alone (median of {})", r.append_rounds.len()),
         rate(&r.append),
-        format!("File+BufWriter, growing file {}", rps(median_rate(&r.floor))),
-        ratio(r.append.per_sec(), median_rate(&r.floor)),
+        format!("File+BufWriter, growing file {}", rps(super::median(&r.floor).per_sec())),
+        ratio(r.append.per_sec(), super::median(&r.floor).per_sec()),
     );
     for (i, (a, f)) in r.append_rounds.iter().zip(&r.floor).enumerate() {
         row(
@@ -305,13 +305,6 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
         r.open_report.duration.as_secs_f64() * 1e3
     );
     o
-}
-
-/// Records per second of the median of `rounds` (0 if there are none).
-fn median_rate(rounds: &[Rate]) -> f64 {
-    let mut v: Vec<f64> = rounds.iter().map(Rate::per_sec).collect();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn lat_json(l: &Lat) -> Value {
