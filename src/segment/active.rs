@@ -76,6 +76,9 @@ pub(crate) struct ActiveSegment {
     /// that the first sync covers the header page too.
     pub(crate) synced_end: AtomicU64,
     pub(crate) index: LiveIndex,
+    /// `format::frames_limit` of the mapping's length, computed once: the
+    /// writer compares against it on every append.
+    frames_limit: u64,
 }
 
 impl std::fmt::Debug for ActiveSegment {
@@ -87,13 +90,15 @@ impl std::fmt::Debug for ActiveSegment {
 impl ActiveSegment {
     pub(crate) fn new(path: PathBuf, file: File, map: Arc<LiveMap>, base_seq: u64) -> ActiveSegment {
         let index = LiveIndex::new(map.len());
-        ActiveSegment { path, file, map, base_seq, synced_end: AtomicU64::new(0), index }
+        let frames_limit = crate::format::frames_limit(map.len());
+        ActiveSegment { path, file, map, base_seq, synced_end: AtomicU64::new(0), index, frames_limit }
     }
 
     /// Frames may extend up to here: the preallocated length less the room
     /// kept for footer, index and trailer, so sealing never grows the file.
+    #[inline]
     pub(crate) fn capacity(&self) -> u64 {
-        crate::format::frames_limit(self.map.len())
+        self.frames_limit
     }
 
     /// `(count, end)` of what is published.
