@@ -309,8 +309,14 @@ impl MapWriter {
     /// Writes the segment header at the start of the page. Only possible
     /// while the map is not yet shared with anyone (panics otherwise).
     pub(crate) fn write_header(&mut self, header: &[u8]) {
+        // The populator count first, then the holds: a populator's count
+        // rises before its hold and falls after it, and none can be made
+        // now (that needs this `MapWriter`), so a count read first bounds
+        // the holds read after it. Read the other way round, a populator
+        // dropped between the two reads looks like a foreign holder.
+        let populators = self.populators.load(std::sync::atomic::Ordering::SeqCst);
         let others = Arc::strong_count(&self.map) - 1;
-        assert!(others <= self.populators.load(std::sync::atomic::Ordering::SeqCst) && header.len() as u64 <= LIVE_COMMITTED_OFFSET);
+        assert!(others <= populators && header.len() as u64 <= LIVE_COMMITTED_OFFSET);
         // SAFETY: the map is not shared with anyone who reads it (every other
         // holder is a `Populator`, which only faults pages in, and we hold
         // `&mut`), so nobody can read these bytes; the header ends before the
