@@ -310,6 +310,7 @@ fn spare_number(path: &Path) -> Option<u64> {
 /// other failure poisons the writer.
 fn sealer(shared: Arc<Shared>, jobs: Receiver<Option<Arc<ActiveSegment>>>, mut prev_digest: [u8; 32]) {
     let mut waiting = std::collections::VecDeque::new();
+    let mut cached = CachedSealed::new(shared.opts.cached_sealed_segments);
     loop {
         // Wait for a job, or (with a seal to retry) at most `SEAL_RETRY`.
         let received =
@@ -337,6 +338,7 @@ fn sealer(shared: Arc<Shared>, jobs: Receiver<Option<Arc<ActiveSegment>>>, mut p
                         "sealed segment"
                     );
                     publish_sealed(&shared, &seg, sealed);
+                    cached.sealed(seg.path.clone());
                 }
                 Err(e) if e.is_out_of_space_before_footer() => {
                     tracing::warn!(segment = %seg.path.display(), error = %e, "no space to seal a segment; retrying later");
@@ -347,6 +349,38 @@ fn sealer(shared: Arc<Shared>, jobs: Receiver<Option<Arc<ActiveSegment>>>, mut p
                     waiting.clear();
                     break;
                 }
+            }
+        }
+    }
+}
+
+/// The newest sealed segments left in the page cache
+/// ([`crate::Options::cached_sealed_segments`]); older ones are dropped from it.
+struct CachedSealed {
+    keep: usize,
+    paths: std::collections::VecDeque<std::path::PathBuf>,
+}
+
+impl CachedSealed {
+    fn new(keep: usize) -> CachedSealed {
+        CachedSealed { keep, paths: std::collections::VecDeque::new() }
+    }
+
+    /// Notes a segment just sealed (synced: its pages are clean) and drops
+    /// those that fell out of the window from the page cache. Advice only:
+    /// no byte changes, a file already removed by retention is skipped, and
+    /// a failure costs nothing but the memory.
+    fn sealed(&mut self, path: std::path::PathBuf) {
+        if self.keep == usize::MAX {
+            return;
+        }
+        self.paths.push_back(path);
+        while self.paths.len() > self.keep {
+            let Some(old) = self.paths.pop_front() else { break };
+            let dropped = std::fs::File::open(&old)
+                .and_then(|f| rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).map_err(std::io::Error::from));
+            if let Err(e) = dropped {
+                tracing::debug!(segment = %old.display(), error = %e, "could not drop a sealed segment from the page cache");
             }
         }
     }
