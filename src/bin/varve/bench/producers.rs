@@ -35,8 +35,10 @@ enum Side {
     Mutex,
 }
 
-/// Visible appends: `records` in all, split over `threads`; durable ones
-/// for `budget` per side, in two runs of half of it each. Logs live in `dir` and are removed after each side.
+/// Visible appends: `records` in all, split over `threads` and over the
+/// turns of both sides in one log; durable ones for `budget` per side, in
+/// two runs of half of it each, each in a fresh log. Logs live in `dir`
+/// and are removed afterwards.
 pub fn compare(
     dir: &Path,
     segment_bytes: u64,
@@ -46,33 +48,26 @@ pub fn compare(
     records: u64,
     budget: Duration,
 ) -> Res<ProducerRow> {
+    if !durable {
+        return visible(dir, segment_bytes, payload_bytes, threads, records);
+    }
     let rate = |side: Side| -> Res<Rate> {
-        let path = dir.join(format!("producers-{threads}-{durable}-{}", side as u8));
+        let path = dir.join(format!("producers-{threads}-durable-{}", side as u8));
         // Durable sides sync by hand (policy Never) on zero-filled segments,
         // as the single-writer durable phase does, of at most 8 MiB: a side
         // appends a few MB, and zero-filling and syncing 64 MiB segments at
         // open and close took longer than the side itself.
-        let segment_bytes = if durable { segment_bytes.min(DURABLE_SEGMENT_BYTES) } else { segment_bytes };
-        let opts = Options::new().segment_bytes(segment_bytes).sync_policy(SyncPolicy::Never).zero_fill(durable);
+        let opts = Options::new().segment_bytes(segment_bytes.min(DURABLE_SEGMENT_BYTES)).sync_policy(SyncPolicy::Never).zero_fill(true);
         let log = Log::open(&path, opts)?;
         // Let the preparer finish the segments it prepares at open.
         std::thread::sleep(Duration::from_millis(100));
-        let r = if durable {
-            run_durable(&log, side, threads, payload_bytes, budget / 2)?
-        } else {
-            run_visible(&log, side, threads, payload_bytes, records)?
-        };
+        let r = run_durable(&log, side, threads, payload_bytes, budget / 2)?;
         drop(log);
         std::fs::remove_dir_all(&path)?;
         Ok(r)
     };
-    // A B B A (visible ones after a discarded warm-up), so that every run follows
-    // the removal of another run's log (memory just freed is cheaper to
-    // reuse on this VM than fresh memory) and neither side always runs
-    // first or last; each side's figure is the sum of its two runs.
-    if !durable {
-        rate(Side::Mutex)?;
-    }
+    // A B B A, so that neither side always runs first or last; each side's
+    // figure is the sum of its two runs.
     let a1 = rate(Side::Ingest)?;
     let b1 = rate(Side::Mutex)?;
     let b2 = rate(Side::Mutex)?;
@@ -80,9 +75,40 @@ pub fn compare(
     Ok(ProducerRow { threads, durable, ingest: a1.plus(&a2), mutex: b1.plus(&b2) })
 }
 
+/// Visible appends: both sides take turns appending into one log, in
+/// `TURNS` turns each (A B B A A B B A ...), so that they meet the same
+/// segments, page cache and memory; each side's figure sums its turns.
+/// (Separate fresh logs per side made the ratio swing 0.6-1.5x with the
+/// memory each side happened to get on this VM.)
+fn visible(dir: &Path, segment_bytes: u64, payload_bytes: usize, threads: usize, records: u64) -> Res<ProducerRow> {
+    const TURNS: u64 = 4;
+    let path = dir.join(format!("producers-{threads}-visible"));
+    let log = Log::open(&path, Options::new().segment_bytes(segment_bytes).sync_policy(SyncPolicy::Never))?;
+    std::thread::sleep(Duration::from_millis(100));
+    let per_turn = (records / TURNS / 2).max(threads as u64);
+    // A discarded warm-up turn first: thread start-up, first segments.
+    run_visible(&log, Side::Mutex, threads, payload_bytes, per_turn)?;
+    let mut ingest = Rate::new(0, payload_bytes, Duration::ZERO);
+    let mut mutex = ingest;
+    for turn in 0..TURNS {
+        let order = if turn % 2 == 0 { [Side::Ingest, Side::Mutex] } else { [Side::Mutex, Side::Ingest] };
+        for side in order {
+            let r = run_visible(&log, side, threads, payload_bytes, per_turn)?;
+            match side {
+                Side::Ingest => ingest = ingest.plus(&r),
+                Side::Mutex => mutex = mutex.plus(&r),
+            }
+        }
+    }
+    drop(log);
+    std::fs::remove_dir_all(&path)?;
+    Ok(ProducerRow { threads, durable: false, ingest, mutex })
+}
+
 fn run_visible(log: &Log, side: Side, threads: usize, payload_bytes: usize, records: u64) -> Res<Rate> {
     let per = records / threads as u64;
     let payload = vec![0x5Au8; payload_bytes];
+    let before = log.snapshot().len();
     let start = Instant::now();
     match side {
         Side::Ingest => {
@@ -113,7 +139,7 @@ fn run_visible(log: &Log, side: Side, threads: usize, payload_bytes: usize, reco
         }
     }
     let elapsed = start.elapsed();
-    let stored = log.snapshot().len();
+    let stored = log.snapshot().len() - before;
     if stored != per * threads as u64 {
         return Err(format!("{stored} records stored, {} appended", per * threads as u64).into());
     }
