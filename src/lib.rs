@@ -64,7 +64,10 @@ pub use crate::clock::Clock;
 pub use crate::error::{Error, Result};
 pub use crate::ingest::{Ingest, Ticket};
 pub use crate::log::{Log, LOCK_FILE_NAME};
-pub use crate::options::{Options, RecoveryMode, SyncPolicy, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SEGMENT_BYTES};
+pub use crate::options::{
+    Options, RecoveryMode, SyncPolicy, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SPARE_SEGMENTS,
+    SPARE_SEGMENTS_MAX,
+};
 pub use crate::range::{RangeIter, TimeRangeIter};
 pub use crate::read_only::{Batch, Follow, ReadOnlyLog};
 pub use crate::recovery::RecoveryReport;

@@ -24,18 +24,6 @@ use crate::writer::{Writer, WriterCore};
 /// Name of the lock file in a log directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
 
-/// Segments kept preallocated ahead of the writer, so a rotation never
-/// waits for a file to be created and allocated. For throughput logs their
-/// pages are populated after the hand-over, a bounded lead ahead of the
-/// writer (see `preparer`); page population is the dominant cost of a new
-/// segment (25-100 ms per 64 MiB on the development VM).
-const PREPARED_AHEAD: usize = 2;
-/// With [`Options::zero_fill`] one spare is kept ready instead: syncing
-/// writers fill segments far more slowly than the preparer makes them, and
-/// zero-filling a second spare right after open competed with the writer's
-/// first syncs for the disk.
-const PREPARED_AHEAD_ZERO_FILL: usize = 1;
-
 /// Work for the background threads. Preparing and sealing run on separate
 /// threads so that a slow seal (blake3 + fdatasync of a whole segment) never
 /// delays the next segment the writer is waiting for.
@@ -96,7 +84,12 @@ impl Log {
 
         let (prepare_jobs, prepare_rx) = unbounded();
         let (seal_jobs, seal_rx) = unbounded();
-        let ahead = if shared.opts.zero_fill_enabled() { PREPARED_AHEAD_ZERO_FILL } else { PREPARED_AHEAD };
+        // Spares are kept preallocated ahead of the writer (`Options::spare_segments`),
+        // so a rotation never waits for a file to be created and allocated.
+        // For throughput logs their pages are populated after the hand-over,
+        // a bounded lead ahead of the writer (see `preparer`): page population
+        // is the dominant cost of a new segment (25-100 ms per 64 MiB).
+        let ahead = shared.opts.spares();
         let (ready_tx, ready_rx) = bounded(ahead);
         let mut threads = Vec::new();
         let s = shared.clone();
@@ -291,7 +284,7 @@ fn preparer(shared: Arc<Shared>, stale: Vec<std::path::PathBuf>, jobs: Receiver<
 /// Bytes the preparer populates at a time ahead of the writer.
 const POPULATE_CHUNK_BYTES: u64 = 1 << 20;
 /// How far ahead of the writer's published end the preparer populates:
-/// within the last-level cache (48 MiB on the development VM), so the pages
+/// within the last-level cache (48 MiB on the machine measured), so the pages
 /// the writer reaches were zeroed recently; far enough that the writer
 /// rarely catches up (2 MiB measured clearly worse, 8-64 MiB alike within
 /// noise, 32 MiB best; docs/design.md).

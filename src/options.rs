@@ -57,6 +57,7 @@ pub struct Options {
     pub(crate) max_key_bytes: Option<usize>,
     pub(crate) prefault: bool,
     pub(crate) zero_fill: Option<bool>,
+    pub(crate) spare_segments: Option<usize>,
     pub(crate) clock: Clock,
     pub(crate) fs: Arc<dyn FileSystem>,
 }
@@ -65,6 +66,15 @@ pub struct Options {
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 /// Default payload limit: 16 MiB (less if the segment is smaller).
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 16 << 20;
+/// Spare segments kept ready by default: two, so a rotation never waits for
+/// a file to be created and allocated (with [`Options::zero_fill`], one:
+/// syncing writers fill segments far more slowly than they are made, and
+/// zero-filling a second spare right after open competed with the writer's
+/// first syncs for the disk).
+pub const DEFAULT_SPARE_SEGMENTS: usize = 2;
+/// Most spare segments [`Options::spare_segments`] accepts.
+pub const SPARE_SEGMENTS_MAX: usize = 8;
+
 /// Default key limit: 64 KiB − 1 (the frame stores key lengths as u16).
 pub const DEFAULT_MAX_KEY_BYTES: usize = u16::MAX as usize;
 
@@ -78,6 +88,7 @@ impl Default for Options {
             max_key_bytes: None,
             prefault: true,
             zero_fill: None,
+            spare_segments: None,
             clock: Clock::default(),
             fs: Arc::new(StdFs),
         }
@@ -142,6 +153,24 @@ impl Options {
         self
     }
 
+    /// How many segment files the background preparer keeps ready ahead of
+    /// the writer, each `segment_bytes` on disk (0 ..= [`SPARE_SEGMENTS_MAX`];
+    /// default [`DEFAULT_SPARE_SEGMENTS`], or 1 with [`Options::zero_fill`]).
+    /// With 0 the writer creates, allocates and (with
+    /// [`Options::prefault`]) populates each new segment itself when it
+    /// rotates, so the append that fills a segment waits for that: fewer
+    /// files and less memory for small logs, slower rotations.
+    pub fn spare_segments(mut self, count: usize) -> Self {
+        self.spare_segments = Some(count);
+        self
+    }
+
+    /// The spare segments in force.
+    pub(crate) fn spares(&self) -> usize {
+        let default = if self.zero_fill_enabled() { 1 } else { DEFAULT_SPARE_SEGMENTS };
+        self.spare_segments.unwrap_or(default)
+    }
+
     /// Whether new segments are zero-filled and synced before use.
     pub(crate) fn zero_fill_enabled(&self) -> bool {
         self.zero_fill.unwrap_or(self.sync_policy != SyncPolicy::Never)
@@ -195,6 +224,9 @@ impl Options {
                 "a record of max_payload_bytes + max_key_bytes ({frame_max} bytes framed) does not fit in a {} byte segment",
                 self.segment_bytes
             ));
+        }
+        if self.spares() > SPARE_SEGMENTS_MAX {
+            return bad(format!("spare_segments {} exceeds {SPARE_SEGMENTS_MAX}", self.spares()));
         }
         if let SyncPolicy::Background { interval, bytes } = self.sync_policy {
             if interval.is_zero() || bytes == Some(0) {

@@ -317,31 +317,30 @@ impl Writer {
         let inner = self.inner.clone();
         let shared = &inner.shared;
         let core = self.core();
-        let prepared = match core.ready.recv() {
-            Ok(Ok(p)) => p,
-            Ok(Err(_stale)) => {
-                // That spare failed when it was prepared, perhaps long ago, and
-                // the disk may have room again: prepare one here, now. If this
-                // fails too, nothing changed and the caller may retry (e.g.
-                // after freeing space) without meeting the stale error again.
-                let path = shared.dir.join(format!("writer-{}{PREALLOC_SUFFIX}", core.seg.base_seq + core.st.count));
-                match preallocate(shared.fs(), &path, &shared.opts) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        inner.submit(Job::Prepare);
-                        return Err(e);
-                    }
+        let next_seq = core.seg.base_seq + core.st.count;
+        let spares = shared.opts.spares() > 0;
+        let prepared = if !spares {
+            // `Options::spare_segments(0)`: the writer prepares each segment itself.
+            prepare_here(&inner, next_seq, false)?
+        } else {
+            match core.ready.recv() {
+                Ok(Ok(p)) => p,
+                // That spare failed when it was prepared, perhaps long ago,
+                // and the disk may have room again: prepare one here, now.
+                Ok(Err(_stale)) => prepare_here(&inner, next_seq, true)?,
+                Err(_) => {
+                    let stopped = std::io::Error::other("segment worker stopped");
+                    return Err(shared.poison_with(Error::io("preallocate", &shared.dir, stopped)));
                 }
             }
-            Err(_) => {
-                return Err(shared.poison_with(Error::io("preallocate", &shared.dir, std::io::Error::other("segment worker stopped"))))
-            }
         };
-        let base = core.seg.base_seq + core.st.count;
+        let base = next_seq;
         let (seg, map) = activate(shared.fs(), &shared.dir, prepared, base).map_err(|e| shared.poison_with(e))?;
         shared.dir_dirty.store(true, std::sync::atomic::Ordering::Release);
         let old = core.install(shared, seg, map);
-        inner.submit(Job::Prepare);
+        if spares {
+            inner.submit(Job::Prepare);
+        }
         inner.submit(Job::Seal(old));
         shared.counters.rotated();
         tracing::debug!(base_seq = base, took_us = started.elapsed().as_micros() as u64, "rotated to a new segment");
@@ -366,6 +365,21 @@ impl Writer {
             SyncPolicy::Background { bytes: None, .. } => Ok(()),
         }
     }
+}
+
+/// Prepares the next segment on the writer's thread, at a rotation that
+/// found no spare. If this fails, nothing changed and the caller may retry
+/// (e.g. after freeing space); with spares, the preparer is asked for a new
+/// one in place of the one that failed.
+#[cold]
+fn prepare_here(inner: &LogInner, next_seq: u64, spares: bool) -> Result<Prepared> {
+    let shared = &inner.shared;
+    let path = shared.dir.join(format!("writer-{next_seq}{PREALLOC_SUFFIX}"));
+    preallocate(shared.fs(), &path, &shared.opts).inspect_err(|_| {
+        if spares {
+            inner.submit(Job::Prepare);
+        }
+    })
 }
 
 impl Drop for Writer {
