@@ -97,41 +97,48 @@ impl Default for Options {
 
 impl Options {
     /// The defaults: 64 MiB segments, [`SyncPolicy::Never`], tolerant recovery.
+    #[must_use]
     pub fn new() -> Options {
         Options::default()
     }
 
     /// Size of each segment file while active (64 KiB ..= 2 GiB, a multiple of 4 KiB).
+    #[must_use]
     pub fn segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes;
         self
     }
 
     /// Who syncs and when.
+    #[must_use]
     pub fn sync_policy(mut self, policy: SyncPolicy) -> Self {
         self.sync_policy = policy;
         self
     }
 
     /// What opening does with damage.
+    #[must_use]
     pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
         self.recovery_mode = mode;
         self
     }
 
     /// Largest payload accepted by an append.
+    #[must_use]
     pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
         self.max_payload_bytes = Some(bytes);
         self
     }
 
     /// Largest key accepted by an append (at most 65 535).
+    #[must_use]
     pub fn max_key_bytes(mut self, bytes: usize) -> Self {
         self.max_key_bytes = Some(bytes);
         self
     }
 
     /// Whether new segments are pre-faulted in the background (default on).
+    #[must_use]
     pub fn prefault(mut self, on: bool) -> Self {
         self.prefault = on;
         self
@@ -148,6 +155,7 @@ impl Options {
     /// more background work per 64 MiB segment. Default: on unless the sync
     /// policy is [`SyncPolicy::Never`]; turn it on when calling
     /// [`crate::Writer::sync`] yourself under `Never`.
+    #[must_use]
     pub fn zero_fill(mut self, on: bool) -> Self {
         self.zero_fill = Some(on);
         self
@@ -160,6 +168,7 @@ impl Options {
     /// [`Options::prefault`]) populates each new segment itself when it
     /// rotates, so the append that fills a segment waits for that: fewer
     /// files and less memory for small logs, slower rotations.
+    #[must_use]
     pub fn spare_segments(mut self, count: usize) -> Self {
         self.spare_segments = Some(count);
         self
@@ -177,12 +186,14 @@ impl Options {
     }
 
     /// The clock for appends that carry no timestamp (default [`Clock::Tsc`]).
+    #[must_use]
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
     }
 
     /// The file system under all I/O (tests inject faults through it).
+    #[must_use]
     pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
         self.fs = fs;
         self
@@ -209,7 +220,7 @@ impl Options {
 
     pub(crate) fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidOptions(m));
-        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) || self.segment_bytes % 4096 != 0 {
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) || !self.segment_bytes.is_multiple_of(4096) {
             return bad(format!(
                 "segment_bytes {} must be a multiple of 4096 between {SEGMENT_BYTES_MIN} and {SEGMENT_BYTES_MAX}",
                 self.segment_bytes

@@ -1,6 +1,7 @@
 //! The single writer: appends, batches, rotation, sync.
 
 use std::ops::Range;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
 use zerocopy::little_endian::{U16, U32, U64};
@@ -28,6 +29,7 @@ use crate::sync::Arc;
 /// assert_eq!(e.payload_len(), 7);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[must_use = "an entry does nothing until it is appended"]
 pub struct Entry<'a> {
     pub(crate) payload: &'a [u8],
     pub(crate) key: &'a [u8],
@@ -53,6 +55,14 @@ impl<'a> Entry<'a> {
         self
     }
 
+    /// Sets the timestamp from a [`SystemTime`], to the microsecond, instead
+    /// of now. A time before the Unix epoch is stored as the epoch (records
+    /// hold unsigned microseconds); [`crate::Record::time`] reads it back.
+    pub fn time(self, time: SystemTime) -> Self {
+        let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        self.timestamp(u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX))
+    }
+
     /// Marks the record as a tombstone for its key.
     pub fn tombstone(mut self) -> Self {
         self.tombstone = true;
@@ -60,6 +70,7 @@ impl<'a> Entry<'a> {
     }
 
     /// Payload length in bytes.
+    #[must_use]
     pub fn payload_len(&self) -> usize {
         self.payload.len()
     }
@@ -221,17 +232,32 @@ impl Writer {
     }
 
     /// The seq the next append will get.
+    #[must_use]
     pub fn next_seq(&self) -> u64 {
         self.core.as_ref().map_or(0, |c| c.seg.base_seq + c.st.count)
     }
 
     /// Appends one payload with no key and the current time; returns its seq.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PayloadTooLarge`] or [`Error::KeyTooLarge`] past the limits in [`crate::Options`];
+    /// [`Error::Poisoned`] once an I/O error has poisoned the writer; [`Error::Io`] if the next
+    /// segment cannot be prepared (e.g. the disk is full: nothing was appended, and appends succeed
+    /// again once there is room).
     #[inline]
     pub fn append(&mut self, payload: &[u8]) -> Result<u64> {
         self.append_entry(Entry::new(payload))
     }
 
     /// Appends one record; returns its seq.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PayloadTooLarge`] or [`Error::KeyTooLarge`] past the limits in [`crate::Options`];
+    /// [`Error::Poisoned`] once an I/O error has poisoned the writer; [`Error::Io`] if the next
+    /// segment cannot be prepared (e.g. the disk is full: nothing was appended, and appends succeed
+    /// again once there is room).
     pub fn append_entry(&mut self, entry: Entry<'_>) -> Result<u64> {
         self.inner.shared.check_poison()?;
         let padded = self.framed_len(&entry)?;
@@ -247,6 +273,11 @@ impl Writer {
     /// Appends records as one batch: readers see all of them or none, and
     /// recovery keeps all of them or none. The batch must fit in one segment.
     /// Returns the seqs assigned. Records without a timestamp share one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BatchTooLarge`] if the batch does not fit in one segment; otherwise as
+    /// [`Writer::append`]. On error no record of the batch was appended.
     pub fn append_batch<'e, I>(&mut self, entries: I) -> Result<Range<u64>>
     where
         I: IntoIterator,
@@ -280,6 +311,10 @@ impl Writer {
     /// Makes everything appended so far durable (msync of the dirty range,
     /// then the directory if a segment was created). A failure poisons the
     /// writer: the sync is never retried, reopen the log to recover.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`], holding the I/O error, if this sync or an earlier one failed.
     pub fn sync(&mut self) -> Result<()> {
         self.inner.shared.sync_all()?;
         self.core().unsynced_bytes = 0;
