@@ -2,8 +2,9 @@
 //!
 //! Every operation the engine performs on files and directories goes through
 //! [`FileSystem`]. The default methods do the real thing, so [`StdFs`] is empty
-//! and a test double overrides only what it needs: [`FaultFs`] fails chosen
-//! operations to prove that the engine poisons, reports and recovers.
+//! and a test double overrides only what it needs (the tests use one that
+//! fails chosen operations to prove that the engine poisons, reports and
+//! recovers).
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -136,7 +137,8 @@ pub struct StdFs;
 
 impl FileSystem for StdFs {}
 
-/// The operations [`FaultFs`] can fail.
+/// The operations [`FaultFs`] can fail (a test double; see its note).
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Op {
@@ -170,6 +172,11 @@ struct Rule {
 
 /// A [`FileSystem`] over the real one that fails chosen operations, for
 /// fault-injection tests. Rules are checked in the order they were added.
+//
+// Hidden rather than behind a `testing` feature: the integration tests that
+// use it would each need `required-features`, and a plain `cargo test` would
+// then skip them without a word. It is a test double, not part of the API.
+#[doc(hidden)]
 #[derive(Debug, Default)]
 pub struct FaultFs {
     rules: Mutex<Vec<Rule>>,

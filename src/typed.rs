@@ -97,6 +97,7 @@ impl Writer {
 }
 
 #[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use self::codec::{Codec, Json};
 
 #[cfg(feature = "serde")]
@@ -127,6 +128,7 @@ mod codec {
     /// assert_eq!((id.as_str(), qty), ("order-17", 250));
     /// # Ok::<(), varvelog::Error>(())
     /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
     pub trait Codec {
         /// Appends the encoding of `value` to `out`.
         ///
@@ -144,6 +146,7 @@ mod codec {
 
     /// JSON through `serde_json`: readable by `varve dump` and every tool.
     #[derive(Clone, Copy, Debug, Default)]
+    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
     pub struct Json;
 
     impl Codec for Json {
@@ -167,6 +170,7 @@ mod codec {
         /// # Errors
         ///
         /// [`Error::Codec`] if encoding fails; otherwise as [`Writer::append`].
+        #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
         pub fn append_serde<C: Codec, T: Serialize + ?Sized>(&mut self, codec: &C, value: &T) -> Result<u64> {
             self.append_serde_with(codec, value, b"", None)
         }
@@ -177,6 +181,7 @@ mod codec {
         /// # Errors
         ///
         /// [`Error::Codec`] if encoding fails; otherwise as [`Writer::append_entry`].
+        #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
         pub fn append_serde_with<C, T>(&mut self, codec: &C, value: &T, key: &[u8], timestamp_us: Option<u64>) -> Result<u64>
         where
             C: Codec,
@@ -205,6 +210,7 @@ mod codec {
         /// # Errors
         ///
         /// [`Error::Codec`] if the payload is not a valid encoding of `T`.
+        #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
         pub fn decode<C: Codec, T: Deserialize<'a>>(&self, codec: &C) -> Result<T> {
             codec.decode(self.payload())
         }

@@ -146,9 +146,8 @@ fn seq_ranges_walk_from_both_ends_without_repeats() {
     let n = 2_000u64;
     let log = model_log(dir.path(), n);
     let snap = log.snapshot();
-    let seqs = |it: &mut dyn Iterator<Item = varvelog::Result<varvelog::Record<'_>>>| -> Vec<u64> {
-        it.map(|r| r.unwrap().seq()).collect()
-    };
+    let seqs =
+        |it: &mut dyn Iterator<Item = varvelog::Result<varvelog::Record<'_>>>| -> Vec<u64> { it.map(|r| r.unwrap().seq()).collect() };
 
     for (lo, hi) in [(0, n), (10, 20), (150, 1_850), (1_990, 9_999)] {
         let want: Vec<u64> = (lo..hi.min(n)).rev().collect();
@@ -158,11 +157,8 @@ fn seq_ranges_walk_from_both_ends_without_repeats() {
 
     let mut it = snap.range(100..1_100);
     let (mut front, mut back) = (Vec::new(), Vec::new());
-    loop {
-        match it.next() {
-            Some(r) => front.push(r.unwrap().seq()),
-            None => break,
-        }
+    while let Some(r) = it.next() {
+        front.push(r.unwrap().seq());
         match it.next_back() {
             Some(r) => back.push(r.unwrap().seq()),
             None => break,

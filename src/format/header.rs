@@ -54,6 +54,7 @@ pub enum HeaderError {
 impl SegmentHeader {
     /// A new header with its checksum filled in.
     #[must_use]
+    #[doc(hidden)] // the engine's encoder, not for users
     pub fn new(base_seq: u64, created_us: u64, capacity: u64) -> Self {
         let mut h = SegmentHeader {
             magic: SEGMENT_MAGIC,

@@ -1,17 +1,35 @@
 //! Bytes on disk: every constant, struct and check of the segment format.
 //!
+//! **Not a stable API.** This module is public so that tools and tests can
+//! read segment files byte by byte; its items may change in any release,
+//! whatever the crate's version says. What is stable is the format itself:
+//! each segment names its version, and a build meets an unknown one with
+//! [`crate::Error::UnsupportedVersion`]. The encoders the engine writes
+//! with are hidden from these docs.
+//!
 //! All integers are little-endian. All structs here are `zerocopy` views with
 //! alignment 1, so they can be read in place from any byte offset of a mapping.
-//! The byte diagrams live in `docs/format.md`; this module is the single source
-//! of truth for the numbers, and the `const` assertions below keep the two in step.
+//! This module is the single source of truth for the numbers, and `const`
+//! assertions keep them in step with the specification below (`docs/format.md`
+//! in the repository).
+//!
+//! [multi_process.md]: crate::docs::multi_process
+#![doc = include_str!("../../docs/format.md")]
 
 mod footer;
 mod frame;
 mod header;
 
-pub use footer::{decode_footer, encode_footer, FooterError, FooterHeader, IndexEntry, Trailer};
-pub use frame::{decode_frame, frame_crc, frame_crc_in_place, DecodedFrame, FrameError, FrameHeader};
+pub use footer::{decode_footer, FooterError, FooterHeader, IndexEntry, Trailer};
+pub use frame::{decode_frame, DecodedFrame, FrameError, FrameHeader};
 pub use header::{HeaderError, SegmentHeader};
+
+// The engine's encoders: public for the tests that craft segment files, not
+// for users (a user writes through `Writer`).
+#[doc(hidden)]
+pub use footer::encode_footer;
+#[doc(hidden)]
+pub use frame::{frame_crc, frame_crc_in_place};
 
 /// The format version this build writes and the only one it reads.
 pub const FORMAT_VERSION: u16 = 2;
