@@ -768,7 +768,10 @@ impl Follow {
 }
 
 /// Records a [`Follow`] can yield now, from [`Follow::wait`]. Borrowed from
-/// the mappings, like every [`Record`].
+/// the mappings, like every [`Record`]. Its [`Iterator::size_hint`] is
+/// exact, as for [`crate::Iter`] (and for the same reason it is not an
+/// [`ExactSizeIterator`]).
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct Batch<'a> {
     iter: Iter<'a>,
     next: &'a mut u64,
@@ -783,6 +786,10 @@ impl<'a> Iterator for Batch<'a> {
             *self.next = r.seq() + 1;
         }
         Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.iter.size_hint()
     }
 }
 

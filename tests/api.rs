@@ -212,3 +212,19 @@ fn timestamps_convert_to_and_from_system_time() {
     let skew = SystemTime::now().duration_since(now).unwrap_or_else(|e| e.duration());
     assert!(skew < Duration::from_secs(60), "a record appended now is {skew:?} away from now");
 }
+
+#[test]
+fn a_followers_batch_reports_exactly_how_many_records_it_holds() {
+    // Goal: Batch::size_hint is exact, as Iter's is. Method: a read-only
+    // follower polls a log of known length, from the start and part way.
+    let dir = tempfile::tempdir().unwrap();
+    let log = model_log(dir.path(), 500);
+    let reader = varvelog::ReadOnlyLog::open(dir.path()).unwrap();
+    let mut follow = reader.follow_from(0);
+    let mut batch = follow.poll().unwrap();
+    assert_eq!(batch.size_hint(), (500, Some(500)));
+    batch.by_ref().take(120).for_each(|r| drop(r.unwrap()));
+    assert_eq!(batch.size_hint(), (380, Some(380)));
+    assert_eq!(batch.count(), 380);
+    drop(log);
+}
