@@ -46,6 +46,7 @@ thread_local! {
 impl Clock {
     /// Microseconds since the Unix epoch.
     #[inline]
+    #[must_use]
     pub fn now_us(self) -> u64 {
         match self {
             Clock::Tsc => tsc_now_us(),
@@ -113,7 +114,7 @@ mod tests {
             let after = Clock::Realtime.now_us();
             assert!(tsc + 1000 >= before && tsc <= after + 1000, "tsc {tsc} outside {before}..{after}");
             n += 1;
-            if n % 1000 == 0 {
+            if n.is_multiple_of(1000) {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }

@@ -162,11 +162,13 @@ impl Error {
     }
 
     /// True for the variants that mean stored bytes are damaged.
+    #[must_use]
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::ChecksumMismatch { .. } | Error::Corrupt { .. })
     }
 
     /// The segment file and offset of a corruption, if this is one.
+    #[must_use]
     pub fn corruption_location(&self) -> Option<(&std::path::Path, u64)> {
         match self {
             Error::ChecksumMismatch { path, offset, .. } | Error::Corrupt { path, offset, .. } => Some((path, *offset)),

@@ -2,8 +2,9 @@
 //!
 //! Every operation the engine performs on files and directories goes through
 //! [`FileSystem`]. The default methods do the real thing, so [`StdFs`] is empty
-//! and a test double overrides only what it needs: [`FaultFs`] fails chosen
-//! operations to prove that the engine poisons, reports and recovers.
+//! and a test double overrides only what it needs (the tests use one that
+//! fails chosen operations to prove that the engine poisons, reports and
+//! recovers).
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -18,10 +19,18 @@ use memmap2::MmapRaw;
 /// File-system operations the engine uses. Every method has a working default.
 pub trait FileSystem: Send + Sync + fmt::Debug {
     /// Creates `dir` and its parents.
+    ///
+    /// # Errors
+    ///
+    /// The OS error.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)
     }
     /// Names of the entries of `dir`.
+    ///
+    /// # Errors
+    ///
+    /// The OS error.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
         for entry in std::fs::read_dir(dir)? {
@@ -30,47 +39,91 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
         Ok(names)
     }
     /// Creates a new file for reading and writing; fails if it exists.
+    ///
+    /// # Errors
+    ///
+    /// The OS error; `AlreadyExists` if the file exists.
     fn create(&self, path: &Path) -> io::Result<File> {
         OpenOptions::new().read(true).write(true).create_new(true).open(path)
     }
     /// Opens an existing file.
+    ///
+    /// # Errors
+    ///
+    /// The OS error.
     fn open(&self, path: &Path, writable: bool) -> io::Result<File> {
         OpenOptions::new().read(true).write(writable).open(path)
     }
     /// Reserves `len` bytes of disk for `file` (fallocate), growing it.
+    ///
+    /// # Errors
+    ///
+    /// The OS error; `StorageFull` (ENOSPC) if the disk has no room.
     fn allocate(&self, file: &File, len: u64) -> io::Result<()> {
         rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len).map_err(io::Error::from)
     }
     /// Sets the file's length (truncating or extending with zeros).
+    ///
+    /// # Errors
+    ///
+    /// The OS error.
     fn set_len(&self, file: &File, len: u64) -> io::Result<()> {
         file.set_len(len)
     }
     /// Writes all of `buf` at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// The OS error.
     fn write_at(&self, file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
         file.write_all_at(buf, offset)
     }
     /// Makes the file's data (and the metadata needed to read it) durable.
+    ///
+    /// # Errors
+    ///
+    /// The OS error.
     fn sync_file(&self, file: &File) -> io::Result<()> {
         rustix::fs::fdatasync(file).map_err(io::Error::from)
     }
     /// Makes `len` bytes of a shared writable mapping durable from `offset` (msync).
+    ///
+    /// # Errors
+    ///
+    /// The OS error.
     fn sync_map(&self, map: &MmapRaw, offset: usize, len: usize) -> io::Result<()> {
         map.flush_range(offset, len)
     }
     /// Makes the directory's entries (creations, renames, removals) durable.
+    ///
+    /// # Errors
+    ///
+    /// The OS error.
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
     /// Renames a file.
+    ///
+    /// # Errors
+    ///
+    /// The OS error.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         std::fs::rename(from, to)
     }
     /// Removes a file.
+    ///
+    /// # Errors
+    ///
+    /// The OS error.
     fn remove(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
     }
     /// Opens (creating if needed) `path` and takes an exclusive, non-blocking
     /// advisory lock on it; the lock lives as long as the returned file.
+    ///
+    /// # Errors
+    ///
+    /// The OS error; `WouldBlock` if another process holds the lock.
     fn lock(&self, path: &Path) -> io::Result<File> {
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(io::Error::from)?;
@@ -84,7 +137,8 @@ pub struct StdFs;
 
 impl FileSystem for StdFs {}
 
-/// The operations [`FaultFs`] can fail.
+/// The operations [`FaultFs`] can fail (a test double; see its note).
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Op {
@@ -118,6 +172,11 @@ struct Rule {
 
 /// A [`FileSystem`] over the real one that fails chosen operations, for
 /// fault-injection tests. Rules are checked in the order they were added.
+//
+// Hidden rather than behind a `testing` feature: the integration tests that
+// use it would each need `required-features`, and a plain `cargo test` would
+// then skip them without a word. It is a test double, not part of the API.
+#[doc(hidden)]
 #[derive(Debug, Default)]
 pub struct FaultFs {
     rules: Mutex<Vec<Rule>>,
@@ -126,6 +185,7 @@ pub struct FaultFs {
 
 impl FaultFs {
     /// A file system with no faults armed.
+    #[must_use]
     pub fn new() -> FaultFs {
         FaultFs::default()
     }

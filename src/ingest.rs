@@ -85,6 +85,11 @@ pub struct Ticket {
 
 impl Ticket {
     /// The record's seq once appended (and synced, for a durable submit).
+    ///
+    /// # Errors
+    ///
+    /// The append's error (see [`Ingest::append`]), the sync's for a durable submit, or
+    /// [`Error::IngestClosed`] if the handle was closed first.
     pub fn wait(self) -> Result<u64> {
         let Ticket { answer, durable } = self;
         let seq = answer.unwrap_or(Err(Error::IngestClosed))?;
@@ -110,11 +115,19 @@ impl Ticket {
 impl Ingest {
     /// Appends `payload` (no key, the log's clock); returns its seq once
     /// readers can see it.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Writer::append`], and [`Error::IngestClosed`] after [`Ingest::close`].
     pub fn append(&self, payload: &[u8]) -> Result<u64> {
         self.append_entry(Entry::new(payload))
     }
 
     /// Appends one record; returns its seq once readers can see it.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Writer::append_entry`], and [`Error::IngestClosed`] after [`Ingest::close`].
     pub fn append_entry(&self, entry: Entry<'_>) -> Result<u64> {
         let entry = self.inner.prepare(entry);
         match self.inner.writer.lock().as_mut() {
@@ -125,11 +138,20 @@ impl Ingest {
 
     /// Appends `payload` and returns its seq only once it is durable (a sync
     /// covers it; concurrent durable appends share syncs).
+    ///
+    /// # Errors
+    ///
+    /// As [`Ingest::append`], and [`Error::Poisoned`] if the sync that would cover the record fails
+    /// (the failure poisons the writer).
     pub fn append_durable(&self, payload: &[u8]) -> Result<u64> {
         self.append_entry_durable(Entry::new(payload))
     }
 
     /// [`Ingest::append_durable`] for a full entry.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ingest::append_durable`].
     pub fn append_entry_durable(&self, entry: Entry<'_>) -> Result<u64> {
         let seq = self.append_entry(entry)?;
         self.inner.log.shared().sync_through(seq)?;
@@ -138,6 +160,10 @@ impl Ingest {
 
     /// Appends one record and returns a [`Ticket`] for its seq. The record
     /// is visible when this returns; an error shows when the ticket is read.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IngestClosed`] after [`Ingest::close`]; other failures come from [`Ticket::wait`].
     pub fn submit(&self, entry: Entry<'_>) -> Result<Ticket> {
         Ok(Ticket { answer: Some(self.append_entry(entry)), durable: None })
     }
@@ -145,12 +171,20 @@ impl Ingest {
     /// [`Ingest::submit`], whose ticket answers once the record is durable.
     /// One producer can submit many records and wait on the last ticket
     /// only: the sync that covers it covers every record before it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IngestClosed`] after [`Ingest::close`]; other failures come from [`Ticket::wait`].
     pub fn submit_durable(&self, entry: Entry<'_>) -> Result<Ticket> {
         Ok(Ticket { answer: Some(self.append_entry(entry)), durable: Some(self.inner.log.clone()) })
     }
 
     /// Closes the handle for every clone: later appends fail with
     /// [`Error::IngestClosed`] and the writer returns to the log.
+    /// [`Error::Poisoned`] if an I/O error poisoned the writer.
+    ///
+    /// # Errors
+    ///
     /// [`Error::Poisoned`] if an I/O error poisoned the writer.
     pub fn close(self) -> Result<()> {
         drop(self.inner.writer.lock().take());
@@ -172,6 +206,10 @@ impl Handle {
 impl Log {
     /// A handle for appending from many threads: takes the log's writer
     /// ([`Error::WriterBusy`] if it is out) and shares it. See [`Ingest`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WriterBusy`] if the log's writer (or another `Ingest`) is out.
     pub fn ingest(&self) -> Result<Ingest> {
         let writer = self.writer()?;
         Ok(Ingest { inner: Arc::new(Handle { writer: Mutex::new(Some(writer)), log: self.clone() }) })

@@ -27,17 +27,41 @@
 //! # Ok(()) }
 //! ```
 //!
-//! See `docs/design.md` for the architecture and `docs/format.md` for the
-//! bytes on disk.
+//! Reading a log from other processes, and what makes it safe:
+//! [`docs::multi_process`]. The bytes on disk: [`format`](mod@format).
+//!
+//! # Features
+//!
+//! * `serde`: append and read serde values through a `Codec` (`Json`
+//!   built in); see [`typed`].
+//! * `cli`: the `varve` command-line tool (`cargo install varvelog --features cli`);
+//!   nothing the library needs.
+//!
+//! # Platform
+//!
+//! Linux. The engine maps files `MAP_SHARED`, reserves them with
+//! `fallocate`, faults pages in ahead of the writer with
+//! `MADV_POPULATE_WRITE` (Linux 5.14; older kernels fault them in on first
+//! write), and lets the writer skip a CPU fence per append through
+//! `membarrier(2)` (full fences if it is refused). `varve stat` names the
+//! writing process from `/proc/locks`. Other Unixes lack some of these and
+//! are not tested.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
+// Every fallible public function says when it fails; builders and pure
+// getters are `#[must_use]`.
+#![warn(clippy::missing_errors_doc, clippy::return_self_not_must_use, clippy::must_use_candidate)]
+// Allowed in Cargo.toml for the binary's sake only.
+#![warn(clippy::manual_is_multiple_of)]
 
 #[cfg(loom)]
 #[doc(hidden)]
 #[path = "loom_api.rs"]
 pub mod __loom;
 mod clock;
+pub mod docs;
 mod error;
 pub mod format;
 pub mod fs;
@@ -66,7 +90,7 @@ pub use crate::ingest::{Ingest, Ticket};
 pub use crate::log::{Log, LOCK_FILE_NAME};
 pub use crate::options::{
     Options, RecoveryMode, SyncPolicy, DEFAULT_CACHED_SEALED_SEGMENTS, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_PAYLOAD_BYTES,
-    DEFAULT_SEGMENT_BYTES,
+    DEFAULT_SEGMENT_BYTES, DEFAULT_SPARE_SEGMENTS, SPARE_SEGMENTS_MAX,
 };
 pub use crate::range::{RangeIter, TimeRangeIter};
 pub use crate::read_only::{Batch, Follow, ReadOnlyLog};

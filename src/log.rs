@@ -24,18 +24,6 @@ use crate::writer::{Writer, WriterCore};
 /// Name of the lock file in a log directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
 
-/// Segments kept preallocated ahead of the writer, so a rotation never
-/// waits for a file to be created and allocated. For throughput logs their
-/// pages are populated after the hand-over, a bounded lead ahead of the
-/// writer (see `preparer`); page population is the dominant cost of a new
-/// segment (25-100 ms per 64 MiB on the development VM).
-const PREPARED_AHEAD: usize = 2;
-/// With [`Options::zero_fill`] one spare is kept ready instead: syncing
-/// writers fill segments far more slowly than the preparer makes them, and
-/// zero-filling a second spare right after open competed with the writer's
-/// first syncs for the disk.
-const PREPARED_AHEAD_ZERO_FILL: usize = 1;
-
 /// Work for the background threads. Preparing and sealing run on separate
 /// threads so that a slow seal (blake3 + fdatasync of a whole segment) never
 /// delays the next segment the writer is waiting for.
@@ -46,8 +34,30 @@ pub(crate) enum Job {
     Seal(Arc<ActiveSegment>),
 }
 
+/// What the sealer thread is asked to do.
+enum SealMsg {
+    /// Seal this segment after those queued before it.
+    Seal(Arc<ActiveSegment>),
+    /// Report, once every segment queued before has been sealed or has
+    /// failed, the first error met (for [`Log::close`]).
+    Flush(Sender<Result<()>>),
+    /// Stop (the log is dropped).
+    Stop,
+}
+
 /// An open log. Cheap to clone; every clone is the same log. Readers call
 /// [`Log::snapshot`] from any thread; one [`Writer`] at a time appends.
+///
+/// # Closing
+///
+/// The log stays open while any handle to it lives: a `Log` clone, its
+/// [`Writer`], an [`crate::Ingest`], a [`crate::Tail`] or a
+/// [`crate::RetentionTask`]. When the last one is dropped, the log syncs
+/// (unless the policy is [`SyncPolicy::Never`]), lets the background sealer
+/// finish the segments already queued, stops its threads and releases the
+/// directory lock; errors met on the way are logged through `tracing` and
+/// otherwise lost. Call [`Log::close`] to make everything durable and get
+/// those errors instead.
 #[derive(Clone)]
 pub struct Log {
     inner: std::sync::Arc<LogInner>,
@@ -62,7 +72,7 @@ impl std::fmt::Debug for Log {
 pub(crate) struct LogInner {
     pub(crate) shared: Arc<Shared>,
     prepare_jobs: Sender<bool>,
-    seal_jobs: Sender<Option<Arc<ActiveSegment>>>,
+    seal_jobs: Sender<SealMsg>,
     pub(crate) payload_limit: usize,
     pub(crate) key_limit: usize,
     flush_kick: Option<Sender<bool>>,
@@ -75,6 +85,14 @@ pub(crate) struct LogInner {
 impl Log {
     /// Opens (creating if needed) the log in `dir`, recovering it after a
     /// crash. Fails with [`Error::Locked`] if another process has it open.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOptions`] for options out of range; [`Error::Locked`] if another process has
+    /// the log open; [`Error::Io`] naming the operation and path; [`Error::UnsupportedVersion`] for
+    /// segments of another format; a corruption error ([`Error::Corrupt`],
+    /// [`Error::ChecksumMismatch`]) naming file and offset for damage the [`crate::RecoveryMode`]
+    /// does not repair.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Log> {
         let dir = dir.as_ref().to_path_buf();
         opts.validate()?;
@@ -96,7 +114,12 @@ impl Log {
 
         let (prepare_jobs, prepare_rx) = unbounded();
         let (seal_jobs, seal_rx) = unbounded();
-        let ahead = if shared.opts.zero_fill_enabled() { PREPARED_AHEAD_ZERO_FILL } else { PREPARED_AHEAD };
+        // Spares are kept preallocated ahead of the writer (`Options::spare_segments`),
+        // so a rotation never waits for a file to be created and allocated.
+        // For throughput logs their pages are populated after the hand-over,
+        // a bounded lead ahead of the writer (see `preparer`): page population
+        // is the dominant cost of a new segment (25-100 ms per 64 MiB).
+        let ahead = shared.opts.spares();
         let (ready_tx, ready_rx) = bounded(ahead);
         let mut threads = Vec::new();
         let s = shared.clone();
@@ -132,45 +155,75 @@ impl Log {
         Ok(Log { inner: std::sync::Arc::new(inner) })
     }
 
-    /// The log's one writer. [`Error::WriterBusy`] while another `Writer` of
-    /// this log is alive.
+    /// Makes every record appended so far durable, whatever the sync
+    /// policy, waits until the background sealer has sealed every segment
+    /// the writer rotated away from, and drops this handle (closing the log
+    /// if it was the last one; see "Closing" above).
+    ///
+    /// # Errors
+    ///
+    /// The first error of the final sync or of a queued seal:
+    /// [`Error::Poisoned`] if an earlier failure poisoned the writer (the
+    /// records it did not cover may not be durable; reopening recovers),
+    /// [`Error::Io`] if a seal found no space for its footer (the segment
+    /// stays readable and is sealed on the next open).
+    pub fn close(self) -> Result<()> {
+        let synced = self.inner.shared.sync_all();
+        let sealed = self.inner.flush_seals();
+        drop(self);
+        synced.and(sealed)
+    }
+
+    /// The log's one writer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WriterBusy`] while another `Writer` (or an [`crate::Ingest`])
+    /// of this log is alive.
     pub fn writer(&self) -> Result<Writer> {
         let core = self.inner.writer_slot.lock().unwrap_or_else(|p| p.into_inner()).take().ok_or(Error::WriterBusy)?;
         Ok(Writer::new(self.inner.clone(), core))
     }
 
     /// The records published so far, as an immutable view. Lock-free.
+    #[must_use]
     pub fn snapshot(&self) -> Snapshot {
         Snapshot::new(self.inner.shared.state.load())
     }
 
     /// The last seq known durable, or `None` if no record is.
+    #[must_use]
     pub fn durable_seq(&self) -> Option<u64> {
         self.inner.shared.durable_next.load(StdOrdering::Acquire).checked_sub(1)
     }
 
     /// The seq the next append will get.
+    #[must_use]
     pub fn next_seq(&self) -> u64 {
         self.snapshot().next_seq()
     }
 
     /// What opening found and did.
+    #[must_use]
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner.report
     }
 
     /// The log's directory.
+    #[must_use]
     pub fn dir(&self) -> &Path {
         &self.inner.shared.dir
     }
 
     /// Whether an I/O error has poisoned the writer (reopen to recover).
+    #[must_use]
     pub fn is_poisoned(&self) -> bool {
         self.inner.shared.is_poisoned()
     }
 
     /// The log's counters since it was opened: appends, bytes, batches,
     /// syncs and their latency, rotations, seals, retention, tail wake-ups.
+    #[must_use]
     pub fn stats(&self) -> crate::Stats {
         let shared = &self.inner.shared;
         let mut s = shared.counters.read();
@@ -194,8 +247,16 @@ impl LogInner {
         // Send errors mean the thread is gone, which only happens at drop.
         let _ = match job {
             Job::Prepare => self.prepare_jobs.send(false).is_ok(),
-            Job::Seal(seg) => self.seal_jobs.send(Some(seg)).is_ok(),
+            Job::Seal(seg) => self.seal_jobs.send(SealMsg::Seal(seg)).is_ok(),
         };
+    }
+
+    /// Waits for the segments queued for sealing; the first error met.
+    fn flush_seals(&self) -> Result<()> {
+        let (tx, rx) = bounded(1);
+        let stopped = || Error::io("seal", &self.shared.dir, std::io::Error::other("sealer thread stopped"));
+        self.seal_jobs.send(SealMsg::Flush(tx)).map_err(|_| stopped())?;
+        rx.recv().unwrap_or_else(|_| Err(stopped()))
     }
 
     pub(crate) fn park_writer(&self, core: WriterCore) {
@@ -215,7 +276,7 @@ impl Drop for LogInner {
             let _ = self.shared.sync_all();
         }
         let _ = self.prepare_jobs.send(true);
-        let _ = self.seal_jobs.send(None);
+        let _ = self.seal_jobs.send(SealMsg::Stop);
         if let Some(k) = &self.flush_kick {
             let _ = k.send(true);
         }
@@ -291,7 +352,7 @@ fn preparer(shared: Arc<Shared>, stale: Vec<std::path::PathBuf>, jobs: Receiver<
 /// Bytes the preparer populates at a time ahead of the writer.
 const POPULATE_CHUNK_BYTES: u64 = 1 << 20;
 /// How far ahead of the writer's published end the preparer populates:
-/// within the last-level cache (48 MiB on the development VM), so the pages
+/// within the last-level cache (48 MiB on the machine measured), so the pages
 /// the writer reaches were zeroed recently; far enough that the writer
 /// rarely catches up (2 MiB measured clearly worse, 8-64 MiB alike within
 /// noise, 32 MiB best; docs/design.md).
@@ -308,20 +369,24 @@ fn spare_number(path: &Path) -> Option<u64> {
 /// publishes each as sealed. A seal that fails for lack of space (writing
 /// the footer) is retried later, the segment staying live meanwhile; any
 /// other failure poisons the writer.
-fn sealer(shared: Arc<Shared>, jobs: Receiver<Option<Arc<ActiveSegment>>>, mut prev_digest: [u8; 32]) {
+fn sealer(shared: Arc<Shared>, jobs: Receiver<SealMsg>, mut prev_digest: [u8; 32]) {
     let mut waiting = std::collections::VecDeque::new();
     let mut cached = CachedSealed::new(shared.opts.cached_sealed_segments);
+    let mut flushes = Vec::new();
     loop {
         // Wait for a job, or (with a seal to retry) at most `SEAL_RETRY`.
         let received =
             if waiting.is_empty() { jobs.recv().map_err(|_| RecvTimeoutError::Disconnected) } else { jobs.recv_timeout(SEAL_RETRY) };
         match received {
-            Ok(Some(seg)) => waiting.push_back(seg),
+            Ok(SealMsg::Seal(seg)) => waiting.push_back(seg),
+            Ok(SealMsg::Flush(reply)) => flushes.push(reply),
             Err(RecvTimeoutError::Timeout) => {}
-            Ok(None) | Err(RecvTimeoutError::Disconnected) => return,
+            Ok(SealMsg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
         }
+        let mut outcome = Ok(());
         while let Some(seg) = waiting.front().cloned() {
             if shared.is_poisoned() {
+                outcome = shared.check_poison();
                 waiting.clear(); // the chain cannot continue; reopening reseals
                 break;
             }
@@ -342,14 +407,18 @@ fn sealer(shared: Arc<Shared>, jobs: Receiver<Option<Arc<ActiveSegment>>>, mut p
                 }
                 Err(e) if e.is_out_of_space_before_footer() => {
                     tracing::warn!(segment = %seg.path.display(), error = %e, "no space to seal a segment; retrying later");
+                    outcome = Err(e);
                     break;
                 }
                 Err(e) => {
-                    shared.poison_with(e);
+                    outcome = Err(shared.poison_with(e));
                     waiting.clear();
                     break;
                 }
             }
+        }
+        for reply in flushes.drain(..) {
+            let _ = reply.send(outcome.as_ref().map(|_| ()).map_err(Error::duplicate));
         }
     }
 }

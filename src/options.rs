@@ -58,6 +58,7 @@ pub struct Options {
     pub(crate) prefault: bool,
     pub(crate) cached_sealed_segments: usize,
     pub(crate) zero_fill: Option<bool>,
+    pub(crate) spare_segments: Option<usize>,
     pub(crate) clock: Clock,
     pub(crate) fs: Arc<dyn FileSystem>,
 }
@@ -68,6 +69,15 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 16 << 20;
 /// Default number of sealed segments left in the page cache: 8.
 pub const DEFAULT_CACHED_SEALED_SEGMENTS: usize = 8;
+/// Spare segments kept ready by default: two, so a rotation never waits for
+/// a file to be created and allocated (with [`Options::zero_fill`], one:
+/// syncing writers fill segments far more slowly than they are made, and
+/// zero-filling a second spare right after open competed with the writer's
+/// first syncs for the disk).
+pub const DEFAULT_SPARE_SEGMENTS: usize = 2;
+/// Most spare segments [`Options::spare_segments`] accepts.
+pub const SPARE_SEGMENTS_MAX: usize = 8;
+
 /// Default key limit: 64 KiB − 1 (the frame stores key lengths as u16).
 pub const DEFAULT_MAX_KEY_BYTES: usize = u16::MAX as usize;
 
@@ -82,6 +92,7 @@ impl Default for Options {
             prefault: true,
             cached_sealed_segments: DEFAULT_CACHED_SEALED_SEGMENTS,
             zero_fill: None,
+            spare_segments: None,
             clock: Clock::default(),
             fs: Arc::new(StdFs),
         }
@@ -90,41 +101,48 @@ impl Default for Options {
 
 impl Options {
     /// The defaults: 64 MiB segments, [`SyncPolicy::Never`], tolerant recovery.
+    #[must_use]
     pub fn new() -> Options {
         Options::default()
     }
 
     /// Size of each segment file while active (64 KiB ..= 2 GiB, a multiple of 4 KiB).
+    #[must_use]
     pub fn segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes;
         self
     }
 
     /// Who syncs and when.
+    #[must_use]
     pub fn sync_policy(mut self, policy: SyncPolicy) -> Self {
         self.sync_policy = policy;
         self
     }
 
     /// What opening does with damage.
+    #[must_use]
     pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
         self.recovery_mode = mode;
         self
     }
 
     /// Largest payload accepted by an append.
+    #[must_use]
     pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
         self.max_payload_bytes = Some(bytes);
         self
     }
 
     /// Largest key accepted by an append (at most 65 535).
+    #[must_use]
     pub fn max_key_bytes(mut self, bytes: usize) -> Self {
         self.max_key_bytes = Some(bytes);
         self
     }
 
     /// Whether new segments are pre-faulted in the background (default on).
+    #[must_use]
     pub fn prefault(mut self, on: bool) -> Self {
         self.prefault = on;
         self
@@ -147,6 +165,7 @@ impl Options {
     /// page cache a writer occupies stays bounded instead of growing with
     /// the log. Pass `usize::MAX` to leave the page cache to the kernel,
     /// e.g. when readers scan recent history over and over.
+    #[must_use]
     pub fn cached_sealed_segments(mut self, n: usize) -> Self {
         self.cached_sealed_segments = n;
         self
@@ -163,9 +182,29 @@ impl Options {
     /// more background work per 64 MiB segment. Default: on unless the sync
     /// policy is [`SyncPolicy::Never`]; turn it on when calling
     /// [`crate::Writer::sync`] yourself under `Never`.
+    #[must_use]
     pub fn zero_fill(mut self, on: bool) -> Self {
         self.zero_fill = Some(on);
         self
+    }
+
+    /// How many segment files the background preparer keeps ready ahead of
+    /// the writer, each `segment_bytes` on disk (0 ..= [`SPARE_SEGMENTS_MAX`];
+    /// default [`DEFAULT_SPARE_SEGMENTS`], or 1 with [`Options::zero_fill`]).
+    /// With 0 the writer creates, allocates and (with
+    /// [`Options::prefault`]) populates each new segment itself when it
+    /// rotates, so the append that fills a segment waits for that: fewer
+    /// files and less memory for small logs, slower rotations.
+    #[must_use]
+    pub fn spare_segments(mut self, count: usize) -> Self {
+        self.spare_segments = Some(count);
+        self
+    }
+
+    /// The spare segments in force.
+    pub(crate) fn spares(&self) -> usize {
+        let default = if self.zero_fill_enabled() { 1 } else { DEFAULT_SPARE_SEGMENTS };
+        self.spare_segments.unwrap_or(default)
     }
 
     /// Whether new segments are zero-filled and synced before use.
@@ -174,12 +213,14 @@ impl Options {
     }
 
     /// The clock for appends that carry no timestamp (default [`Clock::Tsc`]).
+    #[must_use]
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
     }
 
     /// The file system under all I/O (tests inject faults through it).
+    #[must_use]
     pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
         self.fs = fs;
         self
@@ -206,7 +247,7 @@ impl Options {
 
     pub(crate) fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidOptions(m));
-        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) || self.segment_bytes % 4096 != 0 {
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) || !self.segment_bytes.is_multiple_of(4096) {
             return bad(format!(
                 "segment_bytes {} must be a multiple of 4096 between {SEGMENT_BYTES_MIN} and {SEGMENT_BYTES_MAX}",
                 self.segment_bytes
@@ -221,6 +262,9 @@ impl Options {
                 "a record of max_payload_bytes + max_key_bytes ({frame_max} bytes framed) does not fit in a {} byte segment",
                 self.segment_bytes
             ));
+        }
+        if self.spares() > SPARE_SEGMENTS_MAX {
+            return bad(format!("spare_segments {} exceeds {SPARE_SEGMENTS_MAX}", self.spares()));
         }
         if let SyncPolicy::Background { interval, bytes } = self.sync_policy {
             if interval.is_zero() || bytes == Some(0) {

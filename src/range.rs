@@ -13,24 +13,31 @@ use std::ops::{Bound, RangeBounds};
 
 use crate::error::Result;
 use crate::segment::{SegView, Segment};
-use crate::snapshot::{Iter, Record, Snapshot};
+use crate::snapshot::{exact_hint, Iter, Record, RevIter, Snapshot};
 
-/// Records of a seq range, from [`Snapshot::range`].
+/// Records of a seq range, from [`Snapshot::range`], from either end
+/// (`.rev()` walks it newest first).
+///
+/// [`Iterator::size_hint`] is exact: the seqs of the range that the
+/// snapshot holds. It is not an [`ExactSizeIterator`] because damage ends
+/// iteration early (one `Err` item, then `None`).
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct RangeIter<'a> {
-    inner: Iter<'a>,
-    end: u64,
+    snap: &'a Snapshot,
+    front: Iter<'a>,
+    /// Created by the first `next_back`.
+    back: Option<RevIter<'a>>,
+    /// The seqs not yet yielded from either end: `lo..hi`.
+    lo: u64,
+    hi: u64,
     done: bool,
 }
 
-impl<'a> Iterator for RangeIter<'a> {
-    type Item = Result<Record<'a>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.inner.next() {
-            Some(Ok(r)) if r.seq() < self.end => Some(Ok(r)),
+impl<'a> RangeIter<'a> {
+    /// Ends the iteration after `item` if it is an error or out of range.
+    fn keep(&mut self, item: Option<Result<Record<'a>>>) -> Option<Result<Record<'a>>> {
+        match item {
+            Some(Ok(r)) if (self.lo..self.hi).contains(&r.seq()) => Some(Ok(r)),
             Some(Err(e)) => {
                 self.done = true;
                 Some(Err(e))
@@ -43,8 +50,51 @@ impl<'a> Iterator for RangeIter<'a> {
     }
 }
 
+impl<'a> Iterator for RangeIter<'a> {
+    type Item = Result<Record<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.lo >= self.hi {
+            return None;
+        }
+        let item = self.front.next();
+        let item = self.keep(item);
+        if let Some(Ok(r)) = &item {
+            self.lo = r.seq() + 1;
+        }
+        item
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        exact_hint(if self.done { 0 } else { self.hi.saturating_sub(self.lo) })
+    }
+}
+
+impl<'a> DoubleEndedIterator for RangeIter<'a> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.done || self.lo >= self.hi {
+            return None;
+        }
+        let (snap, last) = (self.snap, self.hi - 1);
+        let item = match self.back.get_or_insert_with(|| snap.iter_rev_from(last)).next() {
+            // The walk back ended before `lo`: the front explains why (e.g.
+            // `Error::Truncated` if retention removed the range's start).
+            None => self.front.next(),
+            item => item,
+        };
+        let item = self.keep(item);
+        if let Some(Ok(r)) = &item {
+            self.hi = r.seq();
+        }
+        item
+    }
+}
+
+impl std::iter::FusedIterator for RangeIter<'_> {}
+
 /// Records whose timestamp is in a range, in seq order, from
 /// [`Snapshot::time_range`].
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct TimeRangeIter<'a> {
     snap: &'a Snapshot,
     /// Next segment to consider when `cur` is done.
@@ -142,8 +192,10 @@ impl Snapshot {
             Bound::Excluded(&e) => e,
             Bound::Unbounded => u64::MAX,
         };
-        let inner = self.iter_from(start);
-        RangeIter { inner, end, done: start >= end }
+        // Seqs past the snapshot's end cannot be yielded.
+        let end = end.min(self.next_seq());
+        let front = self.iter_from(start);
+        RangeIter { snap: self, front, back: None, lo: start, hi: end, done: start >= end }
     }
 
     /// Records whose timestamp (µs since the Unix epoch) is in `range`, in

@@ -178,6 +178,10 @@ impl crate::Log {
     /// Opens the log in `dir` for reading only, without taking its lock and
     /// without modifying anything, so that another process may be writing
     /// it. Same as [`ReadOnlyLog::open`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ReadOnlyLog::open`].
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<ReadOnlyLog> {
         ReadOnlyLog::open(dir)
     }
@@ -191,6 +195,10 @@ impl ReadOnlyLog {
     /// a file that is not a segment, [`Error::UnsupportedVersion`] for
     /// segments of another format version, and a corruption error for a
     /// damaged segment header. Damage further in is reported when read.
+    ///
+    /// # Errors
+    ///
+    /// See above.
     pub fn open(dir: impl AsRef<Path>) -> Result<ReadOnlyLog> {
         let dir = dir.as_ref().to_path_buf();
         let meta = std::fs::metadata(&dir).map_err(|e| Error::io("open log directory", &dir, e))?;
@@ -229,6 +237,7 @@ impl ReadOnlyLog {
     }
 
     /// The log's directory.
+    #[must_use]
     pub fn dir(&self) -> &Path {
         &self.inner.dir
     }
@@ -238,6 +247,7 @@ impl ReadOnlyLog {
     /// segment files are noticed by [`ReadOnlyLog::refresh`] and by
     /// followers. Problems found on the way are kept for `refresh` and
     /// [`ReadOnlyLog::warnings`].
+    #[must_use]
     pub fn snapshot(&self) -> Snapshot {
         let mut t = self.lock();
         if let Err(e) = self.refresh_live(&mut t) {
@@ -251,6 +261,11 @@ impl ReadOnlyLog {
     /// rotation) and removed ones (retention). Returns whether the view
     /// changed. Errors are typed: damage found on the way, or the log being
     /// cut back under the reader by a recovering writer.
+    ///
+    /// # Errors
+    ///
+    /// A corruption error naming file and offset for damage met on the way; [`Error::Io`] if the
+    /// directory cannot be read.
     pub fn refresh(&self) -> Result<bool> {
         let mut t = self.lock();
         if self.refresh_live(&mut t)? {
@@ -274,6 +289,7 @@ impl ReadOnlyLog {
     /// Problems seen that did not stop the open: a segment whose footer is
     /// damaged (the writer's recovery reseals it), a live segment whose frames
     /// do not match the published position, and the like.
+    #[must_use]
     pub fn warnings(&self) -> Vec<String> {
         self.lock().warnings.clone()
     }
@@ -283,29 +299,41 @@ impl ReadOnlyLog {
     /// (see [`crate::Log::verify`]). Safe while another process writes.
     /// Problems the reader noted on the way ([`ReadOnlyLog::warnings`]) are
     /// not in the report; check those too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the directory or a segment cannot be read; problems in the data are in the
+    /// report, not errors.
     pub fn verify(&self) -> Result<VerifyReport> {
         self.verify_with_progress(|_, _| {})
     }
 
     /// [`ReadOnlyLog::verify`], calling `progress(done_bytes, total_bytes)`
     /// before starting and after each segment.
+    ///
+    /// # Errors
+    ///
+    /// As [`ReadOnlyLog::verify`].
     pub fn verify_with_progress(&self, progress: impl FnMut(u64, u64)) -> Result<VerifyReport> {
         self.refresh()?;
         Ok(crate::verify::verify_snapshot(&self.snapshot(), progress))
     }
 
     /// This reader's counters.
+    #[must_use]
     pub fn stats(&self) -> ReaderStats {
         self.inner.counters.read()
     }
 
     /// A follower that yields every record from `seq` on, in order, as the
     /// writer publishes them, across rotations. See [`Follow`].
+    #[must_use]
     pub fn follow_from(&self, seq: u64) -> Follow {
         Follow { log: self.clone(), next: seq, snap: self.snapshot() }
     }
 
     /// A follower that starts after the last record published now.
+    #[must_use]
     pub fn follow_from_end(&self) -> Follow {
         let snap = self.snapshot();
         Follow { log: self.clone(), next: snap.next_seq(), snap }
@@ -674,16 +702,23 @@ pub struct Follow {
 
 impl Follow {
     /// The seq of the next record this follower yields.
+    #[must_use]
     pub fn position(&self) -> u64 {
         self.next
     }
 
     /// Records published but not yet yielded, as of the last look at the log.
+    #[must_use]
     pub fn lag(&self) -> u64 {
         self.snap.next_seq().saturating_sub(self.next)
     }
 
     /// The records available now from the follower's position, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or a corruption error met while catching up with the writer (see
+    /// [`ReadOnlyLog::refresh`]).
     pub fn poll(&mut self) -> Result<Batch<'_>> {
         self.wait(Duration::ZERO)
     }
@@ -696,6 +731,10 @@ impl Follow {
     ///
     /// The first item is [`Error::Truncated`] if retention removed the
     /// follower's position; damage is an `Err` naming file and offset.
+    ///
+    /// # Errors
+    ///
+    /// As [`Follow::poll`].
     pub fn wait(&mut self, timeout: Duration) -> Result<Batch<'_>> {
         let deadline = Instant::now().checked_add(timeout);
         let backoff = Backoff::new();
@@ -729,7 +768,10 @@ impl Follow {
 }
 
 /// Records a [`Follow`] can yield now, from [`Follow::wait`]. Borrowed from
-/// the mappings, like every [`Record`].
+/// the mappings, like every [`Record`]. Its [`Iterator::size_hint`] is
+/// exact, as for [`crate::Iter`] (and for the same reason it is not an
+/// [`ExactSizeIterator`]).
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct Batch<'a> {
     iter: Iter<'a>,
     next: &'a mut u64,
@@ -744,6 +786,10 @@ impl<'a> Iterator for Batch<'a> {
             *self.next = r.seq() + 1;
         }
         Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.iter.size_hint()
     }
 }
 

@@ -42,12 +42,14 @@ pub struct Retention {
 
 impl Retention {
     /// No limits: a pass removes nothing until one is set.
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Remove segments whose newest record (by timestamp) is older than
     /// `age` before now (the system clock).
+    #[must_use]
     pub fn max_age(mut self, age: Duration) -> Self {
         self.max_age = Some(age);
         self
@@ -57,6 +59,7 @@ impl Retention {
     /// than `bytes` (sealed files at their size, live ones at their
     /// preallocated size). The active segment always stays, so the log can
     /// stay above the limit.
+    #[must_use]
     pub fn max_total_bytes(mut self, bytes: u64) -> Self {
         self.max_total_bytes = Some(bytes);
         self
@@ -65,6 +68,7 @@ impl Retention {
     /// Remove segments all of whose records have a seq below `seq`. A
     /// segment that holds `seq` or later stays, so records below `seq` may
     /// remain.
+    #[must_use]
     pub fn min_seq(mut self, seq: u64) -> Self {
         self.min_seq = Some(seq);
         self
@@ -87,6 +91,7 @@ pub struct RetentionReport {
 
 impl RetentionReport {
     /// Number of segment files removed.
+    #[must_use]
     pub fn removed_segments(&self) -> usize {
         self.removed.len()
     }
@@ -168,12 +173,20 @@ impl Log {
     /// [`Error::Truncated`]. I/O errors are returned (they do not poison the
     /// writer): a file that could not be unlinked is out of the log but stays
     /// on disk, and is found again on the next open.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if a file could not be unlinked (see above).
     pub fn retain(&self, policy: &Retention) -> Result<RetentionReport> {
         apply(self.shared(), policy)
     }
 
     /// Runs [`Log::retain`] every `interval` on a background thread until the
     /// returned task is dropped or the log is closed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the background thread cannot be started.
     pub fn retain_every(&self, policy: Retention, interval: Duration) -> Result<RetentionTask> {
         let weak = std::sync::Arc::downgrade(self.inner());
         let (stop, stopped) = bounded::<()>(0);
@@ -228,16 +241,19 @@ pub struct RetentionTask {
 
 impl RetentionTask {
     /// Passes run so far.
+    #[must_use]
     pub fn passes(&self) -> u64 {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).passes
     }
 
     /// Segments removed by all passes so far.
+    #[must_use]
     pub fn removed_segments(&self) -> u64 {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).removed_segments
     }
 
     /// The error of the latest failed pass, if any since the last call.
+    #[must_use]
     pub fn take_error(&self) -> Option<Error> {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).last_error.take()
     }

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::format::{segment_file_name, DecodedFrame, FLAG_TOMBSTONE, HEADER_BYTES};
 use crate::segment::{SegView, Segment};
@@ -30,26 +31,37 @@ impl<'a> Record<'a> {
     }
 
     /// The record's sequence number.
+    #[must_use]
     pub fn seq(&self) -> u64 {
         self.seq
     }
 
     /// Microseconds since the Unix epoch.
+    #[must_use]
     pub fn timestamp(&self) -> u64 {
         self.timestamp_us
     }
 
+    /// The timestamp as a [`SystemTime`].
+    #[must_use]
+    pub fn time(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_micros(self.timestamp_us)
+    }
+
     /// The key, or `None` if the record has none (an empty key is no key).
+    #[must_use]
     pub fn key(&self) -> Option<&'a [u8]> {
         (!self.key.is_empty()).then_some(self.key)
     }
 
     /// The payload. It starts 8-byte aligned within the mapping.
+    #[must_use]
     pub fn payload(&self) -> &'a [u8] {
         self.payload
     }
 
     /// Whether the record was appended as a tombstone for its key.
+    #[must_use]
     pub fn is_tombstone(&self) -> bool {
         self.flags & FLAG_TOMBSTONE != 0
     }
@@ -87,22 +99,26 @@ impl Snapshot {
     }
 
     /// Number of segment files in view.
+    #[must_use]
     pub fn segment_count(&self) -> usize {
         self.state.segments.len()
     }
 
     /// The first seq still in the log, or `None` if it holds no record.
+    #[must_use]
     pub fn first_seq(&self) -> Option<u64> {
         let first = self.state.segments.first()?.base_seq();
         (first < self.next_seq()).then_some(first)
     }
 
     /// The last seq published when the snapshot was taken, or `None` if empty.
+    #[must_use]
     pub fn last_seq(&self) -> Option<u64> {
         self.next_seq().checked_sub(1).filter(|_| self.first_seq().is_some())
     }
 
     /// The seq the next append will get (as of this snapshot).
+    #[must_use]
     pub fn next_seq(&self) -> u64 {
         match self.state.segments.len() {
             0 => 0,
@@ -111,6 +127,7 @@ impl Snapshot {
     }
 
     /// Number of records in view.
+    #[must_use]
     pub fn len(&self) -> u64 {
         match self.state.segments.first() {
             Some(s) => self.next_seq() - s.base_seq(),
@@ -119,6 +136,7 @@ impl Snapshot {
     }
 
     /// Whether the snapshot holds no record.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -162,6 +180,10 @@ impl Snapshot {
     /// The record with `seq`, `Ok(None)` if it is not yet written,
     /// [`Error::Truncated`] if retention removed it, or [`Error::Missing`]
     /// if the segment file that held it is absent.
+    ///
+    /// # Errors
+    ///
+    /// See above; damage at the record is a corruption error naming file and offset.
     pub fn get(&self, seq: u64) -> Result<Option<Record<'_>>> {
         self.check_retained(seq)?;
         let Some(i) = self.segment_of(seq) else {
@@ -253,6 +275,11 @@ impl Snapshot {
 
 /// Forward iterator over a snapshot. Yields `Err` once (then ends) if it
 /// meets damaged data, naming the file and offset.
+///
+/// [`Iterator::size_hint`] is exact: the records from the position to the
+/// snapshot's end. It is not an [`ExactSizeIterator`] because damage ends
+/// iteration early (one `Err` item, then `None`).
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct Iter<'a> {
     snap: &'a Snapshot,
     seg: usize,
@@ -275,12 +302,14 @@ impl<'a> Iter<'a> {
 
     /// Skips per-frame checksum verification (frames are still bounds- and
     /// seq-checked). For data this process just wrote and trusts.
+    #[must_use = "this returns the changed iterator; the original is consumed"]
     pub fn without_checksums(mut self) -> Self {
         self.verify = false;
         self
     }
 
     /// The seq the next call to `next` would yield.
+    #[must_use]
     pub fn position(&self) -> u64 {
         self.seq
     }
@@ -338,9 +367,33 @@ impl<'a> Iterator for Iter<'a> {
             };
         }
     }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = match (&self.error, self.done) {
+            (Some(_), _) => 1,
+            (None, true) => 0,
+            (None, false) => self.snap.next_seq().saturating_sub(self.seq),
+        };
+        exact_hint(left)
+    }
+}
+
+impl std::iter::FusedIterator for Iter<'_> {}
+
+/// `(n, Some(n))`, with `n` as a `usize` if it fits.
+pub(crate) fn exact_hint(n: u64) -> (usize, Option<usize>) {
+    match usize::try_from(n) {
+        Ok(n) => (n, Some(n)),
+        Err(_) => (usize::MAX, None),
+    }
 }
 
 /// Backward iterator over a snapshot, walking frames by their `prev_len`.
+///
+/// [`Iterator::size_hint`] is exact: the records from the position back to
+/// the snapshot's first. It is not an [`ExactSizeIterator`] because damage
+/// ends iteration early (one `Err` item, then `None`).
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct RevIter<'a> {
     snap: &'a Snapshot,
     seg: usize,
@@ -413,4 +466,15 @@ impl<'a> Iterator for RevIter<'a> {
         }
         Some(Ok(Record::from_frame(&frame)))
     }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = match (&self.error, self.view) {
+            (Some(_), _) => 1,
+            (None, None) => 0,
+            (None, Some(_)) => (self.seq + 1).saturating_sub(self.snap.first_seq().unwrap_or(0)),
+        };
+        exact_hint(left)
+    }
 }
+
+impl std::iter::FusedIterator for RevIter<'_> {}

@@ -60,11 +60,13 @@ pub struct Stats {
 
 impl Stats {
     /// Records appended but not yet covered by a sync.
+    #[must_use]
     pub fn unsynced_records(&self) -> u64 {
         self.next_seq.saturating_sub(self.durable_next)
     }
 
     /// Mean time of one sync, if any happened.
+    #[must_use]
     pub fn sync_time_mean(&self) -> Option<Duration> {
         u32::try_from(self.syncs).ok().filter(|&n| n > 0).map(|n| self.sync_time_total / n)
     }
@@ -240,6 +242,7 @@ impl crate::Snapshot {
     /// assert_eq!((info.len(), info[0].records, info[0].sealed), (1, 1, false));
     /// # Ok::<(), varvelog::Error>(())
     /// ```
+    #[must_use]
     pub fn segment_info(&self) -> Vec<SegmentInfo> {
         use crate::segment::Segment;
         let header = crate::format::HEADER_BYTES;

@@ -74,6 +74,7 @@ impl From<Record<'_>> for OwnedRecord {
 
 impl Record<'_> {
     /// Copies the record out of the log.
+    #[must_use]
     pub fn to_owned_record(&self) -> OwnedRecord {
         OwnedRecord::from(*self)
     }
@@ -131,6 +132,7 @@ impl Tail {
     }
 
     /// Sets how [`Tail::next_timeout`] waits (default [`WaitStrategy::Park`]).
+    #[must_use]
     pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
         self.wait = wait;
         self
@@ -139,22 +141,29 @@ impl Tail {
     /// Whether each frame's checksum is verified as it is read (default on).
     /// Off saves about a nanosecond per 100 bytes; frames are still checked
     /// for bounds and seq.
+    #[must_use]
     pub fn verify_checksums(mut self, on: bool) -> Self {
         self.verify = on;
         self
     }
 
     /// The seq the next record will have.
+    #[must_use]
     pub fn position(&self) -> u64 {
         self.next
     }
 
     /// Records published but not yet read by this tail.
+    #[must_use]
     pub fn lag(&self) -> u64 {
         self.log.next_seq().saturating_sub(self.next)
     }
 
     /// Moves the tail to `seq`; [`crate::Error::Truncated`] if retention removed it.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Truncated`] if retention removed `seq`.
     pub fn seek(&mut self, seq: u64) -> Result<()> {
         let snap = self.log.snapshot();
         self.next = seq;
@@ -166,6 +175,10 @@ impl Tail {
     /// The next record if it is published, `Ok(None)` if not yet. Never
     /// blocks. [`crate::Error::Truncated`] if retention removed the record this
     /// tail is at (the tail stays there; [`Tail::seek`] moves it on).
+    ///
+    /// # Errors
+    ///
+    /// See above; damage at the record is a corruption error naming file and offset.
     pub fn try_next(&mut self) -> Result<Option<Record<'_>>> {
         let Some((i, off)) = self.ready()? else { return Ok(None) };
         let view = self.snap.view(i);
@@ -178,6 +191,10 @@ impl Tail {
 
     /// The next record, waiting up to `timeout` for the writer to publish
     /// it (per the [`WaitStrategy`]); `Ok(None)` if the time ran out.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tail::try_next`].
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Record<'_>>> {
         if self.ready()?.is_none() {
             let deadline = Instant::now().checked_add(timeout);
@@ -199,7 +216,7 @@ impl Tail {
                         return Ok(true);
                     }
                     spins = spins.wrapping_add(1);
-                    if spins % 64 == 0 && expired(deadline) {
+                    if spins.is_multiple_of(64) && expired(deadline) {
                         return Ok(false);
                     }
                     std::hint::spin_loop();
@@ -411,11 +428,19 @@ impl Log {
     /// A [`Tail`] that yields records from `seq` on (`seq` may be past the
     /// end: the tail then waits for it). [`crate::Error::Truncated`] if retention
     /// removed `seq`.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Truncated`] if retention removed `seq`.
     pub fn tail_from(&self, seq: u64) -> Result<Tail> {
         Tail::new(self.clone(), seq)
     }
 
     /// A [`Tail`] that yields only records published from now on.
+    ///
+    /// # Errors
+    ///
+    /// None today; the signature leaves room for the checks [`crate::Log::tail_from`] makes.
     pub fn tail_from_end(&self) -> Result<Tail> {
         Tail::new(self.clone(), self.next_seq())
     }
@@ -423,6 +448,11 @@ impl Log {
     /// A [`Tail`] from the first record (in seq order) whose timestamp is at
     /// least `ts_us`, or from the end if there is none yet. Timestamps need
     /// not grow with seq; see [`Snapshot::seek_time`].
+    ///
+    /// # Errors
+    ///
+    /// A corruption error naming file and offset if the search meets damage, or
+    /// [`crate::Error::Missing`] if records that might match are missing.
     pub fn tail_from_time(&self, ts_us: u64) -> Result<Tail> {
         let snap = self.snapshot();
         let seq = match snap.seek_time(ts_us).next() {

@@ -51,6 +51,10 @@ impl<'a> Record<'a> {
     /// (for a slice, is not a multiple of the element size) or its address is
     /// not aligned for `T` (never the case for alignments up to 8; see the
     /// [module documentation](crate::typed)).
+    ///
+    /// # Errors
+    ///
+    /// See above.
     pub fn payload_as<T>(&self) -> Result<&'a T>
     where
         T: FromBytes + KnownLayout + Immutable + ?Sized,
@@ -80,6 +84,10 @@ impl<'a> Entry<'a> {
 impl Writer {
     /// Appends the bytes of `value` as the payload; read it back in place
     /// with [`Record::payload_as`]. Returns its seq.
+    ///
+    /// # Errors
+    ///
+    /// As [`Writer::append`].
     pub fn append_value<T>(&mut self, value: &T) -> Result<u64>
     where
         T: IntoBytes + Immutable + ?Sized,
@@ -89,6 +97,7 @@ impl Writer {
 }
 
 #[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use self::codec::{Codec, Json};
 
 #[cfg(feature = "serde")]
@@ -119,15 +128,25 @@ mod codec {
     /// assert_eq!((id.as_str(), qty), ("order-17", 250));
     /// # Ok::<(), varvelog::Error>(())
     /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
     pub trait Codec {
         /// Appends the encoding of `value` to `out`.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Codec`] if the value cannot be encoded.
         fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<()>;
         /// Decodes a value from `bytes`, which may borrow from them.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Codec`] if the bytes are not a valid encoding of `T`.
         fn decode<'de, T: Deserialize<'de>>(&self, bytes: &'de [u8]) -> Result<T>;
     }
 
     /// JSON through `serde_json`: readable by `varve dump` and every tool.
     #[derive(Clone, Copy, Debug, Default)]
+    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
     pub struct Json;
 
     impl Codec for Json {
@@ -147,12 +166,22 @@ mod codec {
 
     impl Writer {
         /// Encodes `value` with `codec` and appends it; returns its seq.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Codec`] if encoding fails; otherwise as [`Writer::append`].
+        #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
         pub fn append_serde<C: Codec, T: Serialize + ?Sized>(&mut self, codec: &C, value: &T) -> Result<u64> {
             self.append_serde_with(codec, value, b"", None)
         }
 
         /// Encodes `value` with `codec` and appends it with `key` (empty: no
         /// key) and a timestamp (`None`: now); returns its seq.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Codec`] if encoding fails; otherwise as [`Writer::append_entry`].
+        #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
         pub fn append_serde_with<C, T>(&mut self, codec: &C, value: &T, key: &[u8], timestamp_us: Option<u64>) -> Result<u64>
         where
             C: Codec,
@@ -177,6 +206,11 @@ mod codec {
     impl<'a> Record<'a> {
         /// Decodes the payload with `codec`. The value may borrow from the
         /// mapping (e.g. `&str` fields with [`Json`]).
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Codec`] if the payload is not a valid encoding of `T`.
+        #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
         pub fn decode<C: Codec, T: Deserialize<'a>>(&self, codec: &C) -> Result<T> {
             codec.decode(self.payload())
         }

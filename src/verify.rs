@@ -48,11 +48,13 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     /// Whether nothing was wrong.
+    #[must_use]
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
     }
 
     /// The first problem in log order.
+    #[must_use]
     pub fn first_problem(&self) -> Option<&Error> {
         self.problems.first()
     }
@@ -170,6 +172,7 @@ impl Log {
     /// digest chain between segments (see [`VerifyReport`]). Safe while the
     /// writer appends; records appended after the call starts are not
     /// checked. Reads every byte: about as long as a full scan.
+    #[must_use]
     pub fn verify(&self) -> VerifyReport {
         self.verify_with_progress(|_, _| {})
     }
@@ -236,12 +239,21 @@ pub(crate) fn verify_snapshot(snap: &Snapshot, mut progress: impl FnMut(u64, u64
 /// stop the log from opening or that opening would repair (a truncated
 /// sealed segment, a torn tail). Fails with [`Error::Locked`] while a
 /// process has the log open.
+///
+/// # Errors
+///
+/// [`Error::Locked`] while a process has the log open; [`Error::Io`] if the directory cannot be
+/// read; [`Error::NotALog`] if it holds no log. Problems in the data are in the report.
 pub fn verify_dir(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     verify_dir_with_progress(dir, |_, _| {})
 }
 
 /// [`verify_dir`], calling `progress(done_bytes, total_bytes)` before
 /// starting and after each segment.
+///
+/// # Errors
+///
+/// As [`verify_dir`].
 pub fn verify_dir_with_progress(dir: impl AsRef<Path>, mut progress: impl FnMut(u64, u64)) -> Result<VerifyReport> {
     let dir = dir.as_ref();
     let lock_path = dir.join(LOCK_FILE_NAME);

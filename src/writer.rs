@@ -1,6 +1,7 @@
 //! The single writer: appends, batches, rotation, sync.
 
 use std::ops::Range;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
 use zerocopy::little_endian::{U16, U32, U64};
@@ -28,6 +29,7 @@ use crate::sync::Arc;
 /// assert_eq!(e.payload_len(), 7);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[must_use = "an entry does nothing until it is appended"]
 pub struct Entry<'a> {
     pub(crate) payload: &'a [u8],
     pub(crate) key: &'a [u8],
@@ -53,6 +55,14 @@ impl<'a> Entry<'a> {
         self
     }
 
+    /// Sets the timestamp from a [`SystemTime`], to the microsecond, instead
+    /// of now. A time before the Unix epoch is stored as the epoch (records
+    /// hold unsigned microseconds); [`crate::Record::time`] reads it back.
+    pub fn time(self, time: SystemTime) -> Self {
+        let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        self.timestamp(u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX))
+    }
+
     /// Marks the record as a tombstone for its key.
     pub fn tombstone(mut self) -> Self {
         self.tombstone = true;
@@ -60,6 +70,7 @@ impl<'a> Entry<'a> {
     }
 
     /// Payload length in bytes.
+    #[must_use]
     pub fn payload_len(&self) -> usize {
         self.payload.len()
     }
@@ -221,17 +232,32 @@ impl Writer {
     }
 
     /// The seq the next append will get.
+    #[must_use]
     pub fn next_seq(&self) -> u64 {
         self.core.as_ref().map_or(0, |c| c.seg.base_seq + c.st.count)
     }
 
     /// Appends one payload with no key and the current time; returns its seq.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PayloadTooLarge`] or [`Error::KeyTooLarge`] past the limits in [`crate::Options`];
+    /// [`Error::Poisoned`] once an I/O error has poisoned the writer; [`Error::Io`] if the next
+    /// segment cannot be prepared (e.g. the disk is full: nothing was appended, and appends succeed
+    /// again once there is room).
     #[inline]
     pub fn append(&mut self, payload: &[u8]) -> Result<u64> {
         self.append_entry(Entry::new(payload))
     }
 
     /// Appends one record; returns its seq.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PayloadTooLarge`] or [`Error::KeyTooLarge`] past the limits in [`crate::Options`];
+    /// [`Error::Poisoned`] once an I/O error has poisoned the writer; [`Error::Io`] if the next
+    /// segment cannot be prepared (e.g. the disk is full: nothing was appended, and appends succeed
+    /// again once there is room).
     pub fn append_entry(&mut self, entry: Entry<'_>) -> Result<u64> {
         self.inner.shared.check_poison()?;
         let padded = self.framed_len(&entry)?;
@@ -247,6 +273,11 @@ impl Writer {
     /// Appends records as one batch: readers see all of them or none, and
     /// recovery keeps all of them or none. The batch must fit in one segment.
     /// Returns the seqs assigned. Records without a timestamp share one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BatchTooLarge`] if the batch does not fit in one segment; otherwise as
+    /// [`Writer::append`]. On error no record of the batch was appended.
     pub fn append_batch<'e, I>(&mut self, entries: I) -> Result<Range<u64>>
     where
         I: IntoIterator,
@@ -280,6 +311,10 @@ impl Writer {
     /// Makes everything appended so far durable (msync of the dirty range,
     /// then the directory if a segment was created). A failure poisons the
     /// writer: the sync is never retried, reopen the log to recover.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`], holding the I/O error, if this sync or an earlier one failed.
     pub fn sync(&mut self) -> Result<()> {
         self.inner.shared.sync_all()?;
         self.core().unsynced_bytes = 0;
@@ -317,31 +352,30 @@ impl Writer {
         let inner = self.inner.clone();
         let shared = &inner.shared;
         let core = self.core();
-        let prepared = match core.ready.recv() {
-            Ok(Ok(p)) => p,
-            Ok(Err(_stale)) => {
-                // That spare failed when it was prepared, perhaps long ago, and
-                // the disk may have room again: prepare one here, now. If this
-                // fails too, nothing changed and the caller may retry (e.g.
-                // after freeing space) without meeting the stale error again.
-                let path = shared.dir.join(format!("writer-{}{PREALLOC_SUFFIX}", core.seg.base_seq + core.st.count));
-                match preallocate(shared.fs(), &path, &shared.opts) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        inner.submit(Job::Prepare);
-                        return Err(e);
-                    }
+        let next_seq = core.seg.base_seq + core.st.count;
+        let spares = shared.opts.spares() > 0;
+        let prepared = if !spares {
+            // `Options::spare_segments(0)`: the writer prepares each segment itself.
+            prepare_here(&inner, next_seq, false)?
+        } else {
+            match core.ready.recv() {
+                Ok(Ok(p)) => p,
+                // That spare failed when it was prepared, perhaps long ago,
+                // and the disk may have room again: prepare one here, now.
+                Ok(Err(_stale)) => prepare_here(&inner, next_seq, true)?,
+                Err(_) => {
+                    let stopped = std::io::Error::other("segment worker stopped");
+                    return Err(shared.poison_with(Error::io("preallocate", &shared.dir, stopped)));
                 }
             }
-            Err(_) => {
-                return Err(shared.poison_with(Error::io("preallocate", &shared.dir, std::io::Error::other("segment worker stopped"))))
-            }
         };
-        let base = core.seg.base_seq + core.st.count;
+        let base = next_seq;
         let (seg, map) = activate(shared.fs(), &shared.dir, prepared, base).map_err(|e| shared.poison_with(e))?;
         shared.dir_dirty.store(true, std::sync::atomic::Ordering::Release);
         let old = core.install(shared, seg, map);
-        inner.submit(Job::Prepare);
+        if spares {
+            inner.submit(Job::Prepare);
+        }
         inner.submit(Job::Seal(old));
         shared.counters.rotated();
         tracing::debug!(base_seq = base, took_us = started.elapsed().as_micros() as u64, "rotated to a new segment");
@@ -366,6 +400,21 @@ impl Writer {
             SyncPolicy::Background { bytes: None, .. } => Ok(()),
         }
     }
+}
+
+/// Prepares the next segment on the writer's thread, at a rotation that
+/// found no spare. If this fails, nothing changed and the caller may retry
+/// (e.g. after freeing space); with spares, the preparer is asked for a new
+/// one in place of the one that failed.
+#[cold]
+fn prepare_here(inner: &LogInner, next_seq: u64, spares: bool) -> Result<Prepared> {
+    let shared = &inner.shared;
+    let path = shared.dir.join(format!("writer-{next_seq}{PREALLOC_SUFFIX}"));
+    preallocate(shared.fs(), &path, &shared.opts).inspect_err(|_| {
+        if spares {
+            inner.submit(Job::Prepare);
+        }
+    })
 }
 
 impl Drop for Writer {

@@ -27,7 +27,7 @@ const TEST_NAME: &str = "sigkill_at_random_moments_loses_no_acknowledged_record"
 /// 64 KiB segments rotate often), then the last seq of its batch.
 fn payload(seq: u64, batch_last: u64) -> Vec<u8> {
     let mut r = Rng(seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let len = if seq % 97 == 0 { 900 + r.below(200) } else { r.below(120) } as usize;
+    let len = if seq.is_multiple_of(97) { 900 + r.below(200) } else { r.below(120) } as usize;
     let mut p: Vec<u8> = (0..len).map(|_| r.next() as u8).collect();
     p.extend_from_slice(&batch_last.to_le_bytes());
     p
@@ -35,7 +35,7 @@ fn payload(seq: u64, batch_last: u64) -> Vec<u8> {
 
 /// The key of `seq` (every third record has one).
 fn key(seq: u64) -> Vec<u8> {
-    if seq % 3 == 0 {
+    if seq.is_multiple_of(3) {
         format!("k{seq}").into_bytes()
     } else {
         Vec::new()

@@ -35,7 +35,7 @@ fn write_log(dir: &Path) {
             w.append_entry(Entry::new(&payload(i)).timestamp(1_000 + i)).unwrap();
             i += 1;
         }
-        if i % 2_000 == 0 {
+        if i.is_multiple_of(2_000) {
             // Let the reader catch up now and then, so that it also waits.
             std::thread::sleep(Duration::from_millis(3));
         }

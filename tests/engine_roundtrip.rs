@@ -138,7 +138,7 @@ fn batches_singles_and_tombstones_round_trip() {
         let mut round = 0u64;
         while seq < 3000 {
             round += 1;
-            if round % 2 == 0 {
+            if round.is_multiple_of(2) {
                 append_model(&mut w, seq);
                 seq += 1;
                 continue;
@@ -150,7 +150,7 @@ fn batches_singles_and_tombstones_round_trip() {
                 .map(|i| {
                     let s = seq + i as u64;
                     let e = Entry::new(&payloads[i]).key(&keys[i]).timestamp(ts_for(s));
-                    if s % 10 == 0 {
+                    if s.is_multiple_of(10) {
                         tombs.insert(s);
                         e.tombstone()
                     } else {

@@ -318,7 +318,7 @@ impl FileSystem for PowerFs {
 
 fn payload(seq: u64, batch_last: u64) -> Vec<u8> {
     let mut r = Rng(seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let len = if seq % 89 == 0 { 1500 + r.below(500) } else { r.below(150) } as usize;
+    let len = if seq.is_multiple_of(89) { 1500 + r.below(500) } else { r.below(150) } as usize;
     let mut p: Vec<u8> = (0..len).map(|_| r.next() as u8).collect();
     p.extend_from_slice(&batch_last.to_le_bytes());
     p

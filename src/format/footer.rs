@@ -99,6 +99,7 @@ impl Trailer {
 }
 
 /// Builds footer + index + trailer bytes, to be written at `frames_end`.
+#[must_use]
 pub fn encode_footer(footer: &FooterHeader, index: &[IndexEntry]) -> Vec<u8> {
     let mut out = Vec::with_capacity((FOOTER_HEADER_BYTES + INDEX_ENTRY_BYTES * index.len() as u64 + TRAILER_BYTES) as usize);
     out.extend_from_slice(footer.as_bytes());
@@ -118,6 +119,11 @@ pub fn encode_footer(footer: &FooterHeader, index: &[IndexEntry]) -> Vec<u8> {
 }
 
 /// Finds and checks the footer of a whole sealed segment file. Never panics.
+///
+/// # Errors
+///
+/// A [`FooterError`] naming what is wrong: no trailer, bad magic, a checksum mismatch, bounds that
+/// do not fit the file.
 pub fn decode_footer(file: &[u8]) -> Result<(&FooterHeader, &[IndexEntry]), FooterError> {
     let len = file.len() as u64;
     if len < HEADER_BYTES + FOOTER_HEADER_BYTES + TRAILER_BYTES {

@@ -79,6 +79,7 @@ pub enum FrameError {
 /// Computes the checksum of a frame given its header (crc field ignored),
 /// payload and key. Equal to [`frame_crc_in_place`] over the laid-down frame.
 #[inline]
+#[must_use]
 pub fn frame_crc(header: &FrameHeader, payload: &[u8], key: &[u8]) -> u32 {
     let mut crc = crc32c::crc32c_append(FRAME_CRC_SEED ^ header.len.get(), &header.as_bytes()[8..]);
     crc = crc32c::crc32c_append(crc, payload);
@@ -89,6 +90,7 @@ pub fn frame_crc(header: &FrameHeader, payload: &[u8], key: &[u8]) -> u32 {
 /// bytes `0..len` (header, payload, key, no padding); the crc field is not
 /// read. One CRC32C pass, which the writer runs over the bytes it just copied.
 #[inline]
+#[must_use]
 pub fn frame_crc_in_place(frame: &[u8]) -> u32 {
     let len = frame.len() as u32;
     crc32c::crc32c_append(FRAME_CRC_SEED ^ len, frame.get(8..).unwrap_or(&[]))
@@ -97,6 +99,11 @@ pub fn frame_crc_in_place(frame: &[u8]) -> u32 {
 /// Decodes and verifies the frame at `offset` of `data`, where `data` holds
 /// only bytes that may contain frames (it ends at the committed length, or at
 /// the end of frames for sealed segments). Never panics, whatever the bytes.
+///
+/// # Errors
+///
+/// A [`FrameError`] if the bytes at `offset` are not a whole, valid frame (cut short, bad length or
+/// flags, checksum mismatch when `verify_crc`).
 #[inline]
 pub fn decode_frame(data: &[u8], offset: u64, verify_crc: bool) -> Result<DecodedFrame<'_>, FrameError> {
     let start = usize::try_from(offset).map_err(|_| FrameError::End)?;

@@ -53,6 +53,8 @@ pub enum HeaderError {
 
 impl SegmentHeader {
     /// A new header with its checksum filled in.
+    #[must_use]
+    #[doc(hidden)] // the engine's encoder, not for users
     pub fn new(base_seq: u64, created_us: u64, capacity: u64) -> Self {
         let mut h = SegmentHeader {
             magic: SEGMENT_MAGIC,
@@ -75,6 +77,10 @@ impl SegmentHeader {
     }
 
     /// Reads and checks the header at the start of `page`.
+    ///
+    /// # Errors
+    ///
+    /// A [`HeaderError`] for a bad magic, an unknown format version or a checksum mismatch.
     pub fn decode(page: &[u8]) -> Result<SegmentHeader, HeaderError> {
         let Ok((h, _)) = SegmentHeader::read_from_prefix(page) else {
             // A file cut short before its header (e.g. a crash between

@@ -1,17 +1,35 @@
 //! Bytes on disk: every constant, struct and check of the segment format.
 //!
+//! **Not a stable API.** This module is public so that tools and tests can
+//! read segment files byte by byte; its items may change in any release,
+//! whatever the crate's version says. What is stable is the format itself:
+//! each segment names its version, and a build meets an unknown one with
+//! [`crate::Error::UnsupportedVersion`]. The encoders the engine writes
+//! with are hidden from these docs.
+//!
 //! All integers are little-endian. All structs here are `zerocopy` views with
 //! alignment 1, so they can be read in place from any byte offset of a mapping.
-//! The byte diagrams live in `docs/format.md`; this module is the single source
-//! of truth for the numbers, and the `const` assertions below keep the two in step.
+//! This module is the single source of truth for the numbers, and `const`
+//! assertions keep them in step with the specification below (`docs/format.md`
+//! in the repository).
+//!
+//! [multi_process.md]: crate::docs::multi_process
+#![doc = include_str!("../../docs/format.md")]
 
 mod footer;
 mod frame;
 mod header;
 
-pub use footer::{decode_footer, encode_footer, FooterError, FooterHeader, IndexEntry, Trailer};
-pub use frame::{decode_frame, frame_crc, frame_crc_in_place, DecodedFrame, FrameError, FrameHeader};
+pub use footer::{decode_footer, FooterError, FooterHeader, IndexEntry, Trailer};
+pub use frame::{decode_frame, DecodedFrame, FrameError, FrameHeader};
 pub use header::{HeaderError, SegmentHeader};
+
+// The engine's encoders: public for the tests that craft segment files, not
+// for users (a user writes through `Writer`).
+#[doc(hidden)]
+pub use footer::encode_footer;
+#[doc(hidden)]
+pub use frame::{frame_crc, frame_crc_in_place};
 
 /// The format version this build writes and the only one it reads.
 pub const FORMAT_VERSION: u16 = 2;
@@ -65,13 +83,13 @@ pub const SEGMENT_BYTES_MAX: u64 = 1 << 31;
 pub const SEGMENT_BYTES_MIN: u64 = 64 * 1024;
 
 const _: () = assert!(core::mem::size_of::<FrameHeader>() as u64 == FRAME_HEADER_BYTES);
-const _: () = assert!(FRAME_HEADER_BYTES % FRAME_ALIGN == 0);
-const _: () = assert!(HEADER_BYTES % FRAME_ALIGN == 0);
+const _: () = assert!(FRAME_HEADER_BYTES.is_multiple_of(FRAME_ALIGN));
+const _: () = assert!(HEADER_BYTES.is_multiple_of(FRAME_ALIGN));
 const _: () = assert!(core::mem::size_of::<SegmentHeader>() as u64 <= LIVE_COMMITTED_OFFSET);
-const _: () = assert!(LIVE_COMMITTED_OFFSET % 64 == 0 && LIVE_COMMITTED_OFFSET + 8 <= HEADER_BYTES);
+const _: () = assert!(LIVE_COMMITTED_OFFSET.is_multiple_of(64) && LIVE_COMMITTED_OFFSET + 8 <= HEADER_BYTES);
 const _: () = assert!(core::mem::size_of::<IndexEntry>() as u64 == INDEX_ENTRY_BYTES);
 const _: () = assert!(core::mem::size_of::<FooterHeader>() as u64 == FOOTER_HEADER_BYTES);
-const _: () = assert!(FOOTER_HEADER_BYTES % FRAME_ALIGN == 0);
+const _: () = assert!(FOOTER_HEADER_BYTES.is_multiple_of(FRAME_ALIGN));
 const _: () = assert!(core::mem::size_of::<Trailer>() as u64 == TRAILER_BYTES);
 const _: () = assert!(SEGMENT_BYTES_MAX < (1u64 << 32));
 const _: () = assert!(SEGMENT_BYTES_MIN > HEADER_BYTES + FRAME_HEADER_BYTES);
@@ -79,6 +97,7 @@ const _: () = assert!(SEGMENT_BYTES_MIN > HEADER_BYTES + FRAME_HEADER_BYTES);
 /// The largest footer + index + trailer a segment whose frames end at or
 /// before offset `frames_end` can need: one index entry per
 /// [`INDEX_INTERVAL_BYTES`] of frames, plus the first.
+#[must_use]
 pub const fn footer_bound(frames_end: u64) -> u64 {
     let entries = frames_end.saturating_sub(HEADER_BYTES) / INDEX_INTERVAL_BYTES + 1;
     FOOTER_HEADER_BYTES + INDEX_ENTRY_BYTES * entries + TRAILER_BYTES
@@ -87,6 +106,7 @@ pub const fn footer_bound(frames_end: u64) -> u64 {
 /// Length a segment is preallocated to for `segment_bytes` of header and
 /// frames: room for the largest footer is reserved past them (rounded to a
 /// page), so that sealing never grows a file and a full disk cannot stop it.
+#[must_use]
 pub const fn segment_file_bytes(segment_bytes: u64) -> u64 {
     segment_bytes + footer_bound(segment_bytes).next_multiple_of(HEADER_BYTES)
 }
@@ -94,6 +114,7 @@ pub const fn segment_file_bytes(segment_bytes: u64) -> u64 {
 /// Where frames of a preallocated segment file of `file_bytes` may extend
 /// to: the largest page multiple `s` with `segment_file_bytes(s) <= file_bytes`
 /// (the inverse of [`segment_file_bytes`]).
+#[must_use]
 pub const fn frames_limit(file_bytes: u64) -> u64 {
     let mut s = file_bytes.saturating_sub(footer_bound(file_bytes).next_multiple_of(HEADER_BYTES)) / HEADER_BYTES * HEADER_BYTES;
     while segment_file_bytes(s + HEADER_BYTES) <= file_bytes {
@@ -109,16 +130,19 @@ const _: () = assert!(segment_file_bytes(SEGMENT_BYTES_MAX) < (1u64 << 32));
 
 /// Rounds `n` up to the frame alignment.
 #[inline]
+#[must_use]
 pub const fn align_up(n: u64) -> u64 {
     (n + FRAME_ALIGN - 1) & !(FRAME_ALIGN - 1)
 }
 
 /// File name of the segment whose first record has `base_seq`.
+#[must_use]
 pub fn segment_file_name(base_seq: u64) -> String {
     format!("{base_seq:020}.seg")
 }
 
 /// Parses a segment file name back into its base seq.
+#[must_use]
 pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".seg")?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {

@@ -58,7 +58,7 @@ pub fn payload_for(seq: u64) -> Vec<u8> {
 /// The key of record `seq`: none for every third record, otherwise a short
 /// string naming the seq.
 pub fn key_for(seq: u64) -> Vec<u8> {
-    if seq % 3 == 0 {
+    if seq.is_multiple_of(3) {
         Vec::new()
     } else {
         format!("key-{seq}-{}", mix(seq) % 97).into_bytes()
