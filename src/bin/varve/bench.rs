@@ -43,8 +43,8 @@ pub(crate) type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 /// temporary directory.
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Payload bytes per record (at least 8: tailing readers read the writer's send stamp from them).
-    #[arg(long, default_value_t = 100)]
+    /// Payload bytes per record, e.g. 100 or 4KiB (at least 8: tailing readers read the writer's send stamp from them).
+    #[arg(long, default_value = "100", value_parser = crate::util::parse_bytes_usize)]
     pub payload_bytes: usize,
     /// Records per append phase (each sustained-throughput round, append latency, mixed).
     /// The default writes about 2 GiB (32 segments of 64 MiB) per phase.
