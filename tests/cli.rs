@@ -703,3 +703,48 @@ fn verify_summary_means_the_same_on_a_live_and_a_closed_log() {
     assert!(figures(&live).starts_with("ok: 2000 records ("), "{live}");
     assert_eq!(figures(&live), figures(&closed), "live: {live} closed: {closed}");
 }
+
+#[test]
+fn bench_output_fits_100_columns_and_redirected_progress_has_no_carriage_returns() {
+    // Goal: `varve bench > report.txt 2> log.txt` gives a report no wider
+    // than a 100-column terminal, a log without progress-bar redraws (`\r`),
+    // and, with --plot, an SVG. Method: a tiny bench with stdout and stderr
+    // piped (not terminals).
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("bench.svg");
+    let o = varve(&[
+        "bench",
+        "--records",
+        "2000",
+        "--latency-records",
+        "2000",
+        "--rounds",
+        "1",
+        "--producer-records",
+        "1000",
+        "--producer-threads",
+        "1",
+        "--tail-records",
+        "200",
+        "--tail-rate",
+        "100000",
+        "--sync-seconds",
+        "0.01",
+        "--segment-bytes",
+        "64KiB",
+        "--dir",
+        p(dir.path()),
+        "--plot",
+        p(&svg),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("Throughput") && out.contains("Latency"), "{out}");
+    for line in out.lines() {
+        assert!(line.chars().count() <= 100, "{} columns: {line:?}", line.chars().count());
+    }
+    assert!(!o.stderr.contains(&b'\r'), "progress redraws in redirected stderr: {:?}", stderr(&o));
+    assert!(stderr(&o).contains("[ 1/12]"), "phases are still announced: {}", stderr(&o));
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    assert!(plot.starts_with("<svg") && plot.contains("Latency by percentile"), "not the plot");
+}

@@ -667,6 +667,8 @@ mod tests {
         let mut a = args(&[
             "--records",
             "3000",
+            "--latency-records",
+            "3000",
             "--tail-records",
             "500",
             "--tail-rate",
