@@ -46,7 +46,7 @@ pub(crate) type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Payload bytes per record, e.g. 100 or 4KiB (at least 8: tailing readers read the writer's send stamp from them).
-    #[arg(long, default_value = "100", value_parser = crate::util::parse_bytes_usize)]
+    #[arg(long, default_value = "100", value_name = "SIZE", value_parser = crate::util::parse_bytes_usize)]
     pub payload_bytes: usize,
     /// Records per append phase (each sustained-throughput round, append latency, mixed).
     /// The default writes about 2 GiB (32 segments of 64 MiB) per phase.
@@ -77,7 +77,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "never", value_parser = parse_sync)]
     pub sync: SyncMode,
     /// Segment size, e.g. 64MiB (suffixes K, M, G, KiB, MiB, GiB; all binary).
-    #[arg(long, default_value = "64MiB", value_parser = crate::util::parse_bytes)]
+    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = crate::util::parse_bytes)]
     pub segment_bytes: u64,
     /// Timestamp source for appends (Options::clock): tsc (the TSC anchored to CLOCK_REALTIME, the default), realtime (CLOCK_REALTIME) or coarse (CLOCK_REALTIME_COARSE).
     #[arg(long, value_enum, default_value_t = TimeSource::Tsc)]
