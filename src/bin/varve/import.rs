@@ -155,7 +155,7 @@ fn remove_new_log(dir: &std::path::Path, new_dir: bool) -> CmdResult {
     let removed = if new_dir {
         std::fs::remove_dir_all(dir)
     } else {
-        std::fs::read_dir(dir).and_then(|entries| entries.map(|e| std::fs::remove_file(e?.path())).collect())
+        std::fs::read_dir(dir).and_then(|mut entries| entries.try_for_each(|e| std::fs::remove_file(e?.path())))
     };
     removed.map_err(|e| Failure::problem(format!("removing the empty log import created in {}: {e}", dir.display())))
 }

@@ -67,7 +67,7 @@ fn table(header: &[&str]) -> Table {
     t.load_preset("     -             ");
     t.set_content_arrangement(ContentArrangement::Dynamic);
     t.set_width(WIDTH);
-    t.set_header(header.iter().map(|h| Cell::new(h)));
+    t.set_header(header.iter().map(Cell::new));
     t
 }
 
