@@ -53,8 +53,6 @@
 // Every fallible public function says when it fails; builders and pure
 // getters are `#[must_use]`.
 #![warn(clippy::missing_errors_doc, clippy::return_self_not_must_use, clippy::must_use_candidate)]
-// Allowed in Cargo.toml for the binary's sake only.
-#![warn(clippy::manual_is_multiple_of)]
 
 #[cfg(loom)]
 #[doc(hidden)]

@@ -4,8 +4,7 @@
 //! Markdown table, a JSON file and an SVG plot.
 //!
 //! ```text
-//! cd benches/peers && CARGO_TARGET_DIR=target cargo run --release -- \
-//!     [--records N] [--rounds R] [--sync-seconds S] [--engines a,b] [--dir D] [--out DIR]
+//! cd benches/peers && CARGO_TARGET_DIR=target cargo run --release -- --help
 //! ```
 //!
 //! Rows, per engine and round:
@@ -21,7 +20,10 @@
 #[path = "../../../src/bin/varve/bench/clock.rs"]
 #[allow(dead_code)]
 mod clock;
+// The same machine description, load average and date as `varve bench`.
 mod engines;
+#[path = "../../../src/bin/varve/bench/machine.rs"]
+mod machine;
 mod plot;
 
 use std::path::{Path, PathBuf};
@@ -33,50 +35,42 @@ use serde_json::{json, Value};
 
 pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+/// The `varve bench` workload (100-byte payloads) on varvelog and other
+/// embedded logs, several rounds in alternating order; writes peers.md,
+/// peers.json and peers.svg.
+#[derive(clap::Parser, Debug)]
+#[command(name = "varvelog-peers")]
 struct Args {
+    /// Records per append and batch row (at least 100).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(100..))]
     records: u64,
-    rounds: usize,
+    /// Rounds; each engine runs once per round, the order alternating.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: u64,
+    /// Seconds each durable row runs.
+    #[arg(long, default_value_t = 0.5, value_parser = positive_seconds)]
     sync_seconds: f64,
+    /// Engines to run, comma separated.
+    #[arg(long, value_delimiter = ',', value_parser = parse_engine, default_value = "varvelog,raft-engine,commitlog,open-wal,okaywal,fjall,File+BufWriter+fdatasync")]
     engines: Vec<Engine>,
+    /// Directory (file system) to run in; a fresh subdirectory is made and removed afterwards.
+    #[arg(long, default_value_os_t = std::env::temp_dir())]
     dir: PathBuf,
+    /// Where to write peers.md, peers.json and peers.svg.
+    #[arg(long, default_value = "results")]
     out: PathBuf,
 }
 
-fn parse_args() -> Res<Args> {
-    let mut a = Args {
-        records: 1_000_000,
-        rounds: 3,
-        sync_seconds: 0.5,
-        engines: Engine::ALL.to_vec(),
-        dir: std::env::temp_dir(),
-        out: PathBuf::from("results"),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--records" => a.records = val()?.parse()?,
-            "--rounds" => a.rounds = val()?.parse()?,
-            "--sync-seconds" => a.sync_seconds = val()?.parse()?,
-            "--dir" => a.dir = PathBuf::from(val()?),
-            "--out" => a.out = PathBuf::from(val()?),
-            "--engines" => {
-                a.engines = val()?
-                    .split(',')
-                    .map(|s| Engine::parse(s.trim()).ok_or_else(|| format!("unknown engine {s:?}")))
-                    .collect::<Result<_, _>>()?
-            }
-            "-h" | "--help" => {
-                println!("options: --records N --rounds R --sync-seconds S --engines varvelog,raft-engine,commitlog,open-wal,okaywal,fjall,File+BufWriter+fdatasync --dir D --out DIR");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown option {other}").into()),
-        }
+fn parse_engine(s: &str) -> Result<Engine, String> {
+    let names: Vec<&str> = Engine::ALL.iter().map(|e| e.name().split_whitespace().next().unwrap_or("")).collect();
+    Engine::parse(s.trim()).ok_or_else(|| format!("unknown engine {s:?}; one of {}", names.join(", ")))
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{s:?}: expected a positive number of seconds")),
     }
-    if a.records < 100 || a.rounds == 0 || a.sync_seconds <= 0.0 {
-        return Err("need --records >= 100, --rounds >= 1, --sync-seconds > 0".into());
-    }
-    Ok(a)
 }
 
 /// Percentiles in nanoseconds.
@@ -242,14 +236,14 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> Res<()> {
-    let a = parse_args()?;
-    let load_before = load_average();
+    let a = <Args as clap::Parser>::parse();
+    let load_before = machine::load_average();
     let clock = clock::Clock::calibrate();
     eprintln!("timer: {}", clock.describe());
     let root = a.dir.join(format!("varvelog-peers-{}", std::process::id()));
     std::fs::create_dir_all(&root)?;
     let mut results: Vec<(Engine, Vec<Round>, Vec<String>)> = a.engines.iter().map(|e| (*e, Vec::new(), Vec::new())).collect();
-    for round in 0..a.rounds {
+    for round in 0..a.rounds as usize {
         // Alternate the order: forwards on even rounds, backwards on odd ones,
         // rotated so each engine takes each position.
         let k = results.len();
@@ -278,17 +272,18 @@ fn run() -> Res<()> {
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&a.out)?;
 
-    let machine = machine();
+    let machine = machine::describe(&a.dir);
+    let date = machine::date_utc();
     let mut md = String::new();
     md.push_str(&format!(
-        "Machine: {machine}. {} records of 100 B per row, {} rounds in alternating order, each engine in a fresh directory on {}; \
+        "Machine: {machine}; {date}. {} records of 100 B per row, {} rounds in alternating order, each engine in a fresh directory on {}; \
          median (± half the min-max spread, in % of the median). Throughput in records/s. 1-minute load average {} before, \
          {} after the run.\n\n",
         a.records,
         a.rounds,
         a.dir.display(),
         load_before.map_or("?".into(), |l| format!("{l:.2}")),
-        load_average().map_or("?".into(), |l| format!("{l:.2}")),
+        machine::load_average().map_or("?".into(), |l| format!("{l:.2}")),
     ));
     md.push_str("| engine | append | append p50 | p99 | p99.9 | batch of 100 | durable, 1/sync | durable, 100/sync | reopen | scan |\n");
     md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -353,44 +348,36 @@ fn run() -> Res<()> {
         clock.describe(),
         a.sync_seconds
     ));
-    let doc = json!({"machine": machine, "records": a.records, "rounds": a.rounds, "sync_seconds": a.sync_seconds,
+    let doc = json!({"machine": machine, "date": date, "records": a.records, "rounds": a.rounds, "sync_seconds": a.sync_seconds,
                      "timer": clock.describe(), "engines": json_engines});
     std::fs::write(a.out.join("peers.md"), &md)?;
     std::fs::write(a.out.join("peers.json"), serde_json::to_string_pretty(&doc)?)?;
     let plot_rows: Vec<plot::Row> = results
         .iter()
-        .filter(|(_, r, _)| !r.is_empty())
-        .map(|(e, rounds, _)| plot::Row {
+        .map(|(e, rounds, errors)| plot::Row {
             name: e.name().to_string(),
+            failed: rounds.is_empty().then(|| errors.first().cloned().unwrap_or_default()),
             rates: [
-                stat(rounds, |r| r.append).map(|s| s.0),
-                stat(rounds, |r| r.batch).map(|s| s.0),
-                stat(rounds, |r| r.durable100).map(|s| s.0),
-                stat(rounds, |r| r.scan).map(|s| s.0),
+                stat(rounds, |r| r.append),
+                stat(rounds, |r| r.batch),
+                stat(rounds, |r| r.durable1),
+                stat(rounds, |r| r.durable100),
+                stat(rounds, |r| r.scan),
             ],
             lat: [
-                stat(rounds, |r| r.append_lat.map(|l| l.p50)).map(|s| s.0),
-                stat(rounds, |r| r.append_lat.map(|l| l.p99)).map(|s| s.0),
-                stat(rounds, |r| r.append_lat.map(|l| l.p999)).map(|s| s.0),
+                stat(rounds, |r| r.append_lat.map(|l| l.p50)),
+                stat(rounds, |r| r.append_lat.map(|l| l.p99)),
+                stat(rounds, |r| r.append_lat.map(|l| l.p999)),
             ],
+            reopen_ms: stat(rounds, |r| Some(r.reopen_ms)),
         })
         .collect();
-    plot::draw(&a.out.join("peers.svg"), &plot_rows)?;
+    let caption = format!(
+        "{machine}; {date}; {} records of 100 B per row, {} rounds (bars: median, error bars: slowest to fastest round)",
+        a.records, a.rounds
+    );
+    plot::draw(&a.out.join("peers.svg"), &caption, &plot_rows)?;
     print!("{md}");
     eprintln!("wrote {}/peers.md, peers.json, peers.svg", a.out.display());
     Ok(())
-}
-
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
 }

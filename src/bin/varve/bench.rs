@@ -23,6 +23,8 @@
 mod baseline;
 mod clock;
 mod engine;
+mod machine;
+mod plot;
 mod producers;
 mod report;
 
@@ -43,8 +45,8 @@ pub(crate) type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 /// temporary directory.
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Payload bytes per record (at least 8: tailing readers read the writer's send stamp from them).
-    #[arg(long, default_value_t = 100)]
+    /// Payload bytes per record, e.g. 100 or 4KiB (at least 8: tailing readers read the writer's send stamp from them).
+    #[arg(long, default_value = "100", value_name = "SIZE", value_parser = crate::util::parse_bytes_usize)]
     pub payload_bytes: usize,
     /// Records per append phase (each sustained-throughput round, append latency, mixed).
     /// The default writes about 2 GiB (32 segments of 64 MiB) per phase.
@@ -75,7 +77,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "never", value_parser = parse_sync)]
     pub sync: SyncMode,
     /// Segment size, e.g. 64MiB (suffixes K, M, G, KiB, MiB, GiB; all binary).
-    #[arg(long, default_value = "64MiB", value_parser = crate::util::parse_bytes)]
+    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = crate::util::parse_bytes)]
     pub segment_bytes: u64,
     /// Timestamp source for appends (Options::clock): tsc (the TSC anchored to CLOCK_REALTIME, the default), realtime (CLOCK_REALTIME) or coarse (CLOCK_REALTIME_COARSE).
     #[arg(long, value_enum, default_value_t = TimeSource::Tsc)]
@@ -83,6 +85,10 @@ pub struct BenchArgs {
     /// Print the results as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the results as an SVG image: latency percentile curves and
+    /// each throughput beside its bound.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     /// Directory (file system) to run in; a fresh subdirectory is made and removed afterwards.
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -218,7 +224,13 @@ pub struct Lat {
     /// Samples of at least [`STALL_NS`] (waits for a prepared segment, page
     /// faults, preemption) and their total nanoseconds.
     pub stalls: (u64, u64),
+    /// The latency at each of [`CURVE_QUANTILES`], for the plot's curves.
+    pub curve: [u64; CURVE_QUANTILES.len()],
 }
+
+/// Quantiles a latency curve is drawn through (the last is the maximum).
+pub const CURVE_QUANTILES: [f64; 15] =
+    [0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99995, 0.99999, 0.999995, 0.999999, 1.0];
 
 /// Samples this long or longer count as stalls.
 pub const STALL_NS: u64 = 10_000;
@@ -241,6 +253,7 @@ impl Lat {
                 .iter_recorded()
                 .filter(|v| v.value_iterated_to() >= STALL_NS)
                 .fold((0, 0), |(n, t), v| (n + v.count_at_value(), t + v.count_at_value() * v.value_iterated_to())),
+            curve: CURVE_QUANTILES.map(|q| h.value_at_quantile(q)),
         }
     }
 }
@@ -259,6 +272,8 @@ pub struct Durable {
 /// Everything one run measured.
 pub struct Results {
     machine: String,
+    /// When the run ended (UTC).
+    date: String,
     dir: PathBuf,
     clock: Clock,
     frame_bytes: usize,
@@ -292,10 +307,20 @@ pub struct Results {
 
 /// Runs the benchmark described by `args` and prints the results.
 pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
-    run_bench(args).map_err(|e| -> Box<dyn std::error::Error> { e })
+    let results = run_bench(args).map_err(|e| -> Box<dyn std::error::Error> { e })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report::json(args, &results))?);
+    } else {
+        print!("{}", report::tables(args, &results));
+    }
+    if let Some(path) = &args.plot {
+        plot::draw(path, args, &results).map_err(|e| format!("--plot {}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
-fn run_bench(args: &BenchArgs) -> Res<()> {
+fn run_bench(args: &BenchArgs) -> Res<Results> {
     let tail_records = args.tail_records.unwrap_or(args.records.min(1_000_000));
     if args.payload_bytes < 8 && (args.readers > 0 || tail_records > 0) {
         return Err("--payload-bytes must be at least 8 when tailing readers run (the writer's send stamp goes in the payload); use --readers 0 --tail-records 0 for smaller payloads".into());
@@ -310,7 +335,7 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
         return Err("--sync-seconds and --max-phase-seconds must be positive".into());
     }
     let begun = Instant::now();
-    let load_before = baseline::load_average();
+    let load_before = machine::load_average();
     let work = WorkDir::new(args.dir.as_deref())?;
     let max = Duration::from_secs_f64(args.max_phase_seconds);
     let budget = Duration::from_secs_f64(args.sync_seconds);
@@ -444,7 +469,8 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
     eprintln!("        (took {:.1} s)", phase_began.elapsed().as_secs_f64());
 
     let results = Results {
-        machine: baseline::machine(work.root()),
+        machine: machine::describe(work.root()),
+        date: machine::date_utc(),
         dir: work.root().to_path_buf(),
         clock,
         frame_bytes: frame.len(),
@@ -469,16 +495,11 @@ fn run_bench(args: &BenchArgs) -> Res<()> {
         open_report,
         log_bytes,
         elapsed: begun.elapsed(),
-        load: (load_before, baseline::load_average()),
+        load: (load_before, machine::load_average()),
     };
     end_progress();
     drop(work);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report::json(args, &results))?);
-    } else {
-        print!("{}", report::tables(args, &results));
-    }
-    Ok(())
+    Ok(results)
 }
 
 /// Writes back everything dirty on the file system holding `dir`.
@@ -631,6 +652,23 @@ mod tests {
         assert!((59_000..=61_000).contains(&l.stalls.1), "{:?}", l.stalls);
     }
 
+    /// Checks the report of `r` and its plot; returns the text report.
+    fn check_report(a: &BenchArgs, r: &Results, dir: &Path) -> String {
+        let text = report::tables(a, r);
+        for line in text.lines() {
+            assert!(line.chars().count() <= usize::from(report::WIDTH), "line wider than {} columns: {line:?}", report::WIDTH);
+        }
+        let json = report::json(a, r);
+        assert!(json.get("goals").is_none() && !text.to_lowercase().contains("goal"), "the report has no goals section");
+        assert!(json["date"].is_string() && json["machine"].is_string());
+        let svg = dir.join("bench.svg");
+        plot::draw(&svg, a, r).unwrap();
+        let body = std::fs::read_to_string(&svg).unwrap();
+        assert!(body.starts_with("<svg") && body.contains(&r.date), "plot without the caption's date");
+        assert!(body.len() < 200_000, "plot of {} bytes", body.len());
+        text
+    }
+
     #[test]
     fn tiny_bench_runs_every_phase_and_cleans_up() {
         // Goal: `varve bench` works end to end without panics and removes its
@@ -638,8 +676,10 @@ mod tests {
         // rotation happens, short sync budgets) in a temporary parent dir.
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().to_str().unwrap();
-        let a = args(&[
+        let mut a = args(&[
             "--records",
+            "3000",
+            "--latency-records",
             "3000",
             "--tail-records",
             "500",
@@ -657,8 +697,17 @@ mod tests {
             dir,
             "--json",
         ]);
-        run_bench(&a).unwrap();
+        let mut results = run_bench(&a).unwrap();
         assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0, "bench directory left behind");
+        check_report(&a, &results, parent.path());
+        // Phases that did not run are shown as not measured, not dropped.
+        (results.tail, results.mixed, a.readers, a.scanners) = (None, None, 0, 0);
+        let text = check_report(&a, &results, parent.path());
+        // Mixed (throughput), writer->tail and tail lag (latency): rows of
+        // n/a. (Names wrap inside their cells, so count rows, not phrases.)
+        assert!(text.lines().filter(|l| l.contains(" n/a ")).count() >= 3 && text.contains("not measured"), "{text}");
+        let svg = std::fs::read_to_string(parent.path().join("bench.svg")).unwrap();
+        assert!(svg.contains("n/a (no readers)") && svg.contains("writer-&gt;tail: n/a"), "the plot must say what was not measured");
         let bad = args(&["--payload-bytes", "4", "--dir", dir]);
         assert!(run_bench(&bad).is_err(), "a payload too small for the send stamp must be refused");
     }

@@ -54,7 +54,7 @@ pub fn run(args: &ExportArgs) -> CmdResult {
     }
     handle_write(out.flush())?;
     if args.output.is_some() {
-        eprintln!("exported {n} records");
+        eprintln!("exported {}", crate::util::count(n, "record"));
     }
     warnings_failure(&log)
 }

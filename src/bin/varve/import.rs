@@ -5,7 +5,6 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 
-use serde_json::Value;
 use varvelog::{Entry, Log, Options};
 
 use crate::util::{decode_bytes, CmdResult, Failure};
@@ -15,9 +14,10 @@ use crate::util::{decode_bytes, CmdResult, Failure};
 pub struct ImportArgs {
     /// Read JSON Lines, one record per line: `payload` (required),
     /// `payload_encoding` ("utf8", the default, or "base64"), `key` and
-    /// `key_encoding` (optional), `timestamp` (µs since the epoch; default
-    /// now) and `tombstone` (default false). Other fields (`seq`, `time`)
-    /// are ignored: records get the log's next seqs. Required.
+    /// `key_encoding` (optional; an empty key is no key), `timestamp` (µs
+    /// since the epoch; default now) and `tombstone` (default false). Other
+    /// fields (`seq`, `time`) are ignored: records get the log's next seqs.
+    /// Required.
     #[arg(long, required = true)]
     pub jsonl: bool,
     /// The log directory (created if missing). It must not be open by
@@ -31,6 +31,17 @@ pub struct ImportArgs {
     pub segment_bytes: Option<u64>,
 }
 
+/// One input line as JSON. Unknown fields (`seq`, `time`) are ignored.
+#[derive(Debug, serde_derive::Deserialize)]
+struct InputRecord {
+    payload: String,
+    payload_encoding: Option<String>,
+    key: Option<String>,
+    key_encoding: Option<String>,
+    timestamp: Option<u64>,
+    tombstone: Option<bool>,
+}
+
 /// One parsed line.
 struct Parsed {
     payload: Vec<u8>,
@@ -39,36 +50,17 @@ struct Parsed {
     tombstone: bool,
 }
 
-fn bytes_field(obj: &serde_json::Map<String, Value>, name: &str) -> Result<Option<Vec<u8>>, String> {
-    let value = match obj.get(name) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) => s,
-        Some(other) => return Err(format!("field {name:?} must be a string, found {other}")),
-    };
-    let enc_name = format!("{name}_encoding");
-    let encoding = match obj.get(&enc_name) {
-        None | Some(Value::Null) => "utf8",
-        Some(Value::String(e)) => e.as_str(),
-        Some(other) => return Err(format!("field {enc_name:?} must be a string, found {other}")),
-    };
-    decode_bytes(value, encoding).map(Some).map_err(|e| format!("field {name:?}: {e}"))
-}
-
 fn parse_line(line: &str) -> Result<Parsed, String> {
-    let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-    let Value::Object(obj) = value else { return Err("not a JSON object".into()) };
-    let payload = bytes_field(&obj, "payload")?.ok_or("missing field \"payload\"")?;
-    let key = bytes_field(&obj, "key")?.unwrap_or_default();
-    let timestamp_us = match obj.get("timestamp") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| format!("field \"timestamp\" must be a non-negative integer, found {v}"))?),
+    let r: InputRecord = serde_json::from_str(line).map_err(|e| format!("not a record: {e}"))?;
+    let decode = |name: &str, value: &str, encoding: Option<&str>| {
+        decode_bytes(value, encoding.unwrap_or("utf8")).map_err(|e| format!("field {name:?}: {e}"))
     };
-    let tombstone = match obj.get("tombstone") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(v) => return Err(format!("field \"tombstone\" must be true or false, found {v}")),
+    let payload = decode("payload", &r.payload, r.payload_encoding.as_deref())?;
+    let key = match &r.key {
+        Some(k) => decode("key", k, r.key_encoding.as_deref())?,
+        None => Vec::new(),
     };
-    Ok(Parsed { payload, key, timestamp_us, tombstone })
+    Ok(Parsed { payload, key, timestamp_us: r.timestamp, tombstone: r.tombstone.unwrap_or(false) })
 }
 
 pub fn run(args: &ImportArgs) -> CmdResult {
@@ -81,7 +73,13 @@ pub fn run(args: &ImportArgs) -> CmdResult {
         opts = opts.segment_bytes(b);
     }
     // The log is opened (and, if new, created) at the first valid record,
-    // so input that is bad from its first line leaves no log behind.
+    // so input that is bad from its first line leaves no log behind; one
+    // made for a record the engine then refused is removed again below.
+    let made_here = match std::fs::read_dir(&args.dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(true),
+        Ok(mut entries) => entries.next().is_none().then_some(false),
+        Err(_) => None,
+    };
     let mut log: Option<(Log, varvelog::Writer)> = None;
     let mut first = 0;
     let mut n = 0u64;
@@ -133,11 +131,31 @@ pub fn run(args: &ImportArgs) -> CmdResult {
     if let Some((_, writer)) = &mut log {
         writer.sync()?;
     }
-    let kept = if failure.is_some() { "; they stay in the log, the rest of the input was not imported" } else { "" };
-    if n > 0 {
-        eprintln!("imported {} as seq {first} ..= {}{kept}", crate::util::count(n, "record"), first + n - 1);
-    } else {
+    if n == 0 {
+        if let (Some(opened), Some(new_dir)) = (log.take(), made_here) {
+            drop(opened);
+            remove_new_log(&args.dir, new_dir)?;
+        }
         eprintln!("imported 0 records");
+    } else if failure.is_some() {
+        eprintln!(
+            "imported {} as seq {first} ..= {} before the error; they stay in the log, the rest of the input was not imported",
+            crate::util::count(n, "record"),
+            first + n - 1
+        );
+    } else {
+        eprintln!("imported {} as seq {first} ..= {}", crate::util::count(n, "record"), first + n - 1);
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// Removes a log that import created and put no record in: the directory
+/// itself if import made it, otherwise what import put in the empty one.
+fn remove_new_log(dir: &std::path::Path, new_dir: bool) -> CmdResult {
+    let removed = if new_dir {
+        std::fs::remove_dir_all(dir)
+    } else {
+        std::fs::read_dir(dir).and_then(|mut entries| entries.try_for_each(|e| std::fs::remove_file(e?.path())))
+    };
+    removed.map_err(|e| Failure::problem(format!("removing the empty log import created in {}: {e}", dir.display())))
 }

@@ -9,6 +9,7 @@ mod bench;
 mod dump;
 mod export;
 mod import;
+mod pagecache;
 mod progress;
 mod stat;
 mod tail;

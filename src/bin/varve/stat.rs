@@ -3,9 +3,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use varvelog::format::FORMAT_VERSION;
+use comfy_table::{presets, CellAlignment, Table};
+use varvelog::format::{FORMAT_VERSION, HEADER_BYTES, PREALLOC_SUFFIX};
+use varvelog::SegmentInfo;
 
-use crate::util::{format_time, handle_write, human_bytes, json_string_of, open_log, warnings_failure, writer_pid, CmdResult, Failure};
+use crate::pagecache;
+use crate::util::{count, format_time, handle_write, human_bytes, open_log, warnings_failure, writer_pid, CmdResult, Failure};
 
 /// Arguments of `varve stat`.
 #[derive(clap::Args, Debug)]
@@ -20,6 +23,88 @@ pub struct StatArgs {
     pub json: bool,
 }
 
+/// `stat --json`: one object, fields in this order (docs/cli.md).
+#[derive(serde_derive::Serialize)]
+struct StatJson {
+    dir: String,
+    format_version: u16,
+    segments: usize,
+    sealed_segments: usize,
+    records: u64,
+    /// Bytes of the segment files.
+    file_bytes: u64,
+    spare_files: usize,
+    spare_bytes: u64,
+    /// Segments and spares: what the log takes on disk.
+    disk_bytes: u64,
+    frame_bytes: u64,
+    first_seq: Option<u64>,
+    last_seq: Option<u64>,
+    next_seq: u64,
+    first_timestamp: Option<u64>,
+    last_timestamp: Option<u64>,
+    first_time: Option<String>,
+    last_time: Option<String>,
+    /// One past the last durable seq.
+    durable_next: u64,
+    /// The last durable seq (`null`: none).
+    durable_seq: Option<u64>,
+    /// Whether `durable_next` covers the live segment (false: the kernel
+    /// cannot tell, and only sealed segments are counted).
+    durable_known: bool,
+    writer_pid: Option<u32>,
+    segment_files: Vec<SegmentJson>,
+    warnings: Vec<String>,
+}
+
+#[derive(serde_derive::Serialize)]
+struct SegmentJson {
+    file: String,
+    base_seq: u64,
+    records: u64,
+    frame_bytes: u64,
+    file_bytes: u64,
+    sealed: bool,
+}
+
+/// How far the log is durable: sealed segments were synced when sealed;
+/// for the others the page cache tells whether their records are written
+/// back (a log keeps no record of its writer's syncs).
+struct Durable {
+    /// One past the last durable seq.
+    next: u64,
+    /// Why it stops there: `Some(true)` every record is durable,
+    /// `Some(false)` later records are not written back yet, `None` the
+    /// kernel cannot tell.
+    all: Option<bool>,
+}
+
+fn durable(infos: &[SegmentInfo], next_seq: u64) -> Durable {
+    let mut next = infos.first().map_or(next_seq, |s| s.base_seq);
+    for s in infos {
+        // The frames only: the header page was synced at the segment's
+        // first sync, and reads as dirty again whenever a writer re-faults
+        // it in (see `written_back`).
+        let done = if s.sealed { Some(true) } else { pagecache::written_back(&s.path, HEADER_BYTES, s.frame_bytes) };
+        if done != Some(true) {
+            return Durable { next, all: done };
+        }
+        next = s.base_seq + s.records;
+    }
+    Durable { next, all: Some(true) }
+}
+
+/// The spare files (`*.prealloc`) in `dir`: a writer keeps one or two
+/// preallocated segments ready, and they take disk too.
+fn spares(dir: &std::path::Path) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(PREALLOC_SUFFIX)))
+        .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+        .collect()
+}
+
 pub fn run(args: &StatArgs) -> CmdResult {
     let log = open_log(&args.dir)?;
     let snap = log.snapshot();
@@ -27,20 +112,9 @@ pub fn run(args: &StatArgs) -> CmdResult {
     let sealed = infos.iter().filter(|s| s.sealed).count();
     let file_bytes: u64 = infos.iter().map(|s| s.file_bytes).sum();
     let frame_bytes: u64 = infos.iter().map(|s| s.frame_bytes).sum();
-    // Preallocated spares (a writer keeps one or two ready) take disk too.
-    let spares: Vec<u64> = std::fs::read_dir(&args.dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(varvelog::format::PREALLOC_SUFFIX)))
-                .filter_map(|e| e.metadata().ok().map(|m| m.len()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let spares = spares(&args.dir);
     let spare_bytes: u64 = spares.iter().sum();
-    // Sealing fsyncs a segment, so everything in sealed segments is durable;
-    // how much of the live segment is durable only its writer knows.
-    // Only a prefix of sealed segments counts: the sealer works in order.
-    let durable_next = infos.iter().take_while(|s| s.sealed).last().map(|s| s.base_seq + s.records);
+    let durable = durable(&infos, snap.next_seq());
     let time_of = |seq: Option<u64>| -> Result<Option<u64>, Failure> {
         match seq {
             None => Ok(None),
@@ -54,109 +128,136 @@ pub fn run(args: &StatArgs) -> CmdResult {
 
     let mut out = std::io::stdout().lock();
     let r = if args.json {
-        let opt = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
-        let opt_time = |v: Option<u64>| v.map_or("null".to_string(), |v| format!("\"{}\"", format_time(v)));
-        let segs: Vec<String> = infos
-            .iter()
-            .map(|s| {
-                format!(
-                    "{{\"file\":{},\"base_seq\":{},\"records\":{},\"frame_bytes\":{},\"file_bytes\":{},\"sealed\":{}}}",
-                    json_string_of(&s.path.display().to_string()),
-                    s.base_seq,
-                    s.records,
-                    s.frame_bytes,
-                    s.file_bytes,
-                    s.sealed
-                )
-            })
-            .collect();
-        let warns: Vec<String> = warnings.iter().map(|w| json_string_of(w)).collect();
-        writeln!(
-            out,
-            "{{\"dir\":{},\"format_version\":{FORMAT_VERSION},\"segments\":{},\"sealed_segments\":{sealed},\"records\":{},\
-             \"file_bytes\":{file_bytes},\"spare_files\":{},\"spare_bytes\":{spare_bytes},\"frame_bytes\":{frame_bytes},\"first_seq\":{},\"last_seq\":{},\"next_seq\":{},\
-             \"first_timestamp\":{},\"last_timestamp\":{},\"first_time\":{},\"last_time\":{},\"durable_sealed_next\":{},\
-             \"writer_pid\":{},\"segment_files\":[{}],\"warnings\":[{}]}}",
-            json_string_of(&args.dir.display().to_string()),
-            infos.len(),
-            snap.len(),
-            spares.len(),
-            opt(first),
-            opt(last),
-            snap.next_seq(),
-            opt(first_time),
-            opt(last_time),
-            opt_time(first_time),
-            opt_time(last_time),
-            durable_next.unwrap_or(0),
-            opt(writer.map(u64::from)),
-            segs.join(","),
-            warns.join(",")
-        )
+        let json = StatJson {
+            dir: args.dir.display().to_string(),
+            format_version: FORMAT_VERSION,
+            segments: infos.len(),
+            sealed_segments: sealed,
+            records: snap.len(),
+            file_bytes,
+            spare_files: spares.len(),
+            spare_bytes,
+            disk_bytes: file_bytes + spare_bytes,
+            frame_bytes,
+            first_seq: first,
+            last_seq: last,
+            next_seq: snap.next_seq(),
+            first_timestamp: first_time,
+            last_timestamp: last_time,
+            first_time: first_time.map(format_time),
+            last_time: last_time.map(format_time),
+            durable_next: durable.next,
+            durable_seq: durable.next.checked_sub(1).filter(|_| durable.next > first.unwrap_or(u64::MAX)),
+            durable_known: durable.all.is_some(),
+            writer_pid: writer,
+            segment_files: infos
+                .iter()
+                .map(|s| SegmentJson {
+                    file: s.path.display().to_string(),
+                    base_seq: s.base_seq,
+                    records: s.records,
+                    frame_bytes: s.frame_bytes,
+                    file_bytes: s.file_bytes,
+                    sealed: s.sealed,
+                })
+                .collect(),
+            warnings: warnings.clone(),
+        };
+        serde_json::to_writer(&mut out, &json).map_err(std::io::Error::from).and_then(|()| writeln!(out))
     } else {
-        (|| {
-            writeln!(out, "log             {}", args.dir.display())?;
-            writeln!(out, "format version  {FORMAT_VERSION}")?;
-            // A live segment before the last one: its writer moved on and its
-            // sealing is pending, or was cut short (a crash; reopening reseals).
-            let unsealed = infos.len().saturating_sub(1 + sealed);
-            let live = infos.len() - sealed - unsealed;
-            if unsealed > 0 {
-                writeln!(
-                    out,
-                    "segments        {} ({sealed} sealed, {unsealed} unsealed: sealing pending or cut short, {live} live)",
-                    infos.len()
-                )?;
-            } else {
-                writeln!(out, "segments        {} ({sealed} sealed, {live} live)", infos.len())?;
-            }
-            match (first, last) {
-                (Some(f), Some(l)) => writeln!(out, "records         {} (seq {f} ..= {l})", snap.len())?,
-                _ => writeln!(out, "records         0 (next seq {})", snap.next_seq())?,
-            }
-            writeln!(
-                out,
-                "bytes           {} of records, {} on disk ({} in segments, {} in {})",
-                human_bytes(frame_bytes),
-                human_bytes(file_bytes + spare_bytes),
-                human_bytes(file_bytes),
-                human_bytes(spare_bytes),
-                crate::util::count(spares.len() as u64, "spare file")
-            )?;
-            if let (Some(f), Some(t)) = (first, first_time) {
-                writeln!(out, "first           seq {f} at {}", format_time(t))?;
-            }
-            if let (Some(l), Some(t)) = (last, last_time) {
-                writeln!(out, "last            seq {l} at {}", format_time(t))?;
-            }
-            match durable_next {
-                Some(n) if n > 0 => {
-                    writeln!(out, "durable seq     {} (sealed segments; the live segment's durability is known to its writer)", n - 1)?
-                }
-                _ => writeln!(out, "durable seq     none sealed yet (the live segment's durability is known to its writer)")?,
-            }
-            match writer {
-                Some(pid) => writeln!(out, "writer          process {pid} holds the lock")?,
-                None => writeln!(out, "writer          none")?,
-            }
-            if args.segments {
-                writeln!(out, "\n{:<28} {:>20} {:>12} {:>12} {:>12}  state", "file", "base seq", "records", "record B", "file B")?;
-                for (i, s) in infos.iter().enumerate() {
-                    let name = s.path.file_name().map_or_else(|| s.path.display().to_string(), |n| n.to_string_lossy().into_owned());
-                    let state = match (s.sealed, i + 1 == infos.len()) {
-                        (true, _) => "sealed",
-                        (false, true) => "live",
-                        (false, false) => "unsealed",
-                    };
-                    writeln!(out, "{name:<28} {:>20} {:>12} {:>12} {:>12}  {state}", s.base_seq, s.records, s.frame_bytes, s.file_bytes)?;
-                }
-            }
-            for w in &warnings {
-                writeln!(out, "warning         {w}")?;
-            }
-            Ok(())
-        })()
+        write_text(&mut out, args, &infos, sealed, &snap, &durable, (first_time, last_time), writer, &warnings, &spares)
     };
     handle_write(r)?;
     warnings_failure(&log)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_text(
+    out: &mut impl Write,
+    args: &StatArgs,
+    infos: &[SegmentInfo],
+    sealed: usize,
+    snap: &varvelog::Snapshot,
+    durable: &Durable,
+    (first_time, last_time): (Option<u64>, Option<u64>),
+    writer: Option<u32>,
+    warnings: &[String],
+    spares: &[u64],
+) -> std::io::Result<()> {
+    let (first, last) = (snap.first_seq(), snap.last_seq());
+    let file_bytes: u64 = infos.iter().map(|s| s.file_bytes).sum();
+    let frame_bytes: u64 = infos.iter().map(|s| s.frame_bytes).sum();
+    let spare_bytes: u64 = spares.iter().sum();
+    writeln!(out, "log             {}", args.dir.display())?;
+    writeln!(out, "format version  {FORMAT_VERSION}")?;
+    // A live segment before the last one: its writer moved on and its
+    // sealing is pending, or was cut short (a crash; reopening reseals).
+    let unsealed = infos.len().saturating_sub(1 + sealed);
+    let live = infos.len() - sealed - unsealed;
+    if unsealed > 0 {
+        writeln!(out, "segments        {} ({sealed} sealed, {unsealed} unsealed: sealing pending or cut short, {live} live)", infos.len())?;
+    } else {
+        writeln!(out, "segments        {} ({sealed} sealed, {live} live)", infos.len())?;
+    }
+    match (first, last) {
+        (Some(f), Some(l)) => writeln!(out, "records         {} (seq {f} ..= {l})", snap.len())?,
+        _ => writeln!(out, "records         0 (next seq {})", snap.next_seq())?,
+    }
+    writeln!(
+        out,
+        "bytes           {} of records, {} on disk ({} in segments, {} in {})",
+        human_bytes(frame_bytes),
+        human_bytes(file_bytes + spare_bytes),
+        human_bytes(file_bytes),
+        human_bytes(spare_bytes),
+        count(spares.len() as u64, "spare file")
+    )?;
+    if let (Some(f), Some(t)) = (first, first_time) {
+        writeln!(out, "first           seq {f} at {}", format_time(t))?;
+    }
+    if let (Some(l), Some(t)) = (last, last_time) {
+        writeln!(out, "last            seq {l} at {}", format_time(t))?;
+    }
+    let durable_seq = durable.next.checked_sub(1).filter(|_| durable.next > first.unwrap_or(u64::MAX));
+    let seq = durable_seq.map_or("none".to_string(), |s| s.to_string());
+    match (durable.all, first) {
+        (_, None) => writeln!(out, "durable seq     none (no records)")?,
+        (Some(true), _) => writeln!(out, "durable seq     {seq} (every record is written to disk)")?,
+        (Some(false), _) => writeln!(out, "durable seq     {seq} (later records are not written to disk yet)")?,
+        (None, _) => writeln!(out, "durable seq     {seq} (sealed segments; this kernel cannot tell whether the live segment is on disk)")?,
+    }
+    match writer {
+        Some(pid) => writeln!(out, "writer          process {pid} holds the lock")?,
+        None => writeln!(out, "writer          none")?,
+    }
+    if args.segments {
+        writeln!(out)?;
+        writeln!(out, "{}", segment_table(infos))?;
+    }
+    for w in warnings {
+        writeln!(out, "warning         {w}")?;
+    }
+    Ok(())
+}
+
+/// `stat --segments`: one row per segment file.
+fn segment_table(infos: &[SegmentInfo]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING);
+    t.set_header(["file", "base seq", "records", "record bytes", "file bytes", "state"]);
+    for (i, s) in infos.iter().enumerate() {
+        let name = s.path.file_name().map_or_else(|| s.path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let state = match (s.sealed, i + 1 == infos.len()) {
+            (true, _) => "sealed",
+            (false, true) => "live",
+            (false, false) => "unsealed",
+        };
+        t.add_row([name, s.base_seq.to_string(), s.records.to_string(), s.frame_bytes.to_string(), s.file_bytes.to_string(), state.into()]);
+    }
+    for c in 1..5 {
+        if let Some(col) = t.column_mut(c) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t
 }

@@ -78,7 +78,7 @@ impl Engine {
     #[inline]
     fn after_append(&mut self, i: u64) -> Res<()> {
         if let SyncMode::Every(n) = self.sync {
-            if (i + 1) % n == 0 {
+            if (i + 1).is_multiple_of(n) {
                 self.writer.sync()?;
             }
         }

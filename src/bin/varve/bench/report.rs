@@ -1,14 +1,15 @@
 //! Renders the results: plain-text tables with each figure's bound and
-//! ratio, and the same as JSON.
+//! ratio, no line wider than [`WIDTH`] columns, and the same as JSON.
 
 use std::fmt::Write;
 
+use comfy_table::{Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table, Width};
 use serde_json::{json, Value};
 
 use super::{BenchArgs, Durable, Lat, Rate, Results, Wait};
 
 /// Human-readable records/s.
-fn rps(r: f64) -> String {
+pub fn rps(r: f64) -> String {
     if r >= 1e6 {
         format!("{:.2} M rec/s", r / 1e6)
     } else if r >= 1e3 {
@@ -18,8 +19,9 @@ fn rps(r: f64) -> String {
     }
 }
 
-fn rate(r: &Rate) -> String {
-    format!("{} ({:.0} MB/s)", rps(r.per_sec()), r.mb_per_sec())
+/// Records/s without the unit, for tables whose header names it: `14.45 M`.
+fn rps_short(r: f64) -> String {
+    rps(r).trim_end_matches("rec/s").trim_end().to_string()
 }
 
 /// Human-readable nanoseconds.
@@ -38,7 +40,9 @@ fn ns(v: f64) -> String {
 }
 
 fn ratio(a: f64, b: f64) -> String {
-    if b > 0.0 {
+    if b > 0.0 && a / b >= 100.0 {
+        format!("{:.0}x", a / b)
+    } else if b > 0.0 {
         format!("{:.2}x", a / b)
     } else {
         "-".into()
@@ -52,259 +56,335 @@ fn wait_name(w: Wait) -> &'static str {
     }
 }
 
-fn lat_row(out: &mut String, name: &str, l: &Lat, bound: Option<&Lat>) {
-    let vs = bound.map_or(String::new(), |b| format!("{} / {}", ratio(l.p50 as f64, b.p50 as f64), ratio(l.p999 as f64, b.p999 as f64)));
-    let _ = writeln!(
-        out,
-        "  {name:<44} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}  {vs}",
-        ns(l.p50 as f64),
-        ns(l.p90 as f64),
-        ns(l.p99 as f64),
-        ns(l.p999 as f64),
-        ns(l.p9999 as f64),
-        ns(l.max as f64),
-        l.count
-    );
+/// Every line of the report fits a terminal this wide.
+pub const WIDTH: u16 = 100;
+
+/// A table of the report: header underlined, no borders, cells wrapped so
+/// the table fits [`WIDTH`] columns.
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    // Only the header's underline: no borders, no lines between rows.
+    t.load_preset("     -             ");
+    t.set_content_arrangement(ContentArrangement::Dynamic);
+    t.set_width(WIDTH);
+    t.set_header(header.iter().map(Cell::new));
+    t
+}
+
+/// Right-aligns columns `from..` (figures).
+fn align_figures(t: &mut Table, from: usize) {
+    for c in from..t.column_count() {
+        if let Some(col) = t.column_mut(c) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+/// A section: its title, then the table.
+fn section(o: &mut String, title: &str, t: &Table) {
+    let _ = writeln!(o, "\n{title}\n{t}");
+}
+
+/// `text` wrapped to [`WIDTH`] columns, the first line after `first`, the
+/// others indented like it.
+fn wrapped(o: &mut String, first: &str, text: &str) {
+    let indent = " ".repeat(first.chars().count());
+    let opts = textwrap::Options::new(usize::from(WIDTH)).initial_indent(first).subsequent_indent(&indent);
+    let _ = writeln!(o, "{}", textwrap::fill(text, opts));
+}
+
+fn lat_figures(l: &Lat) -> [u64; 6] {
+    [l.p50, l.p90, l.p99, l.p999, l.p9999, l.max]
+}
+
+fn lat_cells(name: &str, l: &Lat) -> Vec<String> {
+    let mut row = vec![name.to_string()];
+    row.extend(lat_figures(l).map(|v| ns(v as f64)));
+    row.push(l.count.to_string());
+    row
+}
+
+/// A figure's row (unless `name` is empty: a second bound of the row
+/// above), then its bound's, then the ratio at each percentile.
+fn lat_rows(t: &mut Table, name: &str, l: &Lat, bound: Option<(&str, &Lat)>) {
+    if !name.is_empty() {
+        t.add_row(lat_cells(name, l));
+    }
+    if let Some((bound_name, b)) = bound {
+        t.add_row(lat_cells(&format!("  bound: {bound_name}"), b));
+        let mut row = vec!["  ratio to the bound".to_string()];
+        row.extend(lat_figures(l).iter().zip(lat_figures(b)).map(|(v, b)| ratio(*v as f64, b as f64)));
+        t.add_row(row);
+    }
+}
+
+/// Keeps column 0 (the figure's name) at least `name` wide and the others
+/// at least `figures` wide when cells wrap, so figures stay on one line.
+fn min_widths(t: &mut Table, name: u16, figures: u16) {
+    for (i, col) in t.column_iter_mut().enumerate() {
+        col.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(if i == 0 { name } else { figures })));
+    }
+}
+
+/// A row of a figure that was not measured in this run, and why: "n/a"
+/// in each figure's cell.
+fn not_measured(columns: usize, name: &str, why: &str) -> Vec<String> {
+    let mut row = vec![format!("{name}: not measured ({why})")];
+    row.resize(columns, "n/a".into());
+    row
 }
 
 fn durable_label(d: &Durable) -> String {
     format!("{} per sync", if d.per_sync == 1 { "1 record".to_string() } else { format!("{} records", d.per_sync) })
 }
 
+/// Why the tail phase did not run.
+pub fn tail_skipped(args: &BenchArgs) -> &'static str {
+    if args.readers == 0 {
+        "--readers 0"
+    } else {
+        "--tail-records 0"
+    }
+}
+
 /// The plain-text report.
 pub fn tables(args: &BenchArgs, r: &Results) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "\nvarvelog bench");
-    let _ = writeln!(o, "  machine   {}", r.machine);
-    let _ = writeln!(o, "  directory {}", r.dir.display());
-    let _ = writeln!(
-        o,
-        "  workload  {} records/phase x {} B payload ({} B framed), segments {} MiB, sync {}, clock {:?}, {} {} tailing reader(s), {} scanning reader(s)",
-        args.records,
-        args.payload_bytes,
-        r.frame_bytes,
-        args.segment_bytes >> 20,
-        args.sync,
-        args.clock,
-        args.readers,
-        wait_name(args.wait),
-        args.scanners
+    let _ = writeln!(o, "\nvarvelog bench, {}", r.date);
+    wrapped(&mut o, "  machine   ", &r.machine);
+    wrapped(&mut o, "  directory ", &r.dir.display().to_string());
+    wrapped(
+        &mut o,
+        "  workload  ",
+        &format!(
+            "{} records/phase x {} B payload ({} B framed), segments {}, sync {}, clock {:?}, {} {} tailing reader(s), {} scanning reader(s)",
+            args.records,
+            args.payload_bytes,
+            r.frame_bytes,
+            crate::util::human_bytes(args.segment_bytes),
+            args.sync,
+            args.clock,
+            args.readers,
+            wait_name(args.wait),
+            args.scanners
+        ),
     );
-    let _ = writeln!(o, "  timer     {}", r.clock.describe());
+    wrapped(&mut o, "  timer     ", &r.clock.describe());
     let load = |l: Option<f64>| l.map_or("?".to_string(), |l| format!("{l:.2}"));
-    let _ = writeln!(
-        o,
-        "  run time  {:.1} s; 1-minute load average {} before, {} after{}",
-        r.elapsed.as_secs_f64(),
-        load(r.load.0),
-        load(r.load.1),
-        if r.load.0.unwrap_or(0.0).max(r.load.1.unwrap_or(0.0)) > 0.5 {
-            " (other work shared the cores: latency tails and throughput suffer)"
-        } else {
-            ""
-        }
-    );
-
-    let _ = writeln!(o, "\nThroughput                                   varvelog                      bound (same run, same bytes)                              ratio");
-    let row = |o: &mut String, name: &str, v: String, b: String, x: String| {
-        let _ = writeln!(o, "  {name:<42} {v:<29} {b:<57} {x}");
-    };
-    row(
+    wrapped(
         &mut o,
-        &format!("sustained append, writer alone (median of {})", r.append_rounds.len()),
-        rate(&r.append),
-        format!("File+BufWriter, growing file {}", rps(super::median(&r.floor).per_sec())),
-        ratio(r.append.per_sec(), super::median(&r.floor).per_sec()),
+        "  run time  ",
+        &format!(
+            "{:.1} s; 1-minute load average {} before, {} after{}",
+            r.elapsed.as_secs_f64(),
+            load(r.load.0),
+            load(r.load.1),
+            if r.load.0.unwrap_or(0.0).max(r.load.1.unwrap_or(0.0)) > 0.5 {
+                " (other work shared the cores: latency tails and throughput suffer)"
+            } else {
+                ""
+            }
+        ),
     );
-    for (i, (a, f)) in r.append_rounds.iter().zip(&r.floor).enumerate() {
-        row(
-            &mut o,
-            &format!("  round {}", i + 1),
-            rate(a),
-            format!("File+BufWriter {}", rps(f.per_sec())),
-            ratio(a.per_sec(), f.per_sec()),
-        );
-    }
-    row(
-        &mut o,
-        "",
-        String::new(),
-        format!("memcpy into pre-faulted mapping {}", rps(r.memcpy.per_sec())),
-        ratio(r.append.per_sec(), r.memcpy.per_sec()),
-    );
-    if let Some(m) = &r.mixed {
-        row(
-            &mut o,
-            &format!("append with {} tail + {} scan readers", args.readers, args.scanners),
-            rate(&m.rate),
-            format!("memcpy into pre-faulted mapping {}", rps(r.memcpy.per_sec())),
-            ratio(m.rate.per_sec(), r.memcpy.per_sec()),
-        );
-        if args.scanners > 0 {
-            row(
-                &mut o,
-                "  concurrent scanners (sum), checksums on",
-                rate(&m.scan),
-                format!("CRC32C over the same frames {}", rps(r.crc.per_sec())),
-                ratio(m.scan.per_sec(), r.crc.per_sec()),
-            );
-        }
-    }
-    row(
-        &mut o,
-        &format!("scan of {} records, checksums verified", r.scan.records),
-        rate(&r.scan),
-        format!("CRC32C over the same frames {}", rps(r.crc.per_sec())),
-        ratio(r.scan.per_sec(), r.crc.per_sec()),
-    );
-    for d in &r.durable {
-        if let Some(p) = r.pwrite.iter().find(|p| p.per_sync == d.per_sync) {
-            row(
-                &mut o,
-                &format!("durable, {}", durable_label(d)),
-                rps(d.rate.per_sec()),
-                format!("pwrite+fdatasync, growing file {}", rps(p.rate.per_sec())),
-                ratio(d.rate.per_sec(), p.rate.per_sec()),
-            );
-        }
-        if let Some(p) = r.pwrite_zeroed.iter().find(|p| p.per_sync == d.per_sync) {
-            row(
-                &mut o,
-                "",
-                String::new(),
-                format!("pwrite+fdatasync, pre-zeroed file {}", rps(p.rate.per_sec())),
-                ratio(d.rate.per_sec(), p.rate.per_sec()),
-            );
-        }
-    }
-    let gib = r.log_bytes as f64 / (1u64 << 30) as f64;
-    row(
-        &mut o,
-        &format!("open/recovery, {gib:.2} GiB in {} segments", r.open_report.segments),
-        format!("{:.2} ms", r.open.as_secs_f64() * 1e3),
-        format!("open+mmap of the same files {:.2} ms", r.open_files.as_secs_f64() * 1e3),
-        ratio(r.open.as_secs_f64(), r.open_files.as_secs_f64()),
-    );
-
+    section(&mut o, "Throughput (records/s)", &throughput_table(args, r));
     if !r.producers.is_empty() {
-        let _ = writeln!(o, "\nMany producers (100% appends)                Ingest                        Mutex<Writer> (same run)                                  ratio");
+        let mut t = table(&["producers, 100% appends", "Ingest", "Mutex<Writer> (same run)", "", "ratio"]);
         for p in &r.producers {
             let base = if p.durable { "lock; append; Writer::sync; unlock" } else { "lock; append; unlock" };
-            row(
-                &mut o,
-                &format!("{} thread(s), {}", p.threads, if p.durable { "durable" } else { "visible" }),
-                rps(p.ingest.per_sec()),
-                format!("{base} {}", rps(p.mutex.per_sec())),
+            t.add_row(vec![
+                format!("{} thread(s), {}", p.threads, if p.durable { "durable" } else { "visible" }),
+                rps_short(p.ingest.per_sec()),
+                base.to_string(),
+                rps_short(p.mutex.per_sec()),
                 ratio(p.ingest.per_sec(), p.mutex.per_sec()),
-            );
+            ]);
+        }
+        align_figures(&mut t, 1);
+        if let Some(col) = t.column_mut(2) {
+            col.set_cell_alignment(CellAlignment::Left);
+        }
+        section(&mut o, "Many producers (records/s)", &t);
+    }
+    let _ = writeln!(o);
+    wrapped(&mut o, "Open/recovery ", &open_line(r));
+    section(&mut o, "Latency", &latency_table(args, r));
+    let _ = writeln!(o, "\nNotes");
+    for note in notes(args, r) {
+        wrapped(&mut o, "  - ", &note);
+    }
+    o
+}
+
+fn throughput_table(args: &BenchArgs, r: &Results) -> Table {
+    let mut t = table(&["figure", "varvelog", "MB/s", "bound (same run, same bytes)", "bound", "ratio"]);
+    let row = |t: &mut Table, name: String, v: &Rate, bound: &str, b: f64| {
+        let x = if b > 0.0 { ratio(v.per_sec(), b) } else { String::new() };
+        let value = if name.is_empty() { String::new() } else { rps_short(v.per_sec()) };
+        let mb = if name.is_empty() { String::new() } else { format!("{:.0}", v.mb_per_sec()) };
+        t.add_row(vec![name, value, mb, bound.to_string(), if b > 0.0 { rps_short(b) } else { String::new() }, x]);
+    };
+    let floor = super::median(&r.floor).per_sec();
+    row(
+        &mut t,
+        format!("sustained append, writer alone (median of {})", r.append_rounds.len()),
+        &r.append,
+        "File+BufWriter, growing file",
+        floor,
+    );
+    for (i, (a, f)) in r.append_rounds.iter().zip(&r.floor).enumerate() {
+        row(&mut t, format!("  round {}", i + 1), a, "File+BufWriter", f.per_sec());
+    }
+    row(&mut t, String::new(), &r.append, "memcpy into pre-faulted mapping", r.memcpy.per_sec());
+    let mixed_name = format!("append beside {} tail + {} scan readers", args.readers, args.scanners);
+    match &r.mixed {
+        Some(m) => {
+            row(&mut t, mixed_name, &m.rate, "memcpy into pre-faulted mapping", r.memcpy.per_sec());
+            if args.scanners > 0 {
+                row(&mut t, "  the scanners beside it (sum), checksums on".into(), &m.scan, "CRC32C over the same frames", r.crc.per_sec());
+            }
+        }
+        None => {
+            t.add_row(not_measured(6, &mixed_name, "no readers"));
         }
     }
-
-    let _ = writeln!(
-        o,
-        "\nLatency                                            p50       p90       p99     p99.9    p99.99       max    samples  vs bound (p50 / p99.9)"
-    );
-    lat_row(&mut o, "append, writer alone", &r.append_lat, Some(&r.memcpy_lat));
-    lat_row(&mut o, "  bound: memcpy of one frame", &r.memcpy_lat, None);
-    if let Some(t) = &r.tail {
-        lat_row(
-            &mut o,
-            &format!("writer->tail, {} {} reader(s), {}/s", args.readers, wait_name(args.wait), args.tail_rate),
-            &t.lat,
-            Some(&r.ping_pong),
-        );
-        lat_row(&mut o, "  bound: atomic ping-pong, one way", &r.ping_pong, None);
-        lat_row(&mut o, "  the paced appends themselves", &t.append_lat, Some(&r.memcpy_lat));
-    } else {
-        lat_row(&mut o, "atomic ping-pong, one way (bound)", &r.ping_pong, None);
+    row(&mut t, format!("scan of {} records, checksums verified", r.scan.records), &r.scan, "CRC32C over the same frames", r.crc.per_sec());
+    for d in &r.durable {
+        if let Some(p) = r.pwrite.iter().find(|p| p.per_sync == d.per_sync) {
+            row(&mut t, format!("durable, {}", durable_label(d)), &d.rate, "pwrite+fdatasync, growing file", p.rate.per_sec());
+        }
+        if let Some(p) = r.pwrite_zeroed.iter().find(|p| p.per_sync == d.per_sync) {
+            row(&mut t, String::new(), &d.rate, "pwrite+fdatasync, pre-zeroed file", p.rate.per_sec());
+        }
     }
-    if let Some(m) = &r.mixed {
-        lat_row(&mut o, "tail lag, writer at full speed (mixed)", &m.tail_lag, Some(&r.ping_pong));
+    min_widths(&mut t, 26, 5);
+    align_figures(&mut t, 1);
+    if let Some(col) = t.column_mut(3) {
+        col.set_cell_alignment(CellAlignment::Left);
+    }
+    t
+}
+
+fn open_line(r: &Results) -> String {
+    format!(
+        "{:.2} ms for {:.2} GiB in {} segments; bound: open + mmap of the same files {:.2} ms ({})",
+        r.open.as_secs_f64() * 1e3,
+        r.log_bytes as f64 / (1u64 << 30) as f64,
+        r.open_report.segments,
+        r.open_files.as_secs_f64() * 1e3,
+        ratio(r.open.as_secs_f64(), r.open_files.as_secs_f64())
+    )
+}
+
+fn latency_table(args: &BenchArgs, r: &Results) -> Table {
+    let header = ["latency", "p50", "p90", "p99", "p99.9", "p99.99", "max", "samples"];
+    let mut t = table(&header);
+    let n = header.len();
+    lat_rows(&mut t, "append, writer alone", &r.append_lat, Some(("memcpy of one frame", &r.memcpy_lat)));
+    let tail_name = format!("writer->tail ({} {} reader(s), {}/s)", args.readers, wait_name(args.wait), args.tail_rate);
+    match &r.tail {
+        Some(tail) => {
+            lat_rows(&mut t, &tail_name, &tail.lat, Some(("atomic ping-pong, one way", &r.ping_pong)));
+            lat_rows(&mut t, "the paced appends themselves", &tail.append_lat, Some(("memcpy of one frame", &r.memcpy_lat)));
+        }
+        None => {
+            t.add_row(not_measured(n, &tail_name, tail_skipped(args)));
+            t.add_row(lat_cells("  bound: atomic ping-pong, one way", &r.ping_pong));
+        }
+    }
+    match &r.mixed {
+        Some(m) => {
+            lat_rows(&mut t, "tail lag, writer at full speed (mixed)", &m.tail_lag, Some(("atomic ping-pong, one way", &r.ping_pong)))
+        }
+        None => {
+            t.add_row(not_measured(n, "tail lag, writer at full speed (mixed)", "no readers"));
+        }
     }
     for d in &r.durable {
         let p = r.pwrite.iter().find(|p| p.per_sync == d.per_sync);
-        lat_row(&mut o, &format!("durable group, {}", durable_label(d)), &d.sync_lat, p.map(|p| &p.sync_lat));
-        if let Some(p) = p {
-            lat_row(&mut o, "  bound: pwrite+fdatasync, growing file", &p.sync_lat, None);
-        }
+        lat_rows(
+            &mut t,
+            &format!("durable group, {}", durable_label(d)),
+            &d.sync_lat,
+            p.map(|p| ("pwrite+fdatasync, growing file", &p.sync_lat)),
+        );
         if let Some(p) = r.pwrite_zeroed.iter().find(|p| p.per_sync == d.per_sync) {
-            lat_row(&mut o, "  bound: pwrite+fdatasync, pre-zeroed file", &p.sync_lat, None);
+            lat_rows(&mut t, "", &d.sync_lat, Some(("pwrite+fdatasync, pre-zeroed file", &p.sync_lat)));
         }
     }
+    min_widths(&mut t, 21, 9);
+    align_figures(&mut t, 1);
+    t
+}
 
-    let _ = writeln!(o, "\nNotes");
-    let _ = writeln!(
-        o,
-        "  - append rows use Writer::append (no key; timestamp from {}); latency rows time every call.",
+/// The notes under the tables, one paragraph each.
+fn notes(args: &BenchArgs, r: &Results) -> Vec<String> {
+    let mut notes = vec![format!(
+        "append rows use Writer::append (no key; timestamp from {}); latency rows time every call.",
         match args.clock {
             super::TimeSource::Tsc => "the TSC anchored to CLOCK_REALTIME, --clock tsc",
             super::TimeSource::Realtime => "CLOCK_REALTIME, --clock realtime",
             super::TimeSource::Coarse => "CLOCK_REALTIME_COARSE, --clock coarse",
         }
-    );
+    )];
     let (n, t) = r.append_lat.stalls;
     if n > 0 {
-        let _ = writeln!(
-            o,
-            "  - append latency phase: {n} appends took >= {} us (waiting for a prepared segment, page faults, preemption), \
+        notes.push(format!(
+            "append latency phase: {n} appends took >= {} us (waiting for a prepared segment, page faults, preemption), \
              {:.1} ms in all = {:.0}% of the phase's append time.",
             super::STALL_NS / 1000,
             t as f64 / 1e6,
             t as f64 / (r.append_lat.mean * r.append_lat.count as f64).max(1.0) * 100.0
-        );
+        ));
     }
-    let _ = writeln!(
-        o,
-        "  - sustained rounds: File+BufWriter (default 8 KiB buffer) writes the round's frames to a new file, no fsync, timed to \
+    notes.push(
+        "sustained rounds: File+BufWriter (default 8 KiB buffer) writes the round's frames to a new file, no fsync, timed to \
          its flush; then the engine appends as many records to a new log. Before each side the file system is synced (syncfs), \
          and each file or log is removed after its round, so both start alike. Figures are the median round."
+            .into(),
     );
     if !r.producers.is_empty() {
-        let _ = writeln!(
-            o,
-            "  - many producers: each pair runs Ingest, Mutex<Writer>, Mutex<Writer>, Ingest in fresh logs after a discarded \
+        notes.push(
+            "many producers: each pair runs Ingest, Mutex<Writer>, Mutex<Writer>, Ingest in fresh logs after a discarded \
              warm-up run; durable sides sync by hand (policy never, zero-filled segments)."
+                .into(),
         );
     }
-    let _ = writeln!(
-        o,
-        "  - before each phase after the first, the bench waits until background sealing has caught up (Log::stats), \
+    notes.push(
+        "before each phase after the first, the bench waits until background sealing has caught up (Log::stats), \
          so a phase does not pay for the previous one's seals."
+            .into(),
     );
     if let Some(t) = &r.tail {
-        let _ = writeln!(
-            o,
-            "  - writer->tail: the paced writer stamps each payload with the timer just before Writer::append; each reader \
+        notes.push(
+            "writer->tail: the paced writer stamps each payload with the timer just before Writer::append; each reader \
              follows with Log::tail_from + Tail::next_timeout (checksums verified) and records stamp-to-observe per record."
+                .into(),
         );
         if t.clamped > 0 {
-            let _ = writeln!(o, "  - {} tail samples had the reader's clock behind the writer's and were counted as 0.", t.clamped);
+            notes.push(format!("{} tail samples had the reader's clock behind the writer's and were counted as 0.", t.clamped));
         }
     }
     let threads = 1 + if r.mixed.is_some() { args.readers + args.scanners } else { 0 };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads > cores {
-        let _ = writeln!(
-            o,
-            "  - the mixed phase runs {threads} busy threads (plus the engine's background threads) on {cores} cores: its figures include time-sharing."
-        );
+        notes.push(format!(
+            "the mixed phase runs {threads} busy threads (plus the engine's background threads) on {cores} cores: its figures include time-sharing."
+        ));
     }
-    let _ = writeln!(
-        o,
-        "  - durable rows: the engine (Options::zero_fill on: segments written with zeros and synced in the background before use) \
+    notes.push(format!(
+        "durable rows: the engine (Options::zero_fill on: segments written with zeros and synced in the background before use) \
          appends N records then Writer::sync (msync of the dirty range); the bounds pwrite() the same \
          N frames then fdatasync(), at the end of a growing file (the naive log) or over a pre-zeroed, \
          synced file (data-only syncs, no metadata: the best a log can do). Closing the log (waiting for background sealing) took {:.2} s.",
         r.close.as_secs_f64()
-    );
-    let _ = writeln!(
-        o,
-        "  - open/recovery: {} sealed segments trusted by footer, {} records, recovery report says {:.2} ms.",
+    ));
+    notes.push(format!(
+        "open/recovery: {} sealed segments trusted by footer, {} records, recovery report says {:.2} ms.",
         r.open_report.sealed_segments,
         r.open_report.records,
         r.open_report.duration.as_secs_f64() * 1e3
-    );
-    o
+    ));
+    notes
 }
 
 fn lat_json(l: &Lat) -> Value {
@@ -320,10 +400,11 @@ fn durable_json(d: &Durable) -> Value {
     json!({"records_per_sync": d.per_sync, "throughput": rate_json(&d.rate), "group_latency": lat_json(&d.sync_lat)})
 }
 
-/// The JSON report: the same figures, plus the goals.
+/// The JSON report: the same figures. A figure not measured is `null`.
 pub fn json(args: &BenchArgs, r: &Results) -> Value {
     json!({
         "machine": r.machine,
+        "date": r.date,
         "directory": r.dir.display().to_string(),
         "workload": {
             "records": args.records, "payload_bytes": args.payload_bytes, "frame_bytes": r.frame_bytes,
@@ -367,4 +448,27 @@ pub fn json(args: &BenchArgs, r: &Results) -> Value {
         "run_seconds": r.elapsed.as_secs_f64(),
         "load_average": {"before": r.load.0, "after": r.load.1},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_rows_fit_the_width_with_the_widest_figures() {
+        // Goal: the latency table stays within WIDTH columns even when every
+        // figure takes its widest form and names are long. Method: rows of
+        // 999.99 ms figures, a long name and a huge ratio; measure each line.
+        let l = Lat { count: 123_456_789, p50: 999_990_000, p90: 999_990_000, p99: 999_990_000, p999: 35_000_000_000, ..Lat::default() };
+        let fast = Lat { count: 1, p50: 1, p90: 1, p99: 1, p999: 1, p9999: 1, max: 1, ..Lat::default() };
+        let mut t = table(&["latency", "p50", "p90", "p99", "p99.9", "p99.99", "max", "samples"]);
+        lat_rows(&mut t, "writer->tail (16 spinning reader(s), 1000000/s)", &l, Some(("atomic ping-pong, one way", &fast)));
+        t.add_row(not_measured(8, "tail lag, writer at full speed (mixed)", "no readers"));
+        min_widths(&mut t, 21, 9);
+        let text = t.to_string();
+        for line in text.lines() {
+            assert!(line.chars().count() <= usize::from(WIDTH), "{} columns: {line:?}\n{text}", line.chars().count());
+        }
+        assert!(text.contains("999.99 ms") && text.contains("35.00 s"), "figures must not wrap:\n{text}");
+    }
 }
