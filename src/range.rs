@@ -77,9 +77,10 @@ impl<'a> DoubleEndedIterator for RangeIter<'a> {
         }
         let (snap, last) = (self.snap, self.hi - 1);
         let item = match self.back.get_or_insert_with(|| snap.iter_rev_from(last)).next() {
-            // The walk back ended before `lo`: the front explains why (e.g.
-            // `Error::Truncated` if retention removed the range's start).
-            None => self.front.next(),
+            // The walk back ended before `lo`: an error from the front says
+            // why (e.g. `Error::Truncated` if retention removed the range's
+            // start); a record from the front would be out of order.
+            None => self.front.next().filter(Result::is_err),
             item => item,
         };
         let item = self.keep(item);

@@ -232,7 +232,12 @@ impl Snapshot {
         }
         let Some(last) = self.last_seq() else { return RevIter::failed_none(self) };
         let seq = seq.min(last);
-        let Some(i) = self.segment_of(seq) else { return RevIter::failed_none(self) };
+        let Some(i) = self.segment_of(seq) else {
+            return match self.missing(seq) {
+                Some(e) => RevIter::failed(self, e),
+                None => RevIter::failed_none(self),
+            };
+        };
         let view = self.view(i);
         match view.locate(seq) {
             Ok(off) => RevIter { snap: self, seg: i, view: Some(view), off, seq, error: None },

@@ -123,6 +123,10 @@ fn salvage_mode_moves_a_damaged_segment_aside_keeps_later_segments_and_reports_t
     }
     let gap = snap.get(victim_base).expect_err("a read in the gap must be an error");
     assert!(matches!(gap, Error::Missing { .. }), "{gap}");
+    // A range walked back from inside the gap meets the same error, never
+    // the range's first record out of order.
+    let back = snap.range(0..active_base).next_back().map(|r| r.map(|r| r.seq()));
+    assert!(matches!(back, Some(Err(Error::Missing { .. }))), "{back:?}");
     let mut w = log.writer().unwrap();
     assert_eq!(w.append(b"after salvage").unwrap(), 1500);
 }
