@@ -417,8 +417,11 @@ fn sealer(shared: Arc<Shared>, jobs: Receiver<SealMsg>, mut prev_digest: [u8; 32
                 }
             }
         }
+        // A seal that failed in an earlier pass poisoned the log; a flush
+        // arriving after it must report that, not this pass's empty `Ok`.
         for reply in flushes.drain(..) {
-            let _ = reply.send(outcome.as_ref().map(|_| ()).map_err(Error::duplicate));
+            let answer = outcome.as_ref().map(|_| ()).map_err(Error::duplicate).and_then(|()| shared.check_poison());
+            let _ = reply.send(answer);
         }
     }
 }
