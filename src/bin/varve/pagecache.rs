@@ -1,6 +1,8 @@
 //! Whether a file's bytes are written back to disk, asked of the page cache
 //! with `cachestat(2)` (Linux 6.5 and later). `stat` uses it to tell how much
-//! of a live segment is durable: a log keeps no record of its writer's syncs.
+//! of a live segment the kernel has written to disk. That is not durability:
+//! the kernel's own write-back also cleans pages, without flushing the disk's
+//! cache; only the writer knows which records a sync covered.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -8,20 +10,28 @@ use std::path::Path;
 
 /// Whether bytes `off..off + len` of the file at `path` have no dirty page
 /// and none under write-back. `None` when the kernel cannot tell (no
-/// `cachestat`, or not Linux).
+/// `cachestat`, not Linux, or tmpfs).
 ///
 /// A dirty page is not always changed bytes: the engine faults pages in
 /// with `MADV_POPULATE_WRITE`, which marks them dirty, so a page can read
 /// as dirty until the writer's next sync although its bytes are on disk.
-/// The answer errs towards "not written back", never the other way.
 pub fn written_back(path: &Path, off: u64, len: u64) -> Option<bool> {
     if len == 0 {
         return Some(true);
     }
     let file = File::open(path).ok()?;
+    // tmpfs never writes pages back: they read dirty for ever. (`f_type`'s
+    // integer type differs between architectures.)
+    #[allow(clippy::unnecessary_cast)]
+    if rustix::fs::fstatfs(&file).ok()?.f_type as i64 == TMPFS_MAGIC {
+        return None;
+    }
     let stat = cachestat(&file, off, len)?;
     Some(stat.nr_dirty == 0 && stat.nr_writeback == 0)
 }
+
+/// `f_type` of a tmpfs file system.
+const TMPFS_MAGIC: i64 = 0x0102_1994;
 
 /// `struct cachestat_range` of the kernel's uapi.
 #[repr(C)]
@@ -52,7 +62,7 @@ fn cachestat(file: &File, off: u64, len: u64) -> Option<Stat> {
     let mut stat = Stat::default();
     // SAFETY: cachestat reads one `cachestat_range` and writes one
     // `struct cachestat`, both `#[repr(C)]` copies of the uapi layouts
-    // (five and two u64s) that live for the whole call; `file` keeps the
+    // (two and five u64s) that live for the whole call; `file` keeps the
     // descriptor open; flags must be 0. It touches no other memory.
     let rc = unsafe { libc::syscall(SYS_CACHESTAT, file.as_raw_fd(), &range as *const Range, &mut stat as *mut Stat, 0) };
     (rc == 0).then_some(stat)

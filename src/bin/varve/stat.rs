@@ -45,13 +45,15 @@ struct StatJson {
     last_timestamp: Option<u64>,
     first_time: Option<String>,
     last_time: Option<String>,
-    /// One past the last durable seq.
+    /// One past the last durable seq: the end of the sealed segments.
     durable_next: u64,
     /// The last durable seq (`null`: none).
     durable_seq: Option<u64>,
-    /// Whether `durable_next` covers the live segment (false: the kernel
-    /// cannot tell, and only sealed segments are counted).
-    durable_known: bool,
+    /// The last seq whose bytes the kernel has written to disk, sealed or
+    /// not (`null`: none, or the kernel cannot tell).
+    written_back_seq: Option<u64>,
+    /// Whether the kernel could tell about the live segments.
+    written_back_known: bool,
     writer_pid: Option<u32>,
     segment_files: Vec<SegmentJson>,
     warnings: Vec<String>,
@@ -67,31 +69,41 @@ struct SegmentJson {
     sealed: bool,
 }
 
-/// How far the log is durable: sealed segments were synced when sealed;
-/// for the others the page cache tells whether their records are written
-/// back (a log keeps no record of its writer's syncs).
+/// How far the log is durable, and how far it is written to disk.
+/// Sealed segments are durable: sealing fdatasyncs them. A live segment's
+/// syncs are known only to its writer (the log keeps no record of them);
+/// what can be seen from outside is whether the kernel has written its
+/// pages to disk, which a sync does, and so does the kernel's own
+/// write-back without making them durable (no flush of the disk's cache,
+/// and the file system may not have committed the extents yet).
 struct Durable {
-    /// One past the last durable seq.
+    /// One past the last durable seq (the end of the sealed segments).
     next: u64,
-    /// Why it stops there: `Some(true)` every record is durable,
-    /// `Some(false)` later records are not written back yet, `None` the
-    /// kernel cannot tell.
-    all: Option<bool>,
+    /// One past the last record written to disk, if the kernel can tell
+    /// about every live segment it reaches.
+    written_back_next: Option<u64>,
 }
 
 fn durable(infos: &[SegmentInfo], next_seq: u64) -> Durable {
-    let mut next = infos.first().map_or(next_seq, |s| s.base_seq);
-    for s in infos {
-        // The frames only: the header page was synced at the segment's
-        // first sync, and reads as dirty again whenever a writer re-faults
-        // it in (see `written_back`).
+    let start = infos.first().map_or(next_seq, |s| s.base_seq);
+    let next = infos.iter().take_while(|s| s.sealed).last().map_or(start, |s| s.base_seq + s.records);
+    let mut written = next;
+    for s in infos.iter().skip_while(|s| s.sealed) {
+        // The frames only: the header page reads as dirty again whenever a
+        // writer re-faults it in (see `written_back`).
         let done = if s.sealed { Some(true) } else { pagecache::written_back(&s.path, HEADER_BYTES, s.frame_bytes) };
-        if done != Some(true) {
-            return Durable { next, all: done };
+        match done {
+            Some(true) => written = s.base_seq + s.records,
+            Some(false) => break,
+            None => return Durable { next, written_back_next: None },
         }
-        next = s.base_seq + s.records;
     }
-    Durable { next, all: Some(true) }
+    Durable { next, written_back_next: Some(written) }
+}
+
+/// The seq before `next`, if the log holds one (it starts at `first`).
+fn last_below(next: u64, first: Option<u64>) -> Option<u64> {
+    next.checked_sub(1).filter(|_| next > first.unwrap_or(u64::MAX))
 }
 
 /// The spare files (`*.prealloc`) in `dir`: a writer keeps one or two
@@ -147,8 +159,9 @@ pub fn run(args: &StatArgs) -> CmdResult {
             first_time: first_time.map(format_time),
             last_time: last_time.map(format_time),
             durable_next: durable.next,
-            durable_seq: durable.next.checked_sub(1).filter(|_| durable.next > first.unwrap_or(u64::MAX)),
-            durable_known: durable.all.is_some(),
+            durable_seq: last_below(durable.next, first),
+            written_back_seq: durable.written_back_next.and_then(|n| last_below(n, first)),
+            written_back_known: durable.written_back_next.is_some(),
             writer_pid: writer,
             segment_files: infos
                 .iter()
@@ -218,13 +231,25 @@ fn write_text(
     if let (Some(l), Some(t)) = (last, last_time) {
         writeln!(out, "last            seq {l} at {}", format_time(t))?;
     }
-    let durable_seq = durable.next.checked_sub(1).filter(|_| durable.next > first.unwrap_or(u64::MAX));
-    let seq = durable_seq.map_or("none".to_string(), |s| s.to_string());
-    match (durable.all, first) {
-        (_, None) => writeln!(out, "durable seq     none (no records)")?,
-        (Some(true), _) => writeln!(out, "durable seq     {seq} (every record is written to disk)")?,
-        (Some(false), _) => writeln!(out, "durable seq     {seq} (later records are not written to disk yet)")?,
-        (None, _) => writeln!(out, "durable seq     {seq} (sealed segments; this kernel cannot tell whether the live segment is on disk)")?,
+    let name = |seq: Option<u64>| seq.map_or("none".to_string(), |s| s.to_string());
+    if first.is_none() {
+        writeln!(out, "durable seq     none (no records)")?;
+    } else {
+        let all_sealed = durable.next == snap.next_seq();
+        let why = if all_sealed {
+            "every record, in sealed segments"
+        } else {
+            "sealed segments; the live segment's syncs are known to its writer"
+        };
+        writeln!(out, "durable seq     {} ({why})", name(last_below(durable.next, first)))?;
+        match durable.written_back_next {
+            _ if all_sealed => {}
+            Some(n) if n == snap.next_seq() => {
+                writeln!(out, "written back    {} (every record is written to disk)", name(last_below(n, first)))?
+            }
+            Some(n) => writeln!(out, "written back    {} (later records are not written to disk yet)", name(last_below(n, first)))?,
+            None => writeln!(out, "written back    unknown (this kernel cannot tell whether the live segment is on disk)")?,
+        }
     }
     match writer {
         Some(pid) => writeln!(out, "writer          process {pid} holds the lock")?,
