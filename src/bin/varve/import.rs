@@ -128,14 +128,16 @@ pub fn run(args: &ImportArgs) -> CmdResult {
         }
         n += 1;
     }
-    if let Some((_, writer)) = &mut log {
-        writer.sync()?;
-    }
-    if n == 0 {
-        if let (Some(opened), Some(new_dir)) = (log.take(), made_here) {
-            drop(opened);
+    if let Some((opened, writer)) = log.take() {
+        // Close, not drop: it syncs and finishes sealing, and reports a
+        // failure of either, which a drop would only log.
+        drop(writer);
+        opened.close()?;
+        if let (0, Some(new_dir)) = (n, made_here) {
             remove_new_log(&args.dir, new_dir)?;
         }
+    }
+    if n == 0 {
         eprintln!("imported 0 records");
     } else if failure.is_some() {
         eprintln!(
@@ -152,6 +154,15 @@ pub fn run(args: &ImportArgs) -> CmdResult {
 /// Removes a log that import created and put no record in: the directory
 /// itself if import made it, otherwise what import put in the empty one.
 fn remove_new_log(dir: &std::path::Path, new_dir: bool) -> CmdResult {
+    // Under the log's lock, and only if it is still empty: another process
+    // may have opened the log between our close and now.
+    let lock = std::fs::File::open(dir.join(varvelog::LOCK_FILE_NAME));
+    let held = lock.as_ref().is_ok_and(|f| rustix::fs::flock(f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok());
+    let empty = held && varvelog::ReadOnlyLog::open(dir).is_ok_and(|l| l.snapshot().is_empty());
+    if !empty {
+        eprintln!("left the log import created in {}: another process has opened it", dir.display());
+        return Ok(());
+    }
     let removed = if new_dir {
         std::fs::remove_dir_all(dir)
     } else {
