@@ -180,8 +180,9 @@ impl Ingest {
     }
 
     /// Closes the handle for every clone: later appends fail with
-    /// [`Error::IngestClosed`] and the writer returns to the log.
-    /// [`Error::Poisoned`] if an I/O error poisoned the writer.
+    /// [`Error::IngestClosed`] and the writer returns to the log. It neither
+    /// syncs nor waits for sealing: durable appends are already synced, and
+    /// [`Log::close`] makes the rest durable and reports what remains.
     ///
     /// # Errors
     ///

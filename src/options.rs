@@ -161,7 +161,8 @@ impl Options {
     /// the next segments are then allocated from memory just freed. On
     /// virtual machines that hand free memory back to the host, each page
     /// of never-used memory costs a fault in the host, so sustained
-    /// appends go markedly faster (see `docs/benchmarks.md`), and the
+    /// appends go markedly faster (measured in `docs/design.md`, decision
+    /// 16, and `docs/benchmarks.md`), and the
     /// page cache a writer occupies stays bounded instead of growing with
     /// the log. Pass `usize::MAX` to leave the page cache to the kernel,
     /// e.g. when readers scan recent history over and over.
