@@ -8,6 +8,10 @@
 //! ```
 //!
 //! Rows, per engine and round:
+//! * sustained (first, in a fresh directory, removed afterwards): records
+//!   appended one call each until M records (~2 GiB) or T seconds, then a
+//!   flush to the OS (no fsync), all timed: the rate past what fits in
+//!   prepared space and page-cache slack;
 //! * durable 1 / durable 100 (first, in a fresh directory): records made
 //!   durable per second when every group of 1 / 100 is synced, for S seconds;
 //! * append (in another fresh directory): N records one call each (every call
@@ -47,6 +51,12 @@ struct Args {
     /// Rounds; each engine runs once per round, the order alternating.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     rounds: u64,
+    /// Most records of the sustained row (the default writes ~2 GiB of 136-byte frames).
+    #[arg(long, default_value_t = 16_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    sustained_records: u64,
+    /// Most seconds of the sustained row (slower engines stop here, with fewer records).
+    #[arg(long, default_value_t = 20.0, value_parser = positive_seconds)]
+    sustained_seconds: f64,
     /// Seconds each durable row runs.
     #[arg(long, default_value_t = 0.5, value_parser = positive_seconds)]
     sync_seconds: f64,
@@ -96,6 +106,7 @@ impl Lat {
 /// One engine's figures in one round; `None` where the row does not apply.
 #[derive(Clone, Debug, Default)]
 struct Round {
+    sustained: Option<f64>,
     append: Option<f64>,
     append_lat: Option<Lat>,
     batch: Option<f64>,
@@ -130,7 +141,30 @@ fn run_one(engine: Engine, dir: &Path, a: &Args, clock: &clock::Clock) -> Res<Ro
     let budget = Duration::from_secs_f64(a.sync_seconds);
     let mut r = Round::default();
 
-    // Durable rows first, on a fresh engine of their own, so that no earlier
+    // Sustained first, in its own directory, removed before the other rows
+    // so its GiBs of page cache are freed before they run.
+    if engine.has_nondurable_append() {
+        let sdir = dir.join("sustained");
+        let mut p = engines::open(engine, &sdir)?;
+        let limit = Duration::from_secs_f64(a.sustained_seconds);
+        let start = Instant::now();
+        let mut n = 0u64;
+        while n < a.sustained_records {
+            for _ in 0..1000 {
+                p.append(&payload)?;
+            }
+            n += 1000;
+            if start.elapsed() >= limit {
+                break;
+            }
+        }
+        p.flush()?;
+        r.sustained = Some(n as f64 / start.elapsed().as_secs_f64());
+        drop(p);
+        std::fs::remove_dir_all(&sdir)?;
+    }
+
+    // Durable rows next, on a fresh engine of their own, so that no earlier
     // row's unsynced data or background work lands in the syncs.
     if engine.durable() {
         let mut p = engines::open_for_syncing(engine, &dir.join("durable"))?;
@@ -285,20 +319,23 @@ fn run() -> Res<()> {
         load_before.map_or("?".into(), |l| format!("{l:.2}")),
         machine::load_average().map_or("?".into(), |l| format!("{l:.2}")),
     ));
-    md.push_str("| engine | append | append p50 | p99 | p99.9 | batch of 100 | durable, 1/sync | durable, 100/sync | reopen | scan |\n");
-    md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str(
+        "| engine | sustained | append | append p50 | p99 | p99.9 | batch of 100 | durable, 1/sync | durable, 100/sync | reopen | scan |\n",
+    );
+    md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut json_engines = Vec::new();
     for (engine, rounds, errors) in &results {
         if rounds.is_empty() {
-            md.push_str(&format!("| {} | failed: {} |||||||||\n", engine.name(), errors.first().map_or("", |s| s.as_str())));
+            md.push_str(&format!("| {} | failed: {} ||||||||||\n", engine.name(), errors.first().map_or("", |s| s.as_str())));
             json_engines.push(json!({"engine": engine.name(), "errors": errors}));
             continue;
         }
         let lat = |f: fn(&Lat) -> f64| stat(rounds, |r| r.append_lat.as_ref().map(f));
         let na_append = "n/a (every commit fsyncs)";
         let row = format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             engine.name(),
+            fmt_rate(stat(rounds, |r| r.sustained), na_append),
             fmt_rate(stat(rounds, |r| r.append), na_append),
             lat(|l| l.p50).map_or("n/a".into(), |s| fmt_ns(s.0)),
             lat(|l| l.p99).map_or("n/a".into(), |s| fmt_ns(s.0)),
@@ -315,7 +352,7 @@ fn run() -> Res<()> {
             .map(|r| {
                 let l = |l: &Option<Lat>| l.map(|l| json!({"p50_ns": l.p50, "p99_ns": l.p99, "p999_ns": l.p999, "max_ns": l.max}));
                 json!({
-                    "append_per_sec": r.append, "append_latency": l(&r.append_lat), "batch100_per_sec": r.batch,
+                    "sustained_per_sec": r.sustained, "append_per_sec": r.append, "append_latency": l(&r.append_lat), "batch100_per_sec": r.batch,
                     "durable1_per_sec": r.durable1, "durable1_group_latency": l(&r.durable1_lat),
                     "durable100_per_sec": r.durable100, "durable100_group_latency": l(&r.durable100_lat),
                     "reopen_ms": r.reopen_ms, "scan_per_sec": r.scan,
@@ -326,6 +363,7 @@ fn run() -> Res<()> {
         json_engines.push(json!({
             "engine": engine.name(), "how": engine.notes(), "errors": errors, "rounds": rj,
             "median": {
+                "sustained_per_sec": med(stat(rounds, |r| r.sustained)),
                 "append_per_sec": med(stat(rounds, |r| r.append)),
                 "append_p50_ns": med(lat(|l| l.p50)), "append_p99_ns": med(lat(|l| l.p99)), "append_p999_ns": med(lat(|l| l.p999)),
                 "batch100_per_sec": med(stat(rounds, |r| r.batch)),
@@ -341,14 +379,18 @@ fn run() -> Res<()> {
         md.push_str(&format!("- **{}**: {}\n", engine.name(), engine.notes()));
     }
     md.push_str(&format!(
-        "\nappend/batch rows end with a flush to the OS (no fsync) inside the timing; latency is per call ({}). \
+        "\nThe sustained row appends up to {} records or for {} s, whichever ends first, into a fresh directory removed \
+         afterwards, timed to its flush to the OS (no fsync). append/batch rows end with a flush to the OS (no fsync) inside the timing; latency is per call ({}). \
          Durable rows run {} s each in a fresh directory: groups of 1 or 100 records, each group synced. Reopen = opening the \
          log of the append and batch rows (2 N records) after a clean close; okaywal's log holds N records written durably \
          in groups of 1000, read back by its recovery.\n",
+        a.sustained_records,
+        a.sustained_seconds,
         clock.describe(),
         a.sync_seconds
     ));
     let doc = json!({"machine": machine, "date": date, "records": a.records, "rounds": a.rounds, "sync_seconds": a.sync_seconds,
+                     "sustained_records": a.sustained_records, "sustained_seconds": a.sustained_seconds,
                      "timer": clock.describe(), "engines": json_engines});
     std::fs::write(a.out.join("peers.md"), &md)?;
     std::fs::write(a.out.join("peers.json"), serde_json::to_string_pretty(&doc)?)?;
@@ -358,6 +400,7 @@ fn run() -> Res<()> {
             name: e.name().to_string(),
             failed: rounds.is_empty().then(|| errors.first().cloned().unwrap_or_default()),
             rates: [
+                stat(rounds, |r| r.sustained),
                 stat(rounds, |r| r.append),
                 stat(rounds, |r| r.batch),
                 stat(rounds, |r| r.durable1),

@@ -1,5 +1,5 @@
-//! The SVG plot of every column of peers.md: throughput per engine (append,
-//! batch of 100, durable 1/sync, durable 100/sync, scan), append latency
+//! The SVG plot of every column of peers.md: throughput per engine
+//! (sustained, append, batch of 100, durable 1/sync, durable 100/sync, scan), append latency
 //! percentiles, and reopen time; each a bar at the median with an error bar
 //! from the slowest to the fastest round. Axes are fitted to the data (log
 //! scale), figures an engine does not have are marked "n/a", and a caption
@@ -19,18 +19,24 @@ pub struct Row {
     pub name: String,
     /// Why every round failed, if they all did.
     pub failed: Option<String>,
-    /// append, batch of 100, durable 1/sync, durable 100/sync, scan (records/s).
-    pub rates: [Spread; 5],
+    /// sustained, append, batch of 100, durable 1/sync, durable 100/sync, scan (records/s).
+    pub rates: [Spread; 6],
     /// append p50, p99, p99.9 (ns).
     pub lat: [Spread; 3],
     /// Reopen (recovery) time.
     pub reopen_ms: Spread,
 }
 
-const RATE_NAMES: [&str; 5] = ["append", "batch of 100", "durable, 1/sync", "durable, 100/sync", "scan"];
+const RATE_NAMES: [&str; 6] = ["sustained", "append", "batch of 100", "durable, 1/sync", "durable, 100/sync", "scan"];
 const LAT_NAMES: [&str; 3] = ["p50", "p99", "p99.9"];
-const COLORS: [RGBColor; 5] =
-    [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40), RGBColor(148, 103, 189)];
+const COLORS: [RGBColor; 6] = [
+    RGBColor(140, 86, 75),
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+];
 
 pub fn draw(path: &Path, caption: &str, rows: &[Row]) -> Res<()> {
     let root = SVGBackend::new(path, (1600, 1300)).into_drawing_area();
