@@ -344,14 +344,18 @@ fn notes(args: &BenchArgs, r: &Results) -> Vec<String> {
     );
     if !r.producers.is_empty() {
         notes.push(
-            "many producers: each pair runs Ingest, Mutex<Writer>, Mutex<Writer>, Ingest in fresh logs after a discarded \
-             warm-up run; durable sides sync by hand (policy never, zero-filled segments)."
+            "many producers: visible appends take turns in one log (Ingest and Mutex<Writer> four turns each, \
+             alternating which goes first, after a discarded warm-up turn); durable sides run Ingest, Mutex<Writer>, \
+             Mutex<Writer>, Ingest in fresh logs of segments of at most 8 MiB, syncing by hand (policy never, \
+             zero-filled segments)."
                 .into(),
         );
     }
     notes.push(
         "before each phase after the first, the bench waits until background sealing has caught up (Log::stats), \
-         so a phase does not pay for the previous one's seals."
+         so a phase does not pay for the previous one's seals. The sustained rounds use the engine's defaults; the \
+         log of the latency, tail, mixed and scan phases keeps all its sealed segments in the page cache \
+         (Options::cached_sealed_segments(usize::MAX)), so its scans read memory, as their bounds do."
             .into(),
     );
     if let Some(t) = &r.tail {
