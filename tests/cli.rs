@@ -12,7 +12,7 @@ use varvelog::format::FORMAT_VERSION;
 use varvelog::{Entry, Log, Options};
 
 mod common;
-use common::fingerprint;
+use common::{fingerprint, on_tmpfs};
 
 const SEGMENT: u64 = 64 * 1024;
 const T0: u64 = 1_700_000_000_000_000;
@@ -687,15 +687,6 @@ fn stat_counts_sealed_records_durable_and_tells_what_is_written_back() {
     let text = stdout(&varve(&["stat", p(&log_dir)]));
     assert!(text.contains("durable seq     none (sealed segments;"), "{text}");
     assert!(text.contains("written back    7 (every record is written to disk)"), "{text}");
-}
-
-/// Whether `dir` is on tmpfs, whose pages are never written back.
-fn on_tmpfs(dir: &Path) -> bool {
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    // `f_type`'s integer type differs between architectures.
-    #[allow(clippy::unnecessary_cast)]
-    let is_tmpfs = |s: rustix::fs::StatFs| s.f_type as i64 == TMPFS_MAGIC;
-    rustix::fs::statfs(dir).is_ok_and(is_tmpfs)
 }
 
 #[test]

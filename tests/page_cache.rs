@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use varvelog::{Log, Options, SegmentInfo};
 
+mod common;
+use common::on_tmpfs;
+
 const SEGMENT: u64 = 8 << 20;
 const PAGE: u64 = 4096;
 
@@ -61,16 +64,6 @@ fn fill(log: &Log, segments: u64) -> Vec<SegmentInfo> {
 /// opening the sealed file maps, which the kernel never drops.
 fn middle(s: &SegmentInfo) -> (u64, u64) {
     (2 << 20, s.frame_bytes - (2 << 20))
-}
-
-/// Whether `dir` is on tmpfs, whose pages are the files themselves and are
-/// never dropped by `POSIX_FADV_DONTNEED`.
-fn on_tmpfs(dir: &Path) -> bool {
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    // `f_type`'s integer type differs between architectures.
-    #[allow(clippy::unnecessary_cast)]
-    let is_tmpfs = |s: rustix::fs::StatFs| s.f_type as i64 == TMPFS_MAGIC;
-    rustix::fs::statfs(dir).is_ok_and(is_tmpfs)
 }
 
 #[test]

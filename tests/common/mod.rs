@@ -239,3 +239,13 @@ pub fn fingerprint(dir: &Path) -> std::collections::BTreeMap<String, (u64, [u8; 
         })
         .collect()
 }
+
+/// Whether `dir` is on tmpfs: its pages are the files themselves, never
+/// written back nor dropped from the page cache.
+pub fn on_tmpfs(dir: &Path) -> bool {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    // `f_type`'s integer type differs between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    let is_tmpfs = |s: rustix::fs::StatFs| s.f_type as i64 == TMPFS_MAGIC;
+    rustix::fs::statfs(dir).is_ok_and(is_tmpfs)
+}

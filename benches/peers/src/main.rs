@@ -20,6 +20,9 @@
 //! * reopen: time to open that log again (recovery; closing is not timed);
 //!   scan: read everything back.
 
+// The same axis labels as `varve bench --plot`.
+#[path = "../../../src/bin/varve/bench/axis.rs"]
+mod axis;
 // The same timer as `varve bench`, so both report comparable latencies.
 #[path = "../../../src/bin/varve/bench/clock.rs"]
 #[allow(dead_code)]

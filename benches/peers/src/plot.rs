@@ -48,37 +48,17 @@ pub fn draw(path: &Path, caption: &str, rows: &[Row]) -> Res<()> {
     let (upper, lower) = body.split_vertically(500);
     let (left, right) = lower.split_vertically(390);
     let rates: Vec<Vec<Spread>> = rows.iter().map(|r| r.rates.to_vec()).collect();
-    bars(&upper, rows, "Throughput (records/s, log scale)", &RATE_NAMES, &rates, rate_label)?;
+    bars(&upper, rows, "Throughput (records/s, log scale)", &RATE_NAMES, &rates, crate::axis::rate)?;
     let lat: Vec<Vec<Spread>> = rows.iter().map(|r| r.lat.to_vec()).collect();
-    bars(&left, rows, "Append latency per call (log scale)", &LAT_NAMES, &lat, ns_label)?;
+    bars(&left, rows, "Append latency per call (log scale)", &LAT_NAMES, &lat, crate::axis::ns)?;
     let reopen: Vec<Vec<Spread>> = rows.iter().map(|r| vec![r.reopen_ms]).collect();
     bars(&right, rows, "Reopen (ms, log scale)", &["reopen"], &reopen, ms_label)?;
     root.present().map_err(|e| e.to_string())?;
     Ok(())
 }
 
-fn rate_label(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{}M", v / 1e6)
-    } else if v >= 1e3 {
-        format!("{}k", v / 1e3)
-    } else {
-        format!("{v}")
-    }
-}
-
-fn ns_label(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{} ms", v / 1e6)
-    } else if v >= 1e3 {
-        format!("{} us", v / 1e3)
-    } else {
-        format!("{v} ns")
-    }
-}
-
 fn ms_label(v: f64) -> String {
-    format!("{v} ms")
+    crate::axis::ns(v * 1e6)
 }
 
 /// A log range fitted to `values` (every median, slowest and fastest),

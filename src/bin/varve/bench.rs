@@ -20,6 +20,7 @@
 //! writer on a two-core machine (use `chrt -r`, whose 100 ms round-robin
 //! slices show up in the tails instead).
 
+mod axis;
 mod baseline;
 mod clock;
 mod engine;

@@ -104,27 +104,6 @@ fn percentile_label(x: f64) -> String {
     format!("{p:.digits$}%")
 }
 
-/// A records/s axis label: `100`, `10k`, `1M`.
-fn axis_rate(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{}M", v / 1e6)
-    } else if v >= 1e3 {
-        format!("{}k", v / 1e3)
-    } else {
-        format!("{v}")
-    }
-}
-
-fn ns_label(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.0} ms", v / 1e6)
-    } else if v >= 1e3 {
-        format!("{:.0} us", v / 1e3)
-    } else {
-        format!("{v:.0} ns")
-    }
-}
-
 fn latency<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, args: &BenchArgs, r: &Results) -> Res<()>
 where
     DB::ErrorType: 'static,
@@ -169,7 +148,7 @@ where
         .x_desc("percentile")
         .y_desc("latency")
         .x_label_formatter(&|x| percentile_label(*x))
-        .y_label_formatter(&|y| ns_label(*y))
+        .y_label_formatter(&|y| super::axis::ns(*y))
         .draw()
         .map_err(|e| e.to_string())?;
     for c in &curves {
@@ -302,7 +281,7 @@ where
             SegmentValue::CenterOf(k) if *k < n => labels[n - 1 - *k].clone(),
             _ => String::new(),
         })
-        .x_label_formatter(&|x| axis_rate(*x))
+        .x_label_formatter(&|x| super::axis::rate(*x))
         .x_desc("records per second")
         .draw()
         .map_err(|e| e.to_string())?;
