@@ -18,9 +18,10 @@ use crate::snapshot::{exact_hint, Iter, Record, RevIter, Snapshot};
 /// Records of a seq range, from [`Snapshot::range`], from either end
 /// (`.rev()` walks it newest first).
 ///
-/// [`Iterator::size_hint`] is exact: the seqs of the range that the
-/// snapshot holds. It is not an [`ExactSizeIterator`] because damage ends
-/// iteration early (one `Err` item, then `None`).
+/// [`Iterator::size_hint`] counts the seqs of the range the snapshot
+/// holds, and is exact while all of them can be read. It is not an
+/// [`ExactSizeIterator`]: damage, a gap, or a start that retention removed
+/// ends the iteration early (one `Err` item, then `None`).
 #[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct RangeIter<'a> {
     snap: &'a Snapshot,
