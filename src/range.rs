@@ -18,8 +18,8 @@ use crate::snapshot::{exact_hint, Iter, Record, RevIter, Snapshot};
 /// Records of a seq range, from [`Snapshot::range`], from either end
 /// (`.rev()` walks it newest first).
 ///
-/// [`Iterator::size_hint`] counts the seqs of the range the snapshot
-/// holds, and is exact while all of them can be read. It is not an
+/// [`Iterator::size_hint`] counts the seqs of the range not yet yielded,
+/// and is exact while all of them can be read. It is not an
 /// [`ExactSizeIterator`]: damage, a gap, or a start that retention removed
 /// ends the iteration early (one `Err` item, then `None`).
 #[must_use = "iterators are lazy and do nothing unless consumed"]
