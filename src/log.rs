@@ -494,3 +494,46 @@ fn flusher(shared: Arc<Shared>, kicks: Receiver<bool>, interval: Duration) {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::fs::{FaultFs, Op};
+    use crate::lifecycle::activate;
+
+    #[test]
+    fn a_flush_after_a_seal_that_failed_earlier_reports_the_failure() {
+        // Goal: `Log::close` learns of a seal that failed before its flush
+        // reached the sealer (in an earlier pass of the sealer's loop), not
+        // only of one failing in the same pass. Method: give the sealer a
+        // segment whose seal fails (EIO from fdatasync), wait until that
+        // poisoned the log, then send a flush: its answer must be an error.
+        let dir = tempfile::tempdir().unwrap();
+        let fs = Arc::new(FaultFs::new());
+        let opts = Options::new().segment_bytes(64 << 10).file_system(fs.clone());
+        let prepared = preallocate(&*fs, &prealloc_path(dir.path(), 0), &opts).unwrap();
+        let (seg, _map) = activate(&*fs, dir.path(), prepared, 0).unwrap();
+        let state = State { segments: vec![Segment::Live(seg.clone())] };
+        let shared = Arc::new(Shared::new(dir.path().to_path_buf(), opts, state, 0));
+        fs.fail(Op::SyncFile, 0, u64::MAX, std::io::ErrorKind::Other);
+        let (jobs, rx) = unbounded();
+        let worker = {
+            let shared = shared.clone();
+            std::thread::spawn(move || sealer(shared, rx, [0; 32]))
+        };
+        jobs.send(SealMsg::Seal(seg)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !shared.is_poisoned() {
+            assert!(Instant::now() < deadline, "the seal did not fail within 10 s");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (reply, answer) = bounded(1);
+        jobs.send(SealMsg::Flush(reply)).unwrap();
+        let answer = answer.recv_timeout(Duration::from_secs(10)).expect("the sealer answers a flush");
+        assert!(answer.is_err(), "a flush after a failed seal answered Ok");
+        jobs.send(SealMsg::Stop).unwrap();
+        worker.join().unwrap();
+    }
+}
