@@ -401,9 +401,16 @@ impl ReadOnlyLog {
         let mut changed = false;
 
         // Retention removed the oldest files: drop them from the view (older
-        // snapshots keep their mappings). The last segment always stays.
+        // snapshots keep their mappings). The view's last segment too: a
+        // reader that fell behind may have last seen, live, a segment that
+        // was since sealed and removed; reopening it by name would fail for
+        // ever. The view then goes on from the oldest file on disk, and a
+        // follower left behind gets `Error::Truncated`.
         if let Some(&(first_listed, _)) = files.first() {
-            while segments.len() > 1 && segments[0].base_seq() < first_listed {
+            while segments.first().is_some_and(|s| s.base_seq() < first_listed) {
+                if segments.len() == 1 {
+                    cursor = None;
+                }
                 segments.remove(0);
                 changed = true;
             }

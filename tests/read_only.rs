@@ -147,6 +147,58 @@ fn old_snapshot_reads_a_segment_sealed_and_cut_under_it() {
 }
 
 #[test]
+fn read_only_reader_that_fell_behind_retention_moves_on_to_the_retained_segments() {
+    // Goal: a reader whose newest segment, seen live, was since sealed and
+    // removed by retention carries on from the segments on disk, instead of
+    // failing to reopen that file by name on every refresh. Method: open a
+    // reader while the log has one live segment; the writer then rotates
+    // through several segments and retention removes all but the last
+    // three; refresh must succeed and show exactly the retained records.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), opts()).unwrap();
+    let mut w = log.writer().unwrap();
+    for i in 0..10 {
+        w.append(&payload(i)).unwrap();
+    }
+    let reader = ReadOnlyLog::open(dir.path()).unwrap();
+    assert_eq!(reader.snapshot().len(), 10);
+    for i in 10..6000 {
+        w.append(&payload(i)).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        log.retain(&varvelog::Retention::new().max_total_bytes(3 * SEGMENT)).unwrap();
+        if log.snapshot().first_seq() > Some(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "retention removed nothing in 10 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let first = log.snapshot().first_seq().unwrap();
+    assert!(!dir.path().join(format!("{:020}.seg", 0)).exists(), "the reader's segment is gone");
+    // The first refresh may only pick up the records the old mapping
+    // still shows; refresh until nothing changes (each one lists the
+    // directory once it finds nothing new in the live segment).
+    let mut refreshes = 0;
+    while reader.refresh().unwrap() {
+        refreshes += 1;
+        assert!(refreshes < 100, "refresh keeps finding changes");
+    }
+    let snap = reader.snapshot();
+    assert_eq!(snap.first_seq(), Some(first));
+    assert_eq!(snap.last_seq(), Some(5999));
+    for r in snap.iter() {
+        let r = r.unwrap();
+        assert_eq!(r.payload(), payload(r.seq()));
+    }
+    let mut follow = reader.follow_from(1);
+    match follow.wait(Duration::from_secs(1)).unwrap().next() {
+        Some(Err(Error::Truncated { requested: 1, first_available })) => assert_eq!(first_available, first),
+        other => panic!("expected Truncated, got {other:?}"),
+    }
+}
+
+#[test]
 fn follower_behind_removed_segments_gets_truncated_error() {
     // Goal: a follower whose position was removed (retention unlinks the
     // oldest sealed files) gets Error::Truncated, never wrong data.
