@@ -26,7 +26,7 @@ const TEST_NAME: &str = "sigkill_at_random_moments_loses_no_acknowledged_record"
 /// The payload of `seq`: derived from the seq, variable length (up to ~1 KiB so
 /// 64 KiB segments rotate often), then the last seq of its batch.
 fn payload(seq: u64, batch_last: u64) -> Vec<u8> {
-    let mut r = Rng(seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut r = Rng::new(seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let len = if seq.is_multiple_of(97) { 900 + r.below(200) } else { r.below(120) } as usize;
     let mut p: Vec<u8> = (0..len).map(|_| r.next() as u8).collect();
     p.extend_from_slice(&batch_last.to_le_bytes());
@@ -76,7 +76,7 @@ fn check_log(log: &Log, acked: u64, context: &str) -> u64 {
 /// The child: appends single records and batches forever under a random sync
 /// policy, acknowledging on stdout what is durable. Stops by itself after 30 s.
 fn child(dir: &Path, seed: u64) {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     // Who syncs: the child itself every few appends, every append, or the
     // background flusher (whose progress `durable_seq` reports).
     let policy = match rng.below(3) {
@@ -142,7 +142,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_record() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7));
     eprintln!("crash test seed {seed} (replay with VARVELOG_CRASH_SEED={seed})");
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     let exe = std::env::current_exe().unwrap();

@@ -153,7 +153,7 @@ impl PowerFs {
     /// Cuts the power during the `n`th file sync, with only the last 1 KiB
     /// of unsynced data of each file written and its metadata current.
     fn plan_tail_only_cut(&self, n: u64, out: &Path) {
-        let cut = PlannedCut { file_syncs_only: true, tail_only: true, syncs_left: n, out: out.to_path_buf(), rng: Rng(1) };
+        let cut = PlannedCut { file_syncs_only: true, tail_only: true, syncs_left: n, out: out.to_path_buf(), rng: Rng::new(1) };
         *self.cut.lock().unwrap() = Some(cut);
     }
 
@@ -317,7 +317,7 @@ impl FileSystem for PowerFs {
 }
 
 fn payload(seq: u64, batch_last: u64) -> Vec<u8> {
-    let mut r = Rng(seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut r = Rng::new(seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let len = if seq.is_multiple_of(89) { 1500 + r.below(500) } else { r.below(150) } as usize;
     let mut p: Vec<u8> = (0..len).map(|_| r.next() as u8).collect();
     p.extend_from_slice(&batch_last.to_le_bytes());
@@ -410,7 +410,7 @@ fn run_power_cuts(seed: u64, cycles: u32, drop_msync: bool) -> Result<u64, Strin
 }
 
 fn power_cuts_in(root: &Path, seed: u64, cycles: u32, drop_msync: bool) -> Result<u64, String> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     let mut acked = 0u64;
     let mut kept_from = 0u64;
     let mut records = 0;
@@ -421,8 +421,8 @@ fn power_cuts_in(root: &Path, seed: u64, cycles: u32, drop_msync: bool) -> Resul
         // Half the cuts land inside a sync: any sync, or a file sync
         // (recovery's, or the sealer's after it wrote a footer).
         match rng.below(4) {
-            0 => fs.plan_cut(false, 1 + rng.below(40), &next, Rng(rng.next() | 1)),
-            1 => fs.plan_cut(true, 1 + rng.below(2), &next, Rng(rng.next() | 1)),
+            0 => fs.plan_cut(false, 1 + rng.below(40), &next, Rng::new(rng.next() | 1)),
+            1 => fs.plan_cut(true, 1 + rng.below(2), &next, Rng::new(rng.next() | 1)),
             _ => {}
         }
         // Who syncs: only the workload's explicit syncs, every append, or
@@ -564,7 +564,7 @@ fn power_loss_keeps_every_record_ingest_acknowledged_durable() {
     // must hold every acknowledged seq with the bytes its producer sent, and
     // every record in it must be one some producer sent (nothing invented).
     let seed = seed();
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     eprintln!("ingest power loss seed {seed}");
     for round in 0..6 {
         let tmp = tempfile::tempdir().unwrap();
@@ -573,7 +573,7 @@ fn power_loss_keeps_every_record_ingest_acknowledged_durable() {
         let log = Log::open(&dir, Options::new().segment_bytes(64 * 1024).prefault(false).file_system(fs.clone())).unwrap();
         // Planned after the open, so the cut lands among the ingest's syncs.
         if round % 3 != 2 {
-            fs.plan_cut(false, 1 + rng.below(60), &next, Rng(rng.next() | 1));
+            fs.plan_cut(false, 1 + rng.below(60), &next, Rng::new(rng.next() | 1));
         }
         let ingest = log.ingest().unwrap();
         let acked: Vec<(u64, u8, u64)> = std::thread::scope(|s| {

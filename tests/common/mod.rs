@@ -20,19 +20,20 @@ pub fn opts() -> Options {
     Options::new().segment_bytes(SEGMENT_BYTES)
 }
 
-/// A small deterministic PRNG (xorshift64*), so a failing seed replays.
+/// Seeded randomness for the tests (fastrand), so a failing seed replays.
 #[derive(Clone, Debug)]
-pub struct Rng(pub u64);
+pub struct Rng(fastrand::Rng);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    pub fn new(seed: u64) -> Rng {
+        Rng(fastrand::Rng::with_seed(seed))
     }
+    pub fn next(&mut self) -> u64 {
+        self.0.u64(..)
+    }
+    /// Below `n` (0 when `n` is 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.0.u64(..n.max(1))
     }
 }
 
@@ -213,18 +214,11 @@ pub fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().len()
 }
 
-/// Deterministic non-zero garbage (xorshift), never forming a valid frame
-/// because the engine's frame checksum is seeded.
+/// Deterministic non-zero garbage, never forming a valid frame because the
+/// engine's frame checksum is seeded.
 pub fn garbage(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x as u8) | 1
-        })
-        .collect()
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..len).map(|_| rng.u8(..) | 1).collect()
 }
 
 /// Every file in `dir` with its length and a digest of its bytes: compare two
