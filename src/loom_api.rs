@@ -1,7 +1,8 @@
 //! Hooks for the loom models in `loom-tests/`, compiled only under
 //! `--cfg loom`. They drive the engine's own publication code — the writer's
 //! frame writing and `Release` publication, rotation's state publication,
-//! the sealer's swap, retention, snapshots, readers and the tail wake-up —
+//! the sealer's swap, retention, snapshots, readers, the tail wake-up and
+//! the preparer's populator beside the header write —
 //! over tiny segments, so that loom explores their interleavings. Nothing
 //! here re-implements a protocol; each function is a thin call into the
 //! module that owns it.
@@ -111,6 +112,19 @@ impl SegmentWriter {
     pub fn next_seq(&self) -> u64 {
         self.core.seg.base_seq + self.core.st.count
     }
+}
+
+/// The preparer's populate-ahead hand-over: a populator of a new segment's
+/// map is dropped on another thread while the writer writes the segment's
+/// header, whose check counts every other holder of the map as a populator
+/// (`MapWriter::write_header`). Panics if that check sees a foreign holder.
+pub fn header_beside_a_populator() {
+    let mut map = MapWriter::anonymous(file_bytes(256)).expect("anonymous mapping");
+    let populator = map.populator();
+    let preparer = loom::thread::spawn(move || drop(populator));
+    let header = SegmentHeader::new(0, 0, map.shared().len());
+    map.write_header(header.as_bytes());
+    preparer.join().expect("preparer thread");
 }
 
 /// A segment the writer rotated away from, waiting to be sealed.

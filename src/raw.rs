@@ -28,7 +28,7 @@ use memmap2::{Advice, Mmap, MmapOptions, MmapRaw};
 
 use crate::format::{HEADER_BYTES, LIVE_COMMITTED_OFFSET};
 use crate::segment::{pack_committed, unpack_committed};
-use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
 
 /// The memory of a live segment: a shared writable mapping plus its
 /// published position, `pack_committed(count, end)`.
@@ -48,7 +48,7 @@ pub(crate) struct LiveMap {
 pub(crate) struct Populator {
     map: Option<Arc<LiveMap>>,
     /// The writer's count of populators, decremented after `map` is dropped.
-    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    count: Arc<AtomicUsize>,
     /// Everything below this is populated (or was written by the writer).
     frontier: u64,
 }
@@ -97,7 +97,7 @@ impl Drop for Populator {
         // The hold goes first, then the count, so that `strong - 1 <=
         // populators` at every moment.
         drop(self.map.take());
-        self.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.count.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -111,7 +111,7 @@ impl std::fmt::Debug for LiveMap {
 pub(crate) struct MapWriter {
     map: Arc<LiveMap>,
     /// Live [`Populator`]s of `map`.
-    populators: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    populators: Arc<AtomicUsize>,
 }
 
 impl LiveMap {
@@ -303,7 +303,7 @@ impl MapWriter {
     fn over(raw: MmapRaw) -> MapWriter {
         let cells = Cells::new(raw.len());
         let map = Arc::new(LiveMap { raw, committed: AtomicU64::new(pack_committed(0, HEADER_BYTES)), cells, read_only: false });
-        MapWriter { map, populators: Default::default() }
+        MapWriter { map, populators: Arc::new(AtomicUsize::new(0)) }
     }
 
     /// Writes the segment header at the start of the page. Only possible
@@ -314,8 +314,7 @@ impl MapWriter {
         // now (that needs this `MapWriter`), so a count read first bounds
         // the holds read after it. Read the other way round, a populator
         // dropped between the two reads looks like a foreign holder.
-        let populators = self.populators.load(std::sync::atomic::Ordering::SeqCst);
-        let others = Arc::strong_count(&self.map) - 1;
+        let (populators, others) = self.header_holders();
         assert!(others <= populators && header.len() as u64 <= LIVE_COMMITTED_OFFSET);
         // SAFETY: the map is not shared with anyone who reads it (every other
         // holder is a `Populator`, which only faults pages in, and we hold
@@ -324,10 +323,26 @@ impl MapWriter {
         unsafe { std::ptr::copy_nonoverlapping(header.as_ptr(), self.map.raw.as_mut_ptr(), header.len()) }
     }
 
+    /// Live populators, then holders of the map besides this writer: in
+    /// that order (see `write_header`).
+    #[cfg(not(all(loom, feature = "loom-mutant-populator")))]
+    fn header_holders(&self) -> (usize, usize) {
+        let populators = self.populators.load(Ordering::SeqCst);
+        (populators, Arc::strong_count(&self.map) - 1)
+    }
+
+    /// The `loom-mutant-populator` feature reads them the other way round,
+    /// under loom only, to prove the populator model catches that order.
+    #[cfg(all(loom, feature = "loom-mutant-populator"))]
+    fn header_holders(&self) -> (usize, usize) {
+        let others = Arc::strong_count(&self.map) - 1;
+        (self.populators.load(Ordering::SeqCst), others)
+    }
+
     /// A [`Populator`] of this map, for the preparer thread.
     pub(crate) fn populator(&self) -> Populator {
         // The count goes up before the hold (see `Populator::drop`).
-        self.populators.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.populators.fetch_add(1, Ordering::SeqCst);
         Populator { map: Some(self.map.clone()), count: self.populators.clone(), frontier: 0 }
     }
 

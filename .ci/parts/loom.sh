@@ -4,7 +4,9 @@
 # suite built with the `mutant` feature (the engine's publishing store weakened
 # to Relaxed), whose one test passes only if the append model fails; and with
 # `mutant-sync` (a sync claims records published while it ran), whose test
-# passes only if the group-commit model fails.
+# passes only if the group-commit model fails; and with `mutant-populator`
+# (the header check reads the holders before the populator count), whose
+# test passes only if the populator model fails.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
@@ -37,3 +39,5 @@ mutant_must_be_caught() {
 mutant_must_be_caught mutant mutant_relaxed_publication_is_caught_by_the_append_model
 # A sync that claims records published while it ran.
 mutant_must_be_caught mutant-sync mutant_sync_claiming_records_published_during_it_is_caught --test group_commit
+# A header check that reads the map's holders before the populator count.
+mutant_must_be_caught mutant-populator mutant_populator_reading_holds_first_is_caught --test populator
