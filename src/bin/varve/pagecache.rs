@@ -23,15 +23,12 @@ pub fn written_back(path: &Path, off: u64, len: u64) -> Option<bool> {
     // tmpfs never writes pages back: they read dirty for ever. (`f_type`'s
     // integer type differs between architectures.)
     #[allow(clippy::unnecessary_cast)]
-    if rustix::fs::fstatfs(&file).ok()?.f_type as i64 == TMPFS_MAGIC {
+    if rustix::fs::fstatfs(&file).ok()?.f_type as i64 == libc::TMPFS_MAGIC as i64 {
         return None;
     }
     let stat = cachestat(&file, off, len)?;
     Some(stat.nr_dirty == 0 && stat.nr_writeback == 0)
 }
-
-/// `f_type` of a tmpfs file system.
-const TMPFS_MAGIC: i64 = 0x0102_1994;
 
 /// `struct cachestat_range` of the kernel's uapi.
 #[repr(C)]
