@@ -8,12 +8,13 @@ use zerocopy::IntoBytes;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    encode_footer, segment_file_bytes, segment_file_name, FooterHeader, SegmentHeader, FOOTER_MAGIC, INDEX_INTERVAL_BYTES, PREALLOC_SUFFIX,
+    encode_footer, encode_key_section, segment_file_bytes, segment_file_name, FooterHeader, SegmentHeader, FOOTER_MAGIC,
+    INDEX_INTERVAL_BYTES, PREALLOC_SUFFIX,
 };
 use crate::fs::FileSystem;
 use crate::options::Options;
 use crate::raw::{LiveMap, MapWriter};
-use crate::segment::{digest_of_header, segment_digest, walk_and_digest, ActiveSegment, Scanned, SealedSegment};
+use crate::segment::{content_digest, content_hasher, walk_and_digest, ActiveSegment, Scanned, SealedSegment};
 use crate::sync::Arc;
 
 /// A preallocated, pre-faulted file waiting to become the active segment.
@@ -94,11 +95,13 @@ pub(crate) fn write_footer(
     file: &File,
     path: &Path,
     base_seq: u64,
+    end_seq: u64,
     scan: &Scanned,
     prev_digest: [u8; 32],
-    digest: [u8; 32],
+    content_digest: [u8; 32],
     frames_durable: &dyn Fn() -> Result<()>,
 ) -> Result<()> {
+    let keys = encode_key_section(&mut scan.keys.clone());
     let footer = FooterHeader {
         magic: FOOTER_MAGIC,
         record_count: U64::new(scan.count),
@@ -109,11 +112,12 @@ pub(crate) fn write_footer(
         last_frame_offset: U64::new(scan.last_frame_offset),
         index_count: U32::new(scan.index.len() as u32),
         index_interval: U32::new(INDEX_INTERVAL_BYTES as u32),
-        prev_digest,
-        digest,
-        reserved: [0; 16],
+        content_digest,
+        end_seq: U64::new(end_seq),
+        key_count: U32::new(scan.keys.len() as u32),
+        keys_bytes: U32::new(keys.len() as u32),
     };
-    let bytes = encode_footer(&footer, &scan.index);
+    let bytes = encode_footer(&footer, &scan.index, &keys, prev_digest);
     // Frames first: opening trusts a footer without reading the frames, so
     // the footer must never reach the disk ahead of frames it vouches for
     // (tests/power_loss.rs, power_cut_while_sealing_...). This costs one more
@@ -126,9 +130,9 @@ pub(crate) fn write_footer(
     fs.sync_file(file).map_err(|e| Error::io("fdatasync", path, e))
 }
 
-/// Digest of a live map's header and `frames`.
-pub(crate) fn live_digest(prev: &[u8; 32], map: &LiveMap, frames: &[u8]) -> [u8; 32] {
-    segment_digest(prev, map.header_prefix(), map.header_suffix(), frames)
+/// Content digest of a live map's header and `frames`.
+pub(crate) fn live_content_digest(map: &LiveMap, frames: &[u8]) -> [u8; 32] {
+    content_digest(map.header_prefix(), map.header_suffix(), frames)
 }
 
 /// Seals a segment the writer has rotated away from: verifies its frames
@@ -143,7 +147,7 @@ pub(crate) fn seal(
 ) -> Result<Arc<SealedSegment>> {
     let (count, end) = seg.committed();
     let frames = seg.map.frames(end);
-    let mut hasher = digest_of_header(&prev_digest, seg.map.header_prefix(), seg.map.header_suffix());
+    let mut hasher = content_hasher(seg.map.header_prefix(), seg.map.header_suffix());
     let scan = walk_and_digest(frames, seg.base_seq, &mut hasher);
     if scan.count != count || scan.end != end {
         return Err(Error::corrupt(&seg.path, scan.end, format!("sealing found {} valid records, {count} were published", scan.count)));
@@ -152,8 +156,25 @@ pub(crate) fn seal(
     // The writer never writes this segment again: drop its page-table
     // entries so the syncs below write back pages without a TLB flush each.
     seg.map.drop_page_tables(0, seg.map.len());
-    write_footer(fs, &seg.file, &seg.path, seg.base_seq, &scan, prev_digest, digest, frames_durable)?;
+    write_footer(fs, &seg.file, &seg.path, seg.base_seq, seg.base_seq + count, &scan, prev_digest, digest, frames_durable)?;
     open_sealed(&seg.path, &seg.file)
+}
+
+/// Links sealed segment `s` after `prev_digest` in the chain: appends a
+/// trailer with the new link (the file only grows, so no byte a reader has
+/// mapped changes), syncs it, and maps the file again. A crash before the
+/// sync leaves the old trailer or a torn new one; an open then re-links
+/// (the compaction marker says to) or reseals.
+pub(crate) fn relink(fs: &dyn FileSystem, s: &SealedSegment, prev_digest: [u8; 32]) -> Result<Arc<SealedSegment>> {
+    let file = fs.open(&s.path, true).map_err(|e| Error::io("open segment", &s.path, e))?;
+    let bytes = s.bytes();
+    let at = bytes.len() - crate::format::TRAILER_BYTES as usize;
+    let old = <crate::format::Trailer as zerocopy::FromBytes>::read_from_bytes(&bytes[at..])
+        .map_err(|_| Error::corrupt(&s.path, at as u64, "trailer unreadable"))?;
+    let trailer = old.relinked(prev_digest, crate::format::chain_digest(&prev_digest, &s.content_digest));
+    fs.write_at(&file, trailer.as_bytes(), bytes.len() as u64).map_err(|e| Error::io("write trailer", &s.path, e))?;
+    fs.sync_file(&file).map_err(|e| Error::io("fdatasync", &s.path, e))?;
+    open_sealed(&s.path, &file)
 }
 
 /// Maps a just-sealed file read-only; anything but success is corruption.

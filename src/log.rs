@@ -18,7 +18,7 @@ use crate::recovery::{recover, RecoveryReport};
 use crate::segment::{ActiveSegment, SealedSegment, Segment};
 use crate::shared::Shared;
 use crate::snapshot::{Snapshot, State};
-use crate::sync::Arc;
+use crate::sync::{lock, Arc};
 use crate::writer::{Writer, WriterCore};
 
 /// Name of the lock file in a log directory.
@@ -110,7 +110,7 @@ impl Log {
         let payload_limit = opts.payload_limit();
         let key_limit = opts.key_limit();
         let policy = opts.sync_policy;
-        let shared = Arc::new(Shared::new(dir, opts, rec.state, durable_next));
+        let shared = Arc::new(Shared::new(dir, opts, rec.state, durable_next, rec.last_digest));
 
         let (prepare_jobs, prepare_rx) = unbounded();
         let (seal_jobs, seal_rx) = unbounded();
@@ -126,8 +126,7 @@ impl Log {
         let spares = rec.report.spares.clone();
         threads.push(spawn("varvelog-prepare", move || preparer(s, spares, prepare_rx, ready_tx))?);
         let s = shared.clone();
-        let digest = rec.last_digest;
-        threads.push(spawn("varvelog-seal", move || sealer(s, seal_rx, digest))?);
+        threads.push(spawn("varvelog-seal", move || sealer(s, seal_rx))?);
         for _ in 0..ahead {
             let _ = prepare_jobs.send(false);
         }
@@ -369,7 +368,7 @@ fn spare_number(path: &Path) -> Option<u64> {
 /// publishes each as sealed. A seal that fails for lack of space (writing
 /// the footer) is retried later, the segment staying live meanwhile; any
 /// other failure poisons the writer.
-fn sealer(shared: Arc<Shared>, jobs: Receiver<SealMsg>, mut prev_digest: [u8; 32]) {
+fn sealer(shared: Arc<Shared>, jobs: Receiver<SealMsg>) {
     let mut waiting = std::collections::VecDeque::new();
     let mut cached = CachedSealed::new(shared.opts.cached_sealed_segments);
     let mut flushes = Vec::new();
@@ -391,10 +390,13 @@ fn sealer(shared: Arc<Shared>, jobs: Receiver<SealMsg>, mut prev_digest: [u8; 32
                 break;
             }
             let started = std::time::Instant::now();
-            match seal(shared.fs(), &seg, prev_digest, &|| shared.confirm_no_failed_sync()) {
+            // The chain's head is held until the seal is published, so that
+            // compaction, which may rewrite the last links, sees it.
+            let mut head = lock(&shared.chain_head);
+            match seal(shared.fs(), &seg, *head, &|| shared.confirm_no_failed_sync()) {
                 Ok(sealed) => {
                     waiting.pop_front();
-                    prev_digest = sealed.digest;
+                    *head = sealed.digest;
                     shared.counters.sealed();
                     tracing::debug!(
                         segment = %sealed.path.display(),
@@ -403,6 +405,7 @@ fn sealer(shared: Arc<Shared>, jobs: Receiver<SealMsg>, mut prev_digest: [u8; 32
                         "sealed segment"
                     );
                     publish_sealed(&shared, &seg, sealed);
+                    drop(head);
                     cached.sealed(seg.path.clone());
                 }
                 Err(e) if e.is_out_of_space_before_footer() => {
@@ -516,12 +519,12 @@ mod tests {
         let prepared = preallocate(&*fs, &prealloc_path(dir.path(), 0), &opts).unwrap();
         let (seg, _map) = activate(&*fs, dir.path(), prepared, 0).unwrap();
         let state = State { segments: vec![Segment::Live(seg.clone())] };
-        let shared = Arc::new(Shared::new(dir.path().to_path_buf(), opts, state, 0));
+        let shared = Arc::new(Shared::new(dir.path().to_path_buf(), opts, state, 0, [0; 32]));
         fs.fail(Op::SyncFile, 0, u64::MAX, std::io::ErrorKind::Other);
         let (jobs, rx) = unbounded();
         let worker = {
             let shared = shared.clone();
-            std::thread::spawn(move || sealer(shared, rx, [0; 32]))
+            std::thread::spawn(move || sealer(shared, rx))
         };
         jobs.send(SealMsg::Seal(seg)).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -141,7 +141,7 @@ impl LogState {
     pub fn new(dir: &Path, first: &SegmentWriter) -> LogState {
         let state = State { segments: vec![Segment::Live(first.core.seg.clone())] };
         let opts = Options::new().file_system(std::sync::Arc::new(NoSyncFs));
-        LogState { shared: Arc::new(Shared::new(dir.to_path_buf(), opts, state, 0)) }
+        LogState { shared: Arc::new(Shared::new(dir.to_path_buf(), opts, state, 0, [0; 32])) }
     }
 
     /// Another handle to the same log, for another thread.

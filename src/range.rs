@@ -13,7 +13,7 @@ use std::ops::{Bound, RangeBounds};
 
 use crate::error::Result;
 use crate::segment::{SegView, Segment};
-use crate::snapshot::{exact_hint, Iter, Record, RevIter, Snapshot};
+use crate::snapshot::{Iter, Record, RevIter, Snapshot};
 
 /// Records of a seq range, from [`Snapshot::range`], from either end
 /// (`.rev()` walks it newest first).
@@ -67,7 +67,7 @@ impl<'a> Iterator for RangeIter<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        exact_hint(if self.done { 0 } else { self.hi.saturating_sub(self.lo) })
+        self.snap.hint(if self.done { 0 } else { self.hi.saturating_sub(self.lo) })
     }
 }
 
@@ -143,12 +143,11 @@ impl<'a> TimeRangeIter<'a> {
                 }
                 continue;
             };
-            if seq >= view.end_seq() {
+            let Some(frame) = view.next_frame(off, seq, true)? else {
                 self.cur = None;
                 continue;
-            }
-            let frame = view.frame_at(off, seq, true)?;
-            self.cur = Some((view, off + frame.padded_len, seq + 1));
+            };
+            self.cur = Some((view, off + frame.padded_len, frame.seq + 1));
             if (self.lo..=self.hi).contains(&frame.timestamp_us) {
                 return Ok(Some(Record::from_frame(&frame)));
             }

@@ -428,8 +428,10 @@ impl ReadOnlyLog {
                 };
                 if let Some(Loaded::Sealed(sealed)) = sealed_if_trailer(&a.path, &file)? {
                     let (count, _) = a.committed();
-                    if sealed.count != count {
-                        let what = format!("sealed with {} records, {count} were published", sealed.count);
+                    // Compared by seqs covered: compaction may since have
+                    // removed records from it.
+                    if sealed.end_seq() != a.base_seq + count {
+                        let what = format!("sealed with records up to seq {}, {count} were published", sealed.end_seq());
                         return Err(Error::corrupt(&a.path, sealed.frames_end, what));
                     }
                     *seg = Segment::Sealed(sealed);
@@ -528,11 +530,11 @@ fn finish_last(segments: &mut [Segment], cursor: &mut Option<Cursor>, next_base:
         // it any more: read it to its end.
         let file = File::open(&seg.path).map_err(|e| Error::io("open segment", &seg.path, e))?;
         if let Some(Loaded::Sealed(s)) = sealed_if_trailer(&seg.path, &file)? {
-            if s.count != want {
+            if s.end_seq() != next_base {
                 return Err(Error::corrupt(
                     &seg.path,
                     s.frames_end,
-                    format!("sealed with {} records, the next segment expects {want}", s.count),
+                    format!("sealed with records up to seq {}, the next segment starts at {next_base}", s.end_seq()),
                 ));
             }
             if let Some(last) = segments.last_mut() {

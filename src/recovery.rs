@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::format::{parse_segment_file_name, SegmentHeader, FOOTER_MAGIC, HEADER_BYTES, PREALLOC_SUFFIX};
+use crate::format::{chain_digest, parse_segment_file_name, SegmentHeader, FOOTER_MAGIC, HEADER_BYTES, KEY_RESERVE_BYTES, PREALLOC_SUFFIX};
 use crate::fs::FileSystem;
-use crate::lifecycle::{live_digest, now_us, open_sealed, preallocate, write_footer};
+use crate::keys::compact::{COMPACT_MARKER, COMPACT_SUFFIX};
+use crate::lifecycle::{live_content_digest, now_us, open_sealed, preallocate, relink, write_footer};
 use crate::options::{Options, RecoveryMode};
 use crate::raw::{MapWriter, ReadMap};
 use crate::segment::view::frame_error;
-use crate::segment::{check_header, scan_frames, ActiveSegment, HeaderOutcome, ScanStop, Scanned, SealedSegment, Segment};
+use crate::segment::{check_header, scan_compacted, scan_frames, ActiveSegment, HeaderOutcome, ScanStop, Scanned, SealedSegment, Segment};
 use crate::snapshot::State;
 use crate::sync::{Arc, Ordering};
 use crate::writer::WriterState;
@@ -49,6 +50,9 @@ pub struct RecoveryReport {
     pub moved_aside: Vec<PathBuf>,
     /// Seq ranges no longer readable because their segment was moved aside.
     pub gaps: Vec<std::ops::Range<u64>>,
+    /// Sealed segments linked again into the digest chain, finishing a
+    /// compaction that a crash interrupted ([`crate::Log::compact`]).
+    pub relinked: Vec<PathBuf>,
     /// How long opening took.
     pub duration: Duration,
 }
@@ -72,6 +76,9 @@ struct Recovery<'a> {
     expected: Option<u64>,
     /// A salvaging open skipped a gap: the digest chain cannot link across it.
     after_gap: bool,
+    /// A compaction was re-linking the chain when the last process stopped:
+    /// stale links are finished, not damage.
+    relinking: bool,
 }
 
 /// Recovers the log in `dir` (which must be locked by the caller).
@@ -88,11 +95,19 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         prev_digest: [0; 32],
         expected: None,
         after_gap: false,
+        relinking: false,
     };
     for name in names {
         let path = dir.join(&name);
         if name.ends_with(PREALLOC_SUFFIX) {
             rec.report.spares.push(path);
+        } else if name == COMPACT_MARKER {
+            rec.relinking = true;
+        } else if name.ends_with(COMPACT_SUFFIX) && name.strip_suffix(COMPACT_SUFFIX).and_then(parse_segment_file_name).is_some() {
+            // A compaction's output not yet renamed over its segment: a
+            // copy of some of that segment's frames, which is still whole.
+            fs.remove(&path).map_err(|e| Error::io("remove unfinished compaction", &path, e))?;
+            rec.report.removed.push(path);
         } else if let Some(base) = parse_segment_file_name(&name) {
             files.push((base, path));
         }
@@ -127,6 +142,11 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         None => rec.fresh_segment()?,
     };
     rec.segments.push(Segment::Live(seg.clone()));
+    if rec.relinking {
+        let marker = dir.join(COMPACT_MARKER);
+        fs.remove(&marker).map_err(|e| Error::io("remove compaction marker", &marker, e))?;
+        rec.report.removed.push(marker);
+    }
     if !rec.report.removed.is_empty() || !rec.report.moved_aside.is_empty() {
         fs.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
     }
@@ -191,13 +211,20 @@ impl Recovery<'_> {
             }
             Ok(Ok(sealed)) => {
                 self.check_base(path, name_base, sealed.base_seq)?;
+                let linked = self.expected.is_some() && !self.after_gap;
+                let sealed = if self.relinking && linked && sealed.prev_digest != self.prev_digest {
+                    self.report.relinked.push(path.to_path_buf());
+                    relink(self.fs(), &sealed, self.prev_digest)?
+                } else {
+                    Arc::new(sealed)
+                };
                 if self.strict() {
                     self.strict_check(&sealed)?;
                 }
                 self.prev_digest = sealed.digest;
                 self.expected = Some(sealed.end_seq());
                 self.report.sealed_segments += 1;
-                self.segments.push(Segment::Sealed(Arc::new(sealed)));
+                self.segments.push(Segment::Sealed(sealed));
                 Ok(Step::Sealed)
             }
             Ok(Err(_missing_or_damaged)) => self.unsealed(path, file, name_base, later),
@@ -222,12 +249,12 @@ impl Recovery<'_> {
 
     /// Full check of a sealed segment: every frame, the digest and the chain.
     fn strict_check(&self, s: &SealedSegment) -> Result<()> {
-        let scan = scan_frames(s.frames(), s.base_seq);
+        let scan = scan_sealed(s.frames(), s.base_seq, s.compacted, s.end_seq);
         check_footer_against_frames(&s.path, &FooterClaims::of_sealed(s), &scan)?;
         if self.expected.is_some() && !self.after_gap && s.prev_digest != self.prev_digest {
             return Err(Error::corrupt(&s.path, s.frames_end, "digest chain broken: previous segment digest differs"));
         }
-        if s.compute_digest() != s.digest {
+        if s.compute_content_digest() != s.content_digest || chain_digest(&s.prev_digest, &s.content_digest) != s.digest {
             return Err(Error::corrupt(&s.path, s.frames_end, "segment digest mismatch"));
         }
         Ok(())
@@ -249,6 +276,9 @@ impl Recovery<'_> {
         };
         let base = header.base_seq.get();
         self.check_base(path, name_base, base)?;
+        if header.is_compacted() {
+            return self.reseal_compacted(path, &file, map, base, next_base);
+        }
         // The frame scan (CRC per frame) and the search for stray bytes past
         // the frames (the whole unwritten rest of the file) are independent
         // reads of the same bytes: run them on two threads, which halves
@@ -268,10 +298,10 @@ impl Recovery<'_> {
         if let Some(next) = next_base {
             if base + scan.count == next {
                 let frames = map.all_frames(scan.end);
-                let digest = live_digest(&self.prev_digest, map.shared(), frames);
+                let digest = live_content_digest(map.shared(), frames);
                 drop(map);
                 // No writer runs during recovery: nothing else syncs.
-                write_footer(self.fs(), &file, path, base, &scan, self.prev_digest, digest, &|| Ok(()))?;
+                write_footer(self.fs(), &file, path, base, next, &scan, self.prev_digest, digest, &|| Ok(()))?;
                 let sealed = open_sealed(path, &file)?;
                 self.prev_digest = sealed.digest;
                 self.expected = Some(next);
@@ -311,8 +341,10 @@ impl Recovery<'_> {
         self.fs().sync_map(map.shared().raw(), 0, sync_end as usize).map_err(|e| Error::io("msync", path, e))?;
         let seg = Arc::new(ActiveSegment::new(path.to_path_buf(), file, map.shared().clone(), base));
         seg.index.fill(&scan.index);
+        seg.fill_keys(&scan.keys);
         seg.synced_end.store(scan.end, Ordering::Release);
         let writer = WriterState {
+            key_reserve: KEY_RESERVE_BYTES * scan.keys.len() as u64,
             count: scan.count,
             tail: scan.end,
             prev_len: scan.last_frame_len,
@@ -321,6 +353,31 @@ impl Recovery<'_> {
         };
         self.expected = Some(base + scan.count);
         Ok(Step::Active((seg, map, writer)))
+    }
+
+    /// A segment compaction wrote whose footer is damaged or missing (it
+    /// was sealed before it was renamed into place, so this is damage to
+    /// it since): its frames are rescanned and its footer written again,
+    /// covering seqs up to the next segment. Compaction never writes the
+    /// last segment, so without a next one this is reported, not guessed.
+    fn reseal_compacted(&mut self, path: &Path, file: &File, map: MapWriter, base: u64, next: Option<u64>) -> Result<Step> {
+        let Some(next) = next else {
+            return Err(Error::corrupt(path, 0, "a compacted segment without a footer at the end of the log"));
+        };
+        let len = map.shared().len();
+        let scan = scan_compacted(map.all_frames(len), base, next);
+        if self.strict() || scan.stop != ScanStop::End {
+            return Err(stop_error(path, &scan));
+        }
+        let digest = live_content_digest(map.shared(), map.all_frames(scan.end));
+        drop(map);
+        write_footer(self.fs(), file, path, base, next, &scan, self.prev_digest, digest, &|| Ok(()))?;
+        let sealed = open_sealed(path, file)?;
+        self.prev_digest = sealed.digest;
+        self.expected = Some(next);
+        self.report.resealed.push(path.to_path_buf());
+        self.segments.push(Segment::Sealed(sealed));
+        Ok(Step::Sealed)
     }
 
     /// Whether any of `files` is a sealed segment (valid trailer and footer).
@@ -431,7 +488,27 @@ pub(crate) fn check_footer_against_frames(path: &Path, footer: &FooterClaims<'_>
     if scan.index.as_slice() != footer.index {
         return Err(Error::corrupt(path, at, "footer index differs from the frames"));
     }
+    if scan.next_seq > footer.end_seq {
+        return Err(Error::corrupt(
+            path,
+            at,
+            format!("footer says the segment ends at seq {}, its frames go on to {}", footer.end_seq, scan.next_seq),
+        ));
+    }
+    if crate::format::encode_key_section(&mut scan.keys.clone()) != footer.keys {
+        return Err(Error::corrupt(path, at, "footer key table or filter differs from the frames"));
+    }
     Ok(())
+}
+
+/// Scans a sealed segment's frames the way its header says they were
+/// written: appended (dense seqs) or compacted (rising seqs below `end_seq`).
+pub(crate) fn scan_sealed(frames: &[u8], base: u64, compacted: bool, end_seq: u64) -> Scanned {
+    if compacted {
+        scan_compacted(frames, base, end_seq)
+    } else {
+        scan_frames(frames, base)
+    }
 }
 
 /// What a sealed segment's footer claims about its frames.
@@ -442,10 +519,13 @@ pub(crate) struct FooterClaims<'a> {
     pub(crate) max_ts: u64,
     pub(crate) last_frame_offset: u64,
     pub(crate) index: &'a [crate::format::IndexEntry],
+    pub(crate) end_seq: u64,
+    /// The key section's bytes.
+    pub(crate) keys: &'a [u8],
 }
 
 impl<'a> FooterClaims<'a> {
-    pub(crate) fn of_footer(f: &crate::format::FooterHeader, index: &'a [crate::format::IndexEntry]) -> FooterClaims<'a> {
+    pub(crate) fn of_footer(f: &crate::format::FooterHeader, index: &'a [crate::format::IndexEntry], keys: &'a [u8]) -> FooterClaims<'a> {
         FooterClaims {
             count: f.record_count.get(),
             frames_end: f.frames_end.get(),
@@ -453,6 +533,8 @@ impl<'a> FooterClaims<'a> {
             max_ts: f.max_ts.get(),
             last_frame_offset: f.last_frame_offset.get(),
             index,
+            end_seq: f.end_seq.get(),
+            keys,
         }
     }
 
@@ -464,6 +546,8 @@ impl<'a> FooterClaims<'a> {
             max_ts: s.max_ts,
             last_frame_offset: s.last_frame_offset,
             index: s.index(),
+            end_seq: s.end_seq,
+            keys: s.key_bytes(),
         }
     }
 }

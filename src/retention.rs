@@ -133,6 +133,8 @@ pub(crate) fn apply(shared: &Shared, policy: &Retention) -> Result<RetentionRepo
         return Ok(RetentionReport { first_seq, ..RetentionReport::default() });
     }
     drop(current);
+    // Compaction replaces sealed files: never remove one it is replacing.
+    let _maintenance = crate::sync::lock(&shared.maintenance);
     // Decide again under the publication lock, against the state we replace.
     let mut removed = Vec::new();
     let mut first_seq = 0;

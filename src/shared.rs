@@ -21,6 +21,13 @@ pub(crate) struct Shared {
     publish_lock: Mutex<()>,
     /// Serialises syncs (the writer's and the flusher's).
     sync_lock: Mutex<()>,
+    /// The digest of the newest sealed segment: the next seal's
+    /// `prev_digest`. Held by the sealer while it seals, and by compaction
+    /// while it rewrites the chain's last links.
+    pub(crate) chain_head: Mutex<[u8; 32]>,
+    /// Serialises retention and compaction: both replace sealed segment
+    /// files, and neither may act on a file the other is replacing.
+    pub(crate) maintenance: Mutex<()>,
     /// Group commit: whether a producer is syncing for the group, and the
     /// condvar its followers wait on (see `sync_through`).
     group_syncing: Mutex<bool>,
@@ -40,13 +47,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(dir: PathBuf, opts: Options, state: State, durable_next: u64) -> Shared {
+    pub(crate) fn new(dir: PathBuf, opts: Options, state: State, durable_next: u64, chain_head: [u8; 32]) -> Shared {
         Shared {
             dir,
             opts,
             state: SnapshotCell::new(Arc::new(state)),
             publish_lock: Mutex::new(()),
             sync_lock: Mutex::new(()),
+            chain_head: Mutex::new(chain_head),
+            maintenance: Mutex::new(()),
             group_syncing: Mutex::new(false),
             group_done: Condvar::new(),
             poisoned: StdAtomicBool::new(false),

@@ -87,6 +87,17 @@ impl Snapshot {
         Snapshot { state, active }
     }
 
+    /// A size hint for `n` seqs: exact, unless a compacted segment is in
+    /// view (then up to `n` records remain).
+    pub(crate) fn hint(&self, n: u64) -> (usize, Option<usize>) {
+        let (lo, hi) = exact_hint(n);
+        if self.state.segments.iter().any(|s| matches!(s, Segment::Sealed(s) if s.compacted)) {
+            (0, hi)
+        } else {
+            (lo, hi)
+        }
+    }
+
     /// The segments in view, oldest first.
     pub(crate) fn segments(&self) -> &[Segment] {
         &self.state.segments
@@ -177,7 +188,8 @@ impl Snapshot {
         }
     }
 
-    /// The record with `seq`, `Ok(None)` if it is not yet written,
+    /// The record with `seq`, `Ok(None)` if it is not yet written (or
+    /// compaction removed it: see [`crate::Log::compact`]),
     /// [`Error::Truncated`] if retention removed it, or [`Error::Missing`]
     /// if the segment file that held it is absent.
     ///
@@ -194,7 +206,12 @@ impl Snapshot {
         };
         let view = self.view(i);
         let off = view.locate(seq)?;
-        Ok(Some(Record::from_frame(&view.frame_at(off, seq, true)?)))
+        // In a compacted segment the seq may have been removed: the frame
+        // found is then a later one, or there is none.
+        match view.next_frame(off, seq, true)? {
+            Some(f) if f.seq == seq => Ok(Some(Record::from_frame(&f))),
+            _ => Ok(None),
+        }
     }
 
     /// All records, oldest first.
@@ -238,11 +255,22 @@ impl Snapshot {
                 None => RevIter::failed_none(self),
             };
         };
-        let view = self.view(i);
-        match view.locate(seq) {
-            Ok(off) => RevIter { snap: self, seg: i, view: Some(view), off, seq, error: None },
-            Err(e) => RevIter::failed(self, e),
+        // The last record at or before `seq` (compaction may have removed
+        // `seq`, and every record after it in its segment).
+        for i in (0..=i).rev() {
+            let view = self.view(i);
+            match view.locate_at_or_before(seq) {
+                Ok(Some(off)) => return RevIter { snap: self, seg: i, view: Some(view), off, seq, error: None },
+                Ok(None) => {}
+                Err(e) => return RevIter::failed(self, e),
+            }
+            if i > 0 {
+                if let Some(e) = self.gap_after(i - 1) {
+                    return RevIter::failed(self, e);
+                }
+            }
         }
+        RevIter::failed_none(self)
     }
 
     /// All records, newest first.
@@ -354,16 +382,19 @@ impl<'a> Iterator for Iter<'a> {
                     v
                 }
             };
-            if self.seq >= view.end_seq() {
-                self.seg += 1;
-                self.view = None;
-                continue;
-            }
-            return match view.frame_at(self.off, self.seq, self.verify) {
-                Ok(f) => {
+            return match view.next_frame(self.off, self.seq, self.verify) {
+                Ok(Some(f)) => {
                     self.off += f.padded_len;
-                    self.seq += 1;
+                    self.seq = f.seq + 1;
                     Some(Ok(Record::from_frame(&f)))
+                }
+                Ok(None) => {
+                    // Past the segment's last record (in a compacted one,
+                    // seqs up to its end may have been removed).
+                    self.seq = self.seq.max(view.end_seq());
+                    self.seg += 1;
+                    self.view = None;
+                    continue;
                 }
                 Err(e) => {
                     self.done = true;
@@ -379,7 +410,7 @@ impl<'a> Iterator for Iter<'a> {
             (None, true) => 0,
             (None, false) => self.snap.next_seq().saturating_sub(self.seq),
         };
-        exact_hint(left)
+        self.snap.hint(left)
     }
 }
 
@@ -419,14 +450,23 @@ impl<'a> RevIter<'a> {
 
     /// Moves to the record before the one at `self.off`, given its frame.
     fn step_back(&mut self, f: &DecodedFrame<'a>, view: SegView<'a>) -> Result<()> {
-        if self.seq > view.base_seq {
-            if f.prev_len == 0 || f.prev_len > self.off - HEADER_BYTES {
+        self.seq = f.seq;
+        if self.off > HEADER_BYTES {
+            if f.prev_len == 0 || f.prev_len > self.off - HEADER_BYTES || self.seq == view.base_seq {
                 return Err(Error::corrupt(view.path, self.off, "bad previous-frame length"));
             }
             self.off -= f.prev_len;
             self.seq -= 1;
             return Ok(());
         }
+        if self.seq != view.base_seq && !view.sparse {
+            return Err(Error::corrupt(
+                view.path,
+                self.off,
+                format!("first frame holds seq {}, the segment starts at {}", self.seq, view.base_seq),
+            ));
+        }
+        self.seq = view.base_seq;
         // First record of this segment: continue at the end of the previous one.
         while self.seg > 0 {
             self.seg -= 1;
@@ -441,7 +481,11 @@ impl<'a> RevIter<'a> {
                 return Err(Error::corrupt(prev.path, 0, format!("segment ends at seq {}, expected {}", prev.end_seq(), self.seq)));
             }
             self.seq -= 1;
-            self.off = prev.locate(self.seq)?;
+            let Some(off) = prev.locate_at_or_before(self.seq)? else {
+                self.seq = prev.base_seq;
+                continue;
+            };
+            self.off = off;
             self.view = Some(prev);
             return Ok(());
         }
@@ -459,7 +503,7 @@ impl<'a> Iterator for RevIter<'a> {
             return Some(Err(e));
         }
         let view = self.view?;
-        let frame = match view.frame_at(self.off, self.seq, true) {
+        let frame = match view.frame_at_or_before(self.off, self.seq, true) {
             Ok(f) => f,
             Err(e) => {
                 self.view = None;
@@ -478,7 +522,7 @@ impl<'a> Iterator for RevIter<'a> {
             (None, None) => 0,
             (None, Some(_)) => (self.seq + 1).saturating_sub(self.snap.first_seq().unwrap_or(0)),
         };
-        exact_hint(left)
+        self.snap.hint(left)
     }
 }
 

@@ -180,10 +180,20 @@ impl Tail {
     ///
     /// See above; damage at the record is a corruption error naming file and offset.
     pub fn try_next(&mut self) -> Result<Option<Record<'_>>> {
-        let Some((i, off)) = self.ready()? else { return Ok(None) };
+        let (i, off) = loop {
+            let Some((i, off)) = self.ready()? else { return Ok(None) };
+            let view = self.snap.view(i);
+            // Past the last record of a compacted segment: the seqs up to
+            // its end were removed; go on from the next segment.
+            if view.sparse && off >= view.frames_end() {
+                (self.next, self.at) = (view.end_seq(), Some((i, off)));
+                continue;
+            }
+            break (i, off);
+        };
         let view = self.snap.view(i);
-        let frame = view.frame_at(off, self.next, self.verify)?;
-        self.next += 1;
+        let frame = view.next_frame(off, self.next, self.verify)?.ok_or_else(|| crate::Error::corrupt(view.path, off, "record missing"))?;
+        self.next = frame.seq + 1;
         self.at = Some((i, off + frame.padded_len));
         self.hint = Some((view.base_seq, off + frame.padded_len));
         Ok(Some(Record::from_frame(&frame)))

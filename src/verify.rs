@@ -20,12 +20,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::format::{decode_footer, parse_segment_file_name, FooterError, FooterHeader, HEADER_BYTES, LIVE_COMMITTED_OFFSET};
+use crate::format::{
+    chain_digest, decode_footer, decode_footer_full, parse_segment_file_name, FooterError, Trailer, HEADER_BYTES, LIVE_COMMITTED_OFFSET,
+};
 use crate::fs::{FileSystem, StdFs};
 use crate::log::{Log, LOCK_FILE_NAME};
 use crate::raw::ReadMap;
-use crate::recovery::{check_footer_against_frames, last_nonzero, stop_error, FooterClaims};
-use crate::segment::{check_header, scan_frames, segment_digest, HeaderOutcome, ScanStop, Segment};
+use crate::recovery::{check_footer_against_frames, last_nonzero, scan_sealed, stop_error, FooterClaims};
+use crate::segment::{check_header, content_digest, scan_frames, HeaderOutcome, ScanStop, Segment};
 use crate::snapshot::Snapshot;
 
 /// What [`Log::verify`] or [`verify_dir`] found.
@@ -67,12 +69,12 @@ struct Checked {
     end_seq: u64,
     /// `(prev_digest, digest)` of a sealed segment.
     digests: Option<([u8; 32], [u8; 32])>,
-    /// Where the footer's `prev_digest` lives, to name it in a chain error.
+    /// Where the trailer's `prev_digest` lives, to name it in a chain error.
     prev_digest_offset: u64,
 }
 
-/// Offset of `prev_digest` inside the footer.
-const PREV_DIGEST_IN_FOOTER: u64 = core::mem::offset_of!(FooterHeader, prev_digest) as u64;
+/// Offset of `prev_digest` inside the trailer.
+const PREV_DIGEST_IN_TRAILER: u64 = core::mem::offset_of!(Trailer, prev_digest) as u64;
 
 /// Checks one sealed segment file given all its bytes.
 fn check_sealed(path: &Path, bytes: &[u8], report: &mut VerifyReport) -> Result<Checked> {
@@ -82,9 +84,9 @@ fn check_sealed(path: &Path, bytes: &[u8], report: &mut VerifyReport) -> Result<
         Err(HeaderOutcome::Blank) => return Err(Error::corrupt(path, 0, "blank segment header")),
     };
     let base = header.base_seq.get();
-    let (footer, index) = decode_footer(bytes).map_err(|e| footer_error(path, bytes.len() as u64, e))?;
-    let claims = FooterClaims::of_footer(footer, index);
-    let footer: FooterHeader = *footer;
+    let decoded = decode_footer_full(bytes).map_err(|e| footer_error(path, bytes.len() as u64, e))?;
+    let claims = FooterClaims::of_footer(decoded.footer, decoded.index, decoded.keys);
+    let (footer, keys, trailer) = (*decoded.footer, decoded.keys, *decoded.trailer);
     let frames_end = footer.frames_end.get();
     if footer.base_seq.get() != base {
         return Err(Error::corrupt(path, frames_end, format!("footer says base seq {}, header says {base}", footer.base_seq.get())));
@@ -92,19 +94,26 @@ fn check_sealed(path: &Path, bytes: &[u8], report: &mut VerifyReport) -> Result<
     let frames = bytes
         .get(HEADER_BYTES as usize..usize::try_from(frames_end).unwrap_or(usize::MAX))
         .ok_or_else(|| Error::corrupt(path, frames_end, "footer offset outside the file"))?;
-    let scan = scan_frames(frames, base);
+    let end_seq = footer.end_seq.get();
+    if !header.is_compacted() && end_seq != base + footer.record_count.get() {
+        return Err(Error::corrupt(path, frames_end, "footer's end seq leaves a gap, but compaction did not write this segment"));
+    }
+    if crate::format::KeySection::decode(keys, u64::from(footer.key_count.get())).is_none() {
+        return Err(Error::corrupt(path, frames_end, "footer key section is malformed"));
+    }
+    let scan = scan_sealed(frames, base, header.is_compacted(), end_seq);
     report.records += scan.count;
     check_footer_against_frames(path, &claims, &scan)?;
     let live = LIVE_COMMITTED_OFFSET as usize;
-    let digest = segment_digest(&footer.prev_digest, &bytes[..live], &bytes[live + 8..HEADER_BYTES as usize], frames);
-    if digest != footer.digest {
+    let content = content_digest(&bytes[..live], &bytes[live + 8..HEADER_BYTES as usize], frames);
+    if content != footer.content_digest || chain_digest(&trailer.prev_digest, &content) != trailer.digest {
         return Err(Error::corrupt(path, frames_end, "segment digest mismatch: header or frame bytes changed after sealing"));
     }
     Ok(Checked {
         base_seq: base,
-        end_seq: base + scan.count,
-        digests: Some((footer.prev_digest, footer.digest)),
-        prev_digest_offset: frames_end + PREV_DIGEST_IN_FOOTER,
+        end_seq,
+        digests: Some((trailer.prev_digest, trailer.digest)),
+        prev_digest_offset: bytes.len() as u64 - crate::format::TRAILER_BYTES + PREV_DIGEST_IN_TRAILER,
     })
 }
 

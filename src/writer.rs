@@ -9,8 +9,8 @@ use zerocopy::IntoBytes;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    align_up, frame_crc_in_place, FrameHeader, FLAG_BATCH_CONTINUES, FLAG_TOMBSTONE, FRAME_HEADER_BYTES, HEADER_BYTES,
-    INDEX_INTERVAL_BYTES, PREALLOC_SUFFIX,
+    align_up, frame_crc_in_place, key_hash, FrameHeader, FLAG_BATCH_CONTINUES, FLAG_TOMBSTONE, FRAME_HEADER_BYTES, HEADER_BYTES,
+    INDEX_INTERVAL_BYTES, KEY_RESERVE_BYTES, PREALLOC_SUFFIX,
 };
 use crate::lifecycle::{activate, preallocate, Prepared};
 use crate::log::{Job, LogInner};
@@ -105,6 +105,9 @@ impl<'a> From<&Entry<'a>> for Entry<'a> {
 /// Where the writer is within its active segment.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct WriterState {
+    /// Segment bytes set aside for the key section
+    /// ([`crate::format::KEY_RESERVE_BYTES`] per record with a key).
+    pub(crate) key_reserve: u64,
     pub(crate) count: u64,
     pub(crate) tail: u64,
     pub(crate) prev_len: u64,
@@ -114,7 +117,7 @@ pub(crate) struct WriterState {
 
 impl WriterState {
     pub(crate) fn fresh() -> WriterState {
-        WriterState { count: 0, tail: HEADER_BYTES, prev_len: 0, next_index_at: HEADER_BYTES, max_ts: 0 }
+        WriterState { key_reserve: 0, count: 0, tail: HEADER_BYTES, prev_len: 0, next_index_at: HEADER_BYTES, max_ts: 0 }
     }
 }
 
@@ -198,6 +201,10 @@ impl WriterCore {
             self.seg.index.push(seq, off, st.max_ts);
             st.next_index_at = off + INDEX_INTERVAL_BYTES;
         }
+        if !e.key.is_empty() {
+            self.seg.keys_for_writer().insert(key_hash(e.key), off);
+            st.key_reserve += KEY_RESERVE_BYTES;
+        }
         let padded = align_up(len);
         st.prev_len = padded;
         st.tail += padded;
@@ -262,7 +269,7 @@ impl Writer {
         self.inner.shared.check_poison()?;
         let padded = self.framed_len(&entry)?;
         let ts = entry.timestamp_us.unwrap_or_else(|| self.inner.shared.opts.clock.now_us());
-        self.ensure_room(padded)?;
+        self.ensure_room(Self::room(&entry, padded))?;
         let flags = if entry.tombstone { FLAG_TOMBSTONE } else { 0 };
         let seq = self.core().append_one(&entry, ts, flags);
         self.inner.shared.counters.appended(1, padded, false);
@@ -286,10 +293,13 @@ impl Writer {
     {
         self.inner.shared.check_poison()?;
         let iter = entries.into_iter();
-        let mut total = 0u64;
+        let (mut total, mut room) = (0u64, 0u64);
         let mut n = 0usize;
         for e in iter.clone() {
-            total += self.framed_len(&e.into())?;
+            let e = e.into();
+            let padded = self.framed_len(&e)?;
+            total += padded;
+            room += Self::room(&e, padded);
             n += 1;
         }
         let start = self.next_seq();
@@ -297,10 +307,10 @@ impl Writer {
             return Ok(start..start);
         }
         let max = self.inner.shared.opts.frame_capacity();
-        if total > max {
-            return Err(Error::BatchTooLarge { len: total, max });
+        if room > max {
+            return Err(Error::BatchTooLarge { len: room, max });
         }
-        self.ensure_room(total)?;
+        self.ensure_room(room)?;
         let now = self.inner.shared.opts.clock.now_us();
         self.core().append_frames(iter.map(Into::into), n, now);
         self.inner.shared.counters.appended(n as u64, total, true);
@@ -321,6 +331,17 @@ impl Writer {
         Ok(())
     }
 
+    /// The segment room an entry takes: its padded frame, and the key
+    /// section's reserve if it has a key.
+    #[inline]
+    fn room(e: &Entry<'_>, padded: u64) -> u64 {
+        if e.key.is_empty() {
+            padded
+        } else {
+            padded + KEY_RESERVE_BYTES
+        }
+    }
+
     /// Validates an entry against the limits; returns its padded frame length.
     #[inline]
     fn framed_len(&self, e: &Entry<'_>) -> Result<u64> {
@@ -337,7 +358,7 @@ impl Writer {
     #[inline]
     fn ensure_room(&mut self, bytes: u64) -> Result<()> {
         let core = self.core();
-        if core.st.tail + bytes <= core.seg.capacity() {
+        if core.st.tail + core.st.key_reserve + bytes <= core.seg.capacity() {
             return Ok(());
         }
         self.rotate()

@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use varvelog::format::{decode_footer, encode_footer, FooterHeader, IndexEntry, HEADER_BYTES};
+use varvelog::format::{decode_footer_full, encode_footer, IndexEntry, HEADER_BYTES};
 use varvelog::{verify_dir, Error, Log, RecoveryMode, Retention};
 
 mod common;
@@ -227,8 +227,8 @@ fn verify_blames_a_later_garbage_segment_not_the_healthy_active_one() {
 /// frame later (seq + 1, offset of the next frame), checksums recomputed.
 fn forge_index(path: &Path) {
     let bytes = std::fs::read(path).unwrap();
-    let (footer, index) = decode_footer(&bytes).unwrap();
-    let footer: FooterHeader = *footer;
+    let decoded = decode_footer_full(&bytes).unwrap();
+    let (footer, index, keys, prev) = (*decoded.footer, decoded.index, decoded.keys, decoded.trailer.prev_digest);
     let mut index: Vec<IndexEntry> = index.to_vec();
     assert!(index.len() >= 3, "need an index to forge");
     let frames = common::walk_frames(path);
@@ -237,7 +237,7 @@ fn forge_index(path: &Path) {
     index[i].offset = frames[k + 1].offset.into();
     index[i].seq = frames[k].seq.into(); // claims frame k+1 holds frame k's seq
     let mut out = bytes[..footer.frames_end.get() as usize].to_vec();
-    out.extend_from_slice(&encode_footer(&footer, &index));
+    out.extend_from_slice(&encode_footer(&footer, &index, keys, prev));
     assert_eq!(out.len(), bytes.len());
     std::fs::write(path, out).unwrap();
 }

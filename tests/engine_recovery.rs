@@ -318,8 +318,9 @@ fn set_trailer_version(path: &Path, version: u16) {
     let at = file_len(path) - TRAILER_BYTES;
     let mut t = std::fs::read(path).unwrap()[at as usize..].to_vec();
     t[24..26].copy_from_slice(&version.to_le_bytes());
-    let crc = crc32c::crc32c(&t[..28]);
-    t[28..32].copy_from_slice(&crc.to_le_bytes());
+    let crc_at = t.len() - 4;
+    let crc = crc32c::crc32c(&t[..crc_at]);
+    t[crc_at..].copy_from_slice(&crc.to_le_bytes());
     write_bytes_at(path, at, &t);
 }
 

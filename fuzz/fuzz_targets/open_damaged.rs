@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use varvelog::format::{decode_footer, encode_footer, FooterHeader, IndexEntry, HEADER_BYTES, LIVE_COMMITTED_OFFSET};
+use varvelog::format::{decode_footer_full, encode_footer, IndexEntry, HEADER_BYTES, LIVE_COMMITTED_OFFSET};
 use varvelog::{verify_dir, Entry, Log, Options, RecoveryMode};
 
 const RECORDS: u64 = 1500;
@@ -128,15 +128,15 @@ fn named_case(dir: &Path, n: u8) {
         8 => std::fs::write(dir.join("00000000000099999999.seg"), vec![0x33; 9000]).unwrap(),
         // A forged footer index, checksums recomputed.
         9 => edit(&files[0], &mut |b| {
-            let Ok((footer, index)) = decode_footer(b) else { return };
-            let footer: FooterHeader = *footer;
+            let Ok(decoded) = decode_footer_full(b) else { return };
+            let (footer, index, keys, prev) = (*decoded.footer, decoded.index, decoded.keys.to_vec(), decoded.trailer.prev_digest);
             let mut index: Vec<IndexEntry> = index.to_vec();
             if let Some(e) = index.last_mut() {
                 e.max_ts = (e.max_ts.get() + 1).into();
             }
             let at = footer.frames_end.get() as usize;
             b.truncate(at);
-            b.extend_from_slice(&encode_footer(&footer, &index));
+            b.extend_from_slice(&encode_footer(&footer, &index, &keys, prev));
         }),
         // A 2,542-byte garbage file as the only segment.
         _ => {

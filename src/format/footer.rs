@@ -1,16 +1,24 @@
-//! Footer and trailer: written once when a segment is sealed.
+//! Footer and trailer: written when a segment is sealed.
 //!
 //! ```text
 //! frames_end:
-//!   FooterHeader (144 bytes)
+//!   FooterHeader (112 bytes)
 //!   IndexEntry × index_count (24 bytes each: seq, offset, running max timestamp)
-//! file_len - 32:
-//!   Trailer (32 bytes): magic, footer_offset, footer_len, footer_crc, version, crc
+//!   key section (keys_bytes; see `keys.rs`)
+//!   superseded trailers, if any (96 bytes each)
+//! file_len - 96:
+//!   Trailer (96 bytes): magic, footer_offset, footer_len, footer_crc, version,
+//!   prev_digest, digest, crc
 //! ```
 //! The index is sparse: one entry per [`super::INDEX_INTERVAL_BYTES`] of frames.
 //! Each entry's `max_ts` is the largest timestamp of any record up to and
 //! including the one it points at, so it serves both seq→offset and
 //! time→offset lookups even when timestamps are not monotonic.
+//!
+//! The chain's links (`prev_digest`, `digest`) live in the trailer, the
+//! last bytes of the file, so that compaction can re-link a sealed segment
+//! to a rewritten predecessor by appending a new trailer: no byte a reader
+//! may have mapped ever changes.
 
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
@@ -39,12 +47,15 @@ pub struct FooterHeader {
     pub index_count: U32,
     /// [`super::INDEX_INTERVAL_BYTES`] used when the index was built.
     pub index_interval: U32,
-    /// blake3 digest of the previous sealed segment (zeros for the first).
-    pub prev_digest: [u8; 32],
-    /// blake3 over `prev_digest ‖ file[0..frames_end]` with the live word zeroed.
-    pub digest: [u8; 32],
-    /// Zero in this version.
-    pub reserved: [u8; 16],
+    /// blake3 over `file[0..frames_end]` with the live word as zeros.
+    pub content_digest: [u8; 32],
+    /// One past the last seq this segment covers: the next segment's base
+    /// seq. `base_seq + record_count` unless compaction removed records.
+    pub end_seq: U64,
+    /// Records with a key: entries in the key section.
+    pub key_count: U32,
+    /// Bytes of the key section after the index (0 when no record has a key).
+    pub keys_bytes: U32,
 }
 
 /// One sparse index entry.
@@ -59,7 +70,8 @@ pub struct IndexEntry {
     pub max_ts: U64,
 }
 
-/// The fixed-size last bytes of a sealed segment.
+/// The fixed-size last bytes of a sealed segment: where its footer is, and
+/// its link in the digest chain.
 #[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug)]
 #[repr(C)]
 pub struct Trailer {
@@ -67,7 +79,7 @@ pub struct Trailer {
     pub magic: [u8; 8],
     /// Where the footer starts.
     pub footer_offset: U64,
-    /// Footer header plus index bytes.
+    /// Footer header plus index and key section bytes.
     pub footer_len: U32,
     /// CRC32C of the footer bytes.
     pub footer_crc: U32,
@@ -75,6 +87,10 @@ pub struct Trailer {
     pub version: U16,
     /// Zero in this version.
     pub reserved: [u8; 2],
+    /// The previous sealed segment's `digest` (zeros for the first).
+    pub prev_digest: [u8; 32],
+    /// blake3 over `prev_digest ‖ content_digest`.
+    pub digest: [u8; 32],
     /// CRC32C of the bytes before this field.
     pub crc: U32,
 }
@@ -96,26 +112,65 @@ impl Trailer {
         let b = self.as_bytes();
         crc32c::crc32c(&b[..b.len() - 4])
     }
+
+    /// This trailer with another link in the chain, its checksum redone:
+    /// what compaction appends to re-link a segment.
+    #[must_use]
+    #[doc(hidden)] // the engine's encoder, not for users
+    pub fn relinked(&self, prev_digest: [u8; 32], digest: [u8; 32]) -> Trailer {
+        let mut t = Trailer { prev_digest, digest, crc: U32::new(0), ..*self };
+        t.crc = U32::new(t.compute_crc());
+        t
+    }
 }
 
-/// Builds footer + index + trailer bytes, to be written at `frames_end`.
+/// The digest that links a segment into the chain: blake3 over
+/// `prev_digest ‖ content_digest`.
 #[must_use]
-pub fn encode_footer(footer: &FooterHeader, index: &[IndexEntry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity((FOOTER_HEADER_BYTES + INDEX_ENTRY_BYTES * index.len() as u64 + TRAILER_BYTES) as usize);
+pub fn chain_digest(prev_digest: &[u8; 32], content_digest: &[u8; 32]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(prev_digest);
+    h.update(content_digest);
+    *h.finalize().as_bytes()
+}
+
+/// Builds footer + index + key section + trailer bytes, to be written at
+/// `frames_end`. `footer.keys_bytes` must be `keys.len()`; the trailer links
+/// the segment after `prev_digest`.
+#[must_use]
+pub fn encode_footer(footer: &FooterHeader, index: &[IndexEntry], keys: &[u8], prev_digest: [u8; 32]) -> Vec<u8> {
+    let len = FOOTER_HEADER_BYTES + INDEX_ENTRY_BYTES * index.len() as u64 + keys.len() as u64 + TRAILER_BYTES;
+    let mut out = Vec::with_capacity(len as usize);
     out.extend_from_slice(footer.as_bytes());
     out.extend_from_slice(index.as_bytes());
-    let mut trailer = Trailer {
+    out.extend_from_slice(keys);
+    let trailer = Trailer {
         magic: TRAILER_MAGIC,
         footer_offset: footer.frames_end,
         footer_len: U32::new(out.len() as u32),
         footer_crc: U32::new(crc32c::crc32c(&out)),
         version: U16::new(FORMAT_VERSION),
         reserved: [0; 2],
+        prev_digest: [0; 32],
+        digest: [0; 32],
         crc: U32::new(0),
-    };
-    trailer.crc = U32::new(trailer.compute_crc());
+    }
+    .relinked(prev_digest, chain_digest(&prev_digest, &footer.content_digest));
     out.extend_from_slice(trailer.as_bytes());
     out
+}
+
+/// A sealed segment's footer, read in place.
+#[derive(Clone, Copy, Debug)]
+pub struct DecodedFooter<'a> {
+    /// The summary.
+    pub footer: &'a FooterHeader,
+    /// The sparse index.
+    pub index: &'a [IndexEntry],
+    /// The key section's bytes (decode with [`super::KeySection::decode`]).
+    pub keys: &'a [u8],
+    /// The trailer, with the segment's link in the chain.
+    pub trailer: &'a Trailer,
 }
 
 /// Finds and checks the footer of a whole sealed segment file. Never panics.
@@ -125,6 +180,15 @@ pub fn encode_footer(footer: &FooterHeader, index: &[IndexEntry]) -> Vec<u8> {
 /// A [`FooterError`] naming what is wrong: no trailer, bad magic, a checksum mismatch, bounds that
 /// do not fit the file.
 pub fn decode_footer(file: &[u8]) -> Result<(&FooterHeader, &[IndexEntry]), FooterError> {
+    decode_footer_full(file).map(|f| (f.footer, f.index))
+}
+
+/// [`decode_footer`], with the key section and the trailer.
+///
+/// # Errors
+///
+/// As [`decode_footer`].
+pub fn decode_footer_full(file: &[u8]) -> Result<DecodedFooter<'_>, FooterError> {
     let len = file.len() as u64;
     if len < HEADER_BYTES + FOOTER_HEADER_BYTES + TRAILER_BYTES {
         return Err(FooterError::Missing);
@@ -144,21 +208,30 @@ pub fn decode_footer(file: &[u8]) -> Result<(&FooterHeader, &[IndexEntry]), Foot
     }
     let footer_at = trailer.footer_offset.get();
     let footer_len = u64::from(trailer.footer_len.get());
-    if footer_at < HEADER_BYTES || footer_at.checked_add(footer_len) != Some(trailer_at) || footer_len < FOOTER_HEADER_BYTES {
+    // Trailers a re-link superseded may sit between the footer and this one.
+    let footer_to = footer_at.checked_add(footer_len).filter(|&e| e <= trailer_at && (trailer_at - e).is_multiple_of(TRAILER_BYTES));
+    if footer_at < HEADER_BYTES || footer_to.is_none() || footer_len < FOOTER_HEADER_BYTES {
         return Err(FooterError::Damaged(trailer_at));
     }
-    let footer_bytes = &file[footer_at as usize..trailer_at as usize];
+    let footer_bytes = &file[footer_at as usize..(footer_at + footer_len) as usize];
     if crc32c::crc32c(footer_bytes) != trailer.footer_crc.get() {
         return Err(FooterError::Damaged(footer_at));
     }
     let damaged = FooterError::Damaged(footer_at);
     let (footer, rest) = FooterHeader::ref_from_prefix(footer_bytes).map_err(|_| damaged)?;
     let count = footer.index_count.get() as usize;
-    let index = <[IndexEntry]>::ref_from_bytes(rest).map_err(|_| damaged)?;
+    let keys_bytes = footer.keys_bytes.get() as usize;
+    let index_bytes = rest.len().checked_sub(keys_bytes).ok_or(damaged)?;
+    let (index, keys) = rest.split_at(index_bytes);
+    let index = <[IndexEntry]>::ref_from_bytes(index).map_err(|_| damaged)?;
     if footer.magic != FOOTER_MAGIC || index.len() != count || footer.frames_end.get() != footer_at {
         return Err(damaged);
     }
-    Ok((footer, index))
+    let end = footer.base_seq.get().checked_add(footer.record_count.get());
+    if end.is_none_or(|e| footer.end_seq.get() < e) {
+        return Err(damaged);
+    }
+    Ok(DecodedFooter { footer, index, keys, trailer })
 }
 
 #[cfg(test)]
@@ -177,12 +250,13 @@ mod tests {
             last_frame_offset: U64::new(HEADER_BYTES + 32),
             index_count: U32::new(1),
             index_interval: U32::new(4096),
-            prev_digest: [0; 32],
-            digest: [1; 32],
-            reserved: [0; 16],
+            content_digest: [1; 32],
+            end_seq: U64::new(12),
+            key_count: U32::new(0),
+            keys_bytes: U32::new(0),
         };
         let entry = IndexEntry { seq: U64::new(10), offset: U64::new(HEADER_BYTES), max_ts: U64::new(1) };
-        file.extend_from_slice(&encode_footer(&footer, &[entry]));
+        file.extend_from_slice(&encode_footer(&footer, &[entry], &[], [0; 32]));
         file
     }
 

@@ -22,7 +22,7 @@ pub struct SegmentHeader {
     pub magic: [u8; 8],
     /// [`FORMAT_VERSION`] of the writer that created the file.
     pub version: U16,
-    /// Zero in this version.
+    /// [`super::HEADER_FLAG_COMPACTED`] or zero.
     pub flags: U16,
     /// [`HEADER_BYTES`]: where the frames start.
     pub header_bytes: U32,
@@ -56,10 +56,17 @@ impl SegmentHeader {
     #[must_use]
     #[doc(hidden)] // the engine's encoder, not for users
     pub fn new(base_seq: u64, created_us: u64, capacity: u64) -> Self {
+        Self::with_flags(base_seq, created_us, capacity, 0)
+    }
+
+    /// A new header with `flags` and its checksum filled in.
+    #[must_use]
+    #[doc(hidden)] // the engine's encoder, not for users
+    pub fn with_flags(base_seq: u64, created_us: u64, capacity: u64, flags: u16) -> Self {
         let mut h = SegmentHeader {
             magic: SEGMENT_MAGIC,
             version: U16::new(FORMAT_VERSION),
-            flags: U16::new(0),
+            flags: U16::new(flags),
             header_bytes: U32::new(HEADER_BYTES as u32),
             base_seq: U64::new(base_seq),
             created_us: U64::new(created_us),
@@ -74,6 +81,12 @@ impl SegmentHeader {
     fn compute_crc(&self) -> u32 {
         let b = self.as_bytes();
         crc32c::crc32c(&b[..b.len() - 4])
+    }
+
+    /// Whether compaction wrote this segment (its seqs may have gaps).
+    #[must_use]
+    pub fn is_compacted(&self) -> bool {
+        self.flags.get() & super::HEADER_FLAG_COMPACTED != 0
     }
 
     /// Reads and checks the header at the start of `page`.
@@ -95,7 +108,10 @@ impl SegmentHeader {
         if h.version.get() != FORMAT_VERSION {
             return Err(HeaderError::Version(h.version.get()));
         }
-        if h.crc.get() != h.compute_crc() || u64::from(h.header_bytes.get()) != HEADER_BYTES {
+        if h.crc.get() != h.compute_crc()
+            || u64::from(h.header_bytes.get()) != HEADER_BYTES
+            || h.flags.get() & !super::HEADER_FLAGS_KNOWN != 0
+        {
             return Err(HeaderError::Checksum);
         }
         Ok(h)

@@ -19,10 +19,15 @@
 mod footer;
 mod frame;
 mod header;
+mod keys;
 
-pub use footer::{decode_footer, FooterError, FooterHeader, IndexEntry, Trailer};
+pub use footer::{chain_digest, decode_footer, decode_footer_full, DecodedFooter, FooterError, FooterHeader, IndexEntry, Trailer};
 pub use frame::{decode_frame, DecodedFrame, FrameError, FrameHeader};
 pub use header::{HeaderError, SegmentHeader};
+pub use keys::{
+    filter_bytes_bound, key_hash, key_section_len, KeyEntry, KeySection, KeySectionHeader, KEY_ENTRY_BYTES, KEY_RESERVE_BYTES,
+    KEY_SECTION_FIXED_BYTES, KEY_SECTION_HEADER_BYTES,
+};
 
 // The engine's encoders: public for the tests that craft segment files, not
 // for users (a user writes through `Writer`).
@@ -30,12 +35,21 @@ pub use header::{HeaderError, SegmentHeader};
 pub use footer::encode_footer;
 #[doc(hidden)]
 pub use frame::{frame_crc, frame_crc_in_place};
+#[doc(hidden)]
+pub use keys::encode_key_section;
 
 /// The format version this build writes and the only one it reads.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 
 /// First bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"VARVSEG\0";
+/// Header flag: the segment was written by compaction. Its seqs rise but
+/// may have gaps (records compaction removed); its footer's `end_seq` says
+/// where the next segment starts.
+pub const HEADER_FLAG_COMPACTED: u16 = 0x0001;
+/// Header flags this version understands; any other bit is corrupt.
+pub const HEADER_FLAGS_KNOWN: u16 = HEADER_FLAG_COMPACTED;
+
 /// First bytes of a sealed segment's footer.
 pub const FOOTER_MAGIC: [u8; 8] = *b"VARVFOOT";
 /// First bytes of a sealed segment's trailer (the last 32 bytes of the file).
@@ -72,9 +86,9 @@ pub const INDEX_INTERVAL_BYTES: u64 = 4096;
 /// Size of one [`IndexEntry`].
 pub const INDEX_ENTRY_BYTES: u64 = 24;
 /// Size of [`FooterHeader`].
-pub const FOOTER_HEADER_BYTES: u64 = 144;
+pub const FOOTER_HEADER_BYTES: u64 = 112;
 /// Size of [`Trailer`].
-pub const TRAILER_BYTES: u64 = 32;
+pub const TRAILER_BYTES: u64 = 96;
 
 /// Segment files are at most this large while active (frame offsets fit in
 /// the low 32 bits of the packed committed word).
@@ -96,11 +110,14 @@ const _: () = assert!(SEGMENT_BYTES_MIN > HEADER_BYTES + FRAME_HEADER_BYTES);
 
 /// The largest footer + index + trailer a segment whose frames end at or
 /// before offset `frames_end` can need: one index entry per
-/// [`INDEX_INTERVAL_BYTES`] of frames, plus the first.
+/// [`INDEX_INTERVAL_BYTES`] of frames, plus the first, and the fixed part of
+/// a key section. The part of the key section that grows with its keys is
+/// set aside by the writer as it appends them ([`KEY_RESERVE_BYTES`] per
+/// record with a key, counted against the frames' room).
 #[must_use]
 pub const fn footer_bound(frames_end: u64) -> u64 {
     let entries = frames_end.saturating_sub(HEADER_BYTES) / INDEX_INTERVAL_BYTES + 1;
-    FOOTER_HEADER_BYTES + INDEX_ENTRY_BYTES * entries + TRAILER_BYTES
+    FOOTER_HEADER_BYTES + INDEX_ENTRY_BYTES * entries + KEY_SECTION_FIXED_BYTES + TRAILER_BYTES
 }
 
 /// Length a segment is preallocated to for `segment_bytes` of header and

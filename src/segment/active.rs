@@ -76,6 +76,8 @@ pub(crate) struct ActiveSegment {
     /// that the first sync covers the header page too.
     pub(crate) synced_end: AtomicU64,
     pub(crate) index: LiveIndex,
+    /// Key hash → frame offsets, made at the first record with a key.
+    pub(crate) keys: std::sync::OnceLock<crate::keys::LiveKeys>,
     /// `format::frames_limit` of the mapping's length, computed once: the
     /// writer compares against it on every append.
     frames_limit: u64,
@@ -91,7 +93,7 @@ impl ActiveSegment {
     pub(crate) fn new(path: PathBuf, file: File, map: Arc<LiveMap>, base_seq: u64) -> ActiveSegment {
         let index = LiveIndex::new(map.len());
         let frames_limit = crate::format::frames_limit(map.len());
-        ActiveSegment { path, file, map, base_seq, synced_end: AtomicU64::new(0), index, frames_limit }
+        ActiveSegment { path, file, map, base_seq, synced_end: AtomicU64::new(0), index, keys: std::sync::OnceLock::new(), frames_limit }
     }
 
     /// Frames may extend up to here: the preallocated length less the room
@@ -99,6 +101,18 @@ impl ActiveSegment {
     #[inline]
     pub(crate) fn capacity(&self) -> u64 {
         self.frames_limit
+    }
+
+    /// The key table, made now if this is the first record with a key (writer only).
+    pub(crate) fn keys_for_writer(&self) -> &crate::keys::LiveKeys {
+        self.keys.get_or_init(|| crate::keys::LiveKeys::new(self.map.len()))
+    }
+
+    /// Fills the key table from a scan (recovery of an active segment).
+    pub(crate) fn fill_keys(&self, keys: &[(u64, u32)]) {
+        for &(hash, offset) in keys {
+            self.keys_for_writer().insert(hash, u64::from(offset));
+        }
     }
 
     /// `(count, end)` of what is published.

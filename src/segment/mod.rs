@@ -6,8 +6,8 @@ mod sealed;
 pub(crate) mod view;
 
 pub(crate) use active::{pack_committed, unpack_committed, ActiveSegment, LiveIndex};
-pub(crate) use scan::{scan_frames, walk_and_digest, ScanStop, Scanned};
-pub(crate) use sealed::{check_header, digest_of_header, segment_digest, HeaderOutcome, SealedSegment};
+pub(crate) use scan::{scan_compacted, scan_frames, walk_and_digest, walk_and_digest_compacted, ScanStop, Scanned};
+pub(crate) use sealed::{check_header, content_digest, content_hasher, HeaderOutcome, SealedSegment};
 pub(crate) use view::SegView;
 
 use crate::sync::Arc;

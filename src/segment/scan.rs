@@ -3,7 +3,7 @@
 
 use zerocopy::little_endian::U64;
 
-use crate::format::{decode_frame, FrameError, IndexEntry, FLAG_BATCH_CONTINUES, HEADER_BYTES, INDEX_INTERVAL_BYTES};
+use crate::format::{decode_frame, key_hash, FrameError, IndexEntry, FLAG_BATCH_CONTINUES, HEADER_BYTES, INDEX_INTERVAL_BYTES};
 
 /// Why a scan stopped before the end of the bytes it was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +21,9 @@ pub(crate) enum ScanStop {
 #[derive(Debug)]
 pub(crate) struct Scanned {
     pub(crate) count: u64,
+    /// One past the last counted seq (`base_seq` if none): `base_seq +
+    /// count` unless the segment is compacted (its seqs may have gaps).
+    pub(crate) next_seq: u64,
     /// Offset just past the last complete frame (where appending continues).
     pub(crate) end: u64,
     pub(crate) last_frame_offset: u64,
@@ -29,6 +32,8 @@ pub(crate) struct Scanned {
     pub(crate) min_ts: u64,
     pub(crate) max_ts: u64,
     pub(crate) index: Vec<IndexEntry>,
+    /// `(key hash, frame offset)` of every counted record with a key.
+    pub(crate) keys: Vec<(u64, u32)>,
     /// Offset at which the writer would add the next index entry.
     pub(crate) next_index_at: u64,
     pub(crate) stop: ScanStop,
@@ -38,7 +43,22 @@ pub(crate) struct Scanned {
 /// record is `base_seq`, checking every frame's checksum. Stops at the first
 /// end, invalid frame or seq break.
 pub(crate) fn scan_frames(frames: &[u8], base_seq: u64) -> Scanned {
-    scan(frames, base_seq, true, None)
+    scan(frames, base_seq, Seqs::Dense, true, None)
+}
+
+/// [`scan_frames`] of a segment compaction wrote: seqs must rise from
+/// `base_seq` on and stay below `end_seq`, gaps allowed.
+pub(crate) fn scan_compacted(frames: &[u8], base_seq: u64, end_seq: u64) -> Scanned {
+    scan(frames, base_seq, Seqs::Rising { end: end_seq }, true, None)
+}
+
+/// How seqs follow each other in a segment.
+#[derive(Clone, Copy)]
+pub(crate) enum Seqs {
+    /// One after the other from the base seq: appended segments.
+    Dense,
+    /// Rising, gaps allowed, below `end`: compacted segments.
+    Rising { end: u64 },
 }
 
 /// [`scan_frames`] without checksums, feeding every byte of `frames` to
@@ -48,13 +68,18 @@ pub(crate) fn scan_frames(frames: &[u8], base_seq: u64) -> Scanned {
 /// checksum). Hashing each block just before walking it reads the segment
 /// from memory once instead of twice (~10 ms per 64 MiB here).
 pub(crate) fn walk_and_digest(frames: &[u8], base_seq: u64, digest: &mut blake3::Hasher) -> Scanned {
-    scan(frames, base_seq, false, Some(digest))
+    scan(frames, base_seq, Seqs::Dense, false, Some(digest))
+}
+
+/// [`walk_and_digest`] for a segment compaction is writing.
+pub(crate) fn walk_and_digest_compacted(frames: &[u8], base_seq: u64, end_seq: u64, digest: &mut blake3::Hasher) -> Scanned {
+    scan(frames, base_seq, Seqs::Rising { end: end_seq }, false, Some(digest))
 }
 
 /// Bytes hashed ahead of the walk at a time: fits in L2.
 const DIGEST_BLOCK: usize = 256 << 10;
 
-fn scan(frames: &[u8], base_seq: u64, verify_crc: bool, mut digest: Option<&mut blake3::Hasher>) -> Scanned {
+fn scan(frames: &[u8], base_seq: u64, seqs: Seqs, verify_crc: bool, mut digest: Option<&mut blake3::Hasher>) -> Scanned {
     let mut hashed = 0usize;
     let mut hash_to = |to: usize, digest: &mut Option<&mut blake3::Hasher>| {
         if let Some(h) = digest.as_deref_mut() {
@@ -67,22 +92,25 @@ fn scan(frames: &[u8], base_seq: u64, verify_crc: bool, mut digest: Option<&mut 
     };
     let mut done = Scanned {
         count: 0,
+        next_seq: base_seq,
         end: HEADER_BYTES,
         last_frame_offset: 0,
         last_frame_len: 0,
         min_ts: u64::MAX,
         max_ts: 0,
         index: Vec::new(),
+        keys: Vec::new(),
         next_index_at: HEADER_BYTES,
         stop: ScanStop::End,
     };
     // The batch in progress is kept apart until its last frame is seen.
     let (mut count, mut off, mut min_ts, mut max_ts) = (0u64, HEADER_BYTES, u64::MAX, 0u64);
-    let mut index_len = 0usize;
+    let (mut index_len, mut keys_len) = (0usize, 0usize);
     let mut next_index_at = HEADER_BYTES;
     let mut last = (0u64, 0u64);
+    let mut next_seq = base_seq;
     loop {
-        let expected = base_seq + count;
+        let expected = next_seq;
         hash_to((off - HEADER_BYTES) as usize + 1, &mut digest);
         let frame = match decode_frame(frames, off - HEADER_BYTES, verify_crc) {
             Ok(f) => f,
@@ -92,7 +120,11 @@ fn scan(frames: &[u8], base_seq: u64, verify_crc: bool, mut digest: Option<&mut 
                 break;
             }
         };
-        if frame.seq != expected || frame.prev_len != last.1 {
+        let seq_ok = match seqs {
+            Seqs::Dense => frame.seq == expected,
+            Seqs::Rising { end } => frame.seq >= expected && frame.seq < end,
+        };
+        if !seq_ok || frame.prev_len != last.1 {
             done.stop = ScanStop::SeqBreak { offset: off, found: frame.seq, expected };
             break;
         }
@@ -102,11 +134,17 @@ fn scan(frames: &[u8], base_seq: u64, verify_crc: bool, mut digest: Option<&mut 
             done.index.push(IndexEntry { seq: U64::new(frame.seq), offset: U64::new(off), max_ts: U64::new(max_ts) });
             next_index_at = off + INDEX_INTERVAL_BYTES;
         }
+        if !frame.key.is_empty() {
+            done.keys.push((key_hash(frame.key), off as u32));
+        }
         last = (off, frame.padded_len);
         off += frame.padded_len;
         count += 1;
+        next_seq = frame.seq + 1;
         if frame.flags & FLAG_BATCH_CONTINUES == 0 {
             done.count = count;
+            done.next_seq = next_seq;
+            keys_len = done.keys.len();
             done.end = off;
             done.last_frame_offset = last.0;
             done.last_frame_len = last.1;
@@ -117,6 +155,7 @@ fn scan(frames: &[u8], base_seq: u64, verify_crc: bool, mut digest: Option<&mut 
         }
     }
     done.index.truncate(index_len);
+    done.keys.truncate(keys_len);
     hash_to(frames.len(), &mut digest);
     done
 }

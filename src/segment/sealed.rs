@@ -7,7 +7,8 @@ use zerocopy::FromBytes;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_footer, FooterError, FooterHeader, HeaderError, IndexEntry, SegmentHeader, FORMAT_VERSION, HEADER_BYTES, LIVE_COMMITTED_OFFSET,
+    decode_footer_full, FooterError, FooterHeader, HeaderError, IndexEntry, KeySection, SegmentHeader, FORMAT_VERSION, HEADER_BYTES,
+    LIVE_COMMITTED_OFFSET,
 };
 use crate::raw::ReadMap;
 
@@ -21,10 +22,20 @@ pub(crate) struct SealedSegment {
     pub(crate) max_ts: u64,
     pub(crate) frames_end: u64,
     pub(crate) last_frame_offset: u64,
+    /// The chain link from the trailer: the previous segment's digest, and
+    /// this one's (`chain_digest(prev_digest, content_digest)`).
     pub(crate) prev_digest: [u8; 32],
     pub(crate) digest: [u8; 32],
+    pub(crate) content_digest: [u8; 32],
+    /// One past the last seq this segment covers (see [`FooterHeader::end_seq`]).
+    pub(crate) end_seq: u64,
+    /// Written by compaction: seqs rise with gaps.
+    pub(crate) compacted: bool,
     index_at: usize,
     index_count: usize,
+    keys_at: usize,
+    keys_len: usize,
+    key_count: u64,
 }
 
 impl std::fmt::Debug for SealedSegment {
@@ -57,18 +68,18 @@ pub(crate) enum HeaderOutcome {
     Fatal(Error),
 }
 
-/// blake3 over `prev_digest ‖ header page (live word as zeros) ‖ frames`.
-pub(crate) fn segment_digest(prev: &[u8; 32], header_prefix: &[u8], header_suffix: &[u8], frames: &[u8]) -> [u8; 32] {
-    let mut h = digest_of_header(prev, header_prefix, header_suffix);
+/// blake3 over `header page (live word as zeros) ‖ frames`: the footer's
+/// `content_digest`.
+pub(crate) fn content_digest(header_prefix: &[u8], header_suffix: &[u8], frames: &[u8]) -> [u8; 32] {
+    let mut h = content_hasher(header_prefix, header_suffix);
     h.update(frames);
     *h.finalize().as_bytes()
 }
 
-/// A segment digest fed everything before the frames; the caller feeds the
-/// frames (see [`segment_digest`]).
-pub(crate) fn digest_of_header(prev: &[u8; 32], header_prefix: &[u8], header_suffix: &[u8]) -> blake3::Hasher {
+/// A content digest fed everything before the frames; the caller feeds the
+/// frames (see [`content_digest`]).
+pub(crate) fn content_hasher(header_prefix: &[u8], header_suffix: &[u8]) -> blake3::Hasher {
     let mut h = blake3::Hasher::new();
-    h.update(prev);
     h.update(header_prefix);
     h.update(&[0u8; 8]);
     h.update(header_suffix);
@@ -82,8 +93,8 @@ impl SealedSegment {
         let map = ReadMap::map(file).map_err(|e| HeaderOutcome::Fatal(Error::io("mmap", &path, e)))?;
         let bytes = map.bytes();
         let header = check_header(&path, bytes)?;
-        let (footer, index) = match decode_footer(bytes) {
-            Ok(v) => v,
+        let (footer, index, keys, trailer) = match decode_footer_full(bytes) {
+            Ok(d) => (d.footer, d.index, d.keys, d.trailer),
             Err(FooterError::Version(found)) => {
                 return Err(HeaderOutcome::Fatal(Error::UnsupportedVersion { path, found, supported: FORMAT_VERSION }))
             }
@@ -92,11 +103,19 @@ impl SealedSegment {
         let f: FooterHeader = *footer;
         let base_seq = header.base_seq.get();
         let frames_end = f.frames_end.get();
-        if f.base_seq.get() != base_seq || frames_end < HEADER_BYTES {
+        let compacted = header.is_compacted();
+        let dense = f.end_seq.get() == base_seq + f.record_count.get();
+        let key_count = u64::from(f.key_count.get());
+        if f.base_seq.get() != base_seq
+            || frames_end < HEADER_BYTES
+            || !(compacted || dense)
+            || KeySection::decode(keys, key_count).is_none()
+        {
             return Ok(Err(FooterError::Damaged(frames_end)));
         }
         let index_at = (frames_end + crate::format::FOOTER_HEADER_BYTES) as usize;
         let index_count = index.len();
+        let keys_at = index_at + index_count * crate::format::INDEX_ENTRY_BYTES as usize;
         Ok(Ok(SealedSegment {
             path,
             base_seq,
@@ -105,10 +124,16 @@ impl SealedSegment {
             max_ts: f.max_ts.get(),
             frames_end,
             last_frame_offset: f.last_frame_offset.get(),
-            prev_digest: f.prev_digest,
-            digest: f.digest,
+            prev_digest: trailer.prev_digest,
+            digest: trailer.digest,
+            content_digest: f.content_digest,
+            end_seq: f.end_seq.get(),
+            compacted,
             index_at,
             index_count,
+            keys_at,
+            keys_len: keys.len(),
+            key_count,
             map,
         }))
     }
@@ -130,15 +155,25 @@ impl SealedSegment {
         <[IndexEntry]>::ref_from_bytes(bytes).unwrap_or(&[])
     }
 
-    /// Recomputes this segment's digest from its bytes.
-    pub(crate) fn compute_digest(&self) -> [u8; 32] {
-        let b = self.bytes();
-        let live = LIVE_COMMITTED_OFFSET as usize;
-        segment_digest(&self.prev_digest, &b[..live], &b[live + 8..HEADER_BYTES as usize], self.frames())
+    /// The key section from the footer (checked when the segment was loaded).
+    pub(crate) fn keys(&self) -> KeySection<'_> {
+        KeySection::decode(self.key_bytes(), self.key_count).unwrap_or_else(KeySection::empty)
     }
 
-    /// End seq (exclusive).
+    /// The key section's bytes.
+    pub(crate) fn key_bytes(&self) -> &[u8] {
+        &self.bytes()[self.keys_at..self.keys_at + self.keys_len]
+    }
+
+    /// Recomputes this segment's content digest from its bytes.
+    pub(crate) fn compute_content_digest(&self) -> [u8; 32] {
+        let b = self.bytes();
+        let live = LIVE_COMMITTED_OFFSET as usize;
+        content_digest(&b[..live], &b[live + 8..HEADER_BYTES as usize], self.frames())
+    }
+
+    /// End seq (exclusive): the next segment's base seq.
     pub(crate) fn end_seq(&self) -> u64 {
-        self.base_seq + self.count
+        self.end_seq
     }
 }

@@ -5,12 +5,21 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::format::{decode_frame, DecodedFrame, FrameError, IndexEntry, HEADER_BYTES};
 
-use super::{LiveIndex, Segment};
+use super::{ActiveSegment, LiveIndex, SealedSegment, Segment};
 
 #[derive(Clone, Copy)]
 enum IndexView<'a> {
     Sealed(&'a [IndexEntry]),
     Live(&'a LiveIndex, usize),
+}
+
+/// Where a segment's keys are looked up.
+#[derive(Clone, Copy)]
+pub(crate) enum KeysOf<'a> {
+    /// The footer's key section.
+    Sealed(&'a SealedSegment),
+    /// The writer's key table.
+    Live(&'a ActiveSegment),
 }
 
 /// A consistent view of one segment: its frames up to a fixed end.
@@ -20,7 +29,15 @@ pub(crate) struct SegView<'a> {
     frames: &'a [u8],
     pub(crate) base_seq: u64,
     pub(crate) count: u64,
+    /// One past the last seq this segment covers.
+    end_seq: u64,
+    /// Written by compaction: seqs rise with gaps, `count` may be less than
+    /// `end_seq - base_seq`.
+    pub(crate) sparse: bool,
+    /// Offset of the last frame (sealed segments; 0 otherwise).
+    last_frame_offset: u64,
     index: IndexView<'a>,
+    pub(crate) keys: KeysOf<'a>,
 }
 
 impl<'a> SegView<'a> {
@@ -28,9 +45,17 @@ impl<'a> SegView<'a> {
     /// end, otherwise its committed position is loaded now.
     pub(crate) fn of(segment: &'a Segment, committed: Option<(u64, u64)>) -> SegView<'a> {
         match segment {
-            Segment::Sealed(s) => {
-                SegView { path: &s.path, frames: s.frames(), base_seq: s.base_seq, count: s.count, index: IndexView::Sealed(s.index()) }
-            }
+            Segment::Sealed(s) => SegView {
+                path: &s.path,
+                frames: s.frames(),
+                base_seq: s.base_seq,
+                count: s.count,
+                end_seq: s.end_seq,
+                sparse: s.compacted,
+                last_frame_offset: s.last_frame_offset,
+                index: IndexView::Sealed(s.index()),
+                keys: KeysOf::Sealed(s),
+            },
             Segment::Live(a) => {
                 let (count, end) = committed.unwrap_or_else(|| a.committed());
                 // The index length is loaded after the committed word, so it
@@ -41,7 +66,11 @@ impl<'a> SegView<'a> {
                     frames: a.map.frames(end),
                     base_seq: a.base_seq,
                     count,
+                    end_seq: a.base_seq + count,
+                    sparse: false,
+                    last_frame_offset: 0,
                     index: IndexView::Live(&a.index, index_len),
+                    keys: KeysOf::Live(a),
                 }
             }
         }
@@ -49,7 +78,70 @@ impl<'a> SegView<'a> {
 
     /// One past the last seq in view.
     pub(crate) fn end_seq(&self) -> u64 {
-        self.base_seq + self.count
+        self.end_seq
+    }
+
+    /// Offset where the frames in view end.
+    pub(crate) fn frames_end(&self) -> u64 {
+        HEADER_BYTES + self.frames.len() as u64
+    }
+
+    /// The frame at `offset`, the next one at or after `seq`: in an
+    /// appended segment it must carry `seq`; in a compacted one, any seq
+    /// from `seq` up to the segment's end. `Ok(None)` at the end of the
+    /// segment in view.
+    #[inline]
+    pub(crate) fn next_frame(&self, offset: u64, seq: u64, verify: bool) -> Result<Option<DecodedFrame<'a>>> {
+        if !self.sparse {
+            return if seq >= self.end_seq { Ok(None) } else { self.frame_at(offset, seq, verify).map(Some) };
+        }
+        if offset >= self.frames_end() || seq >= self.end_seq {
+            return Ok(None);
+        }
+        let frame = self.decode_at(offset, verify)?;
+        if frame.seq < seq || frame.seq >= self.end_seq {
+            return Err(seq_error(self.path, offset, seq, frame.seq));
+        }
+        Ok(Some(frame))
+    }
+
+    /// The frame at `offset`, which must hold a seq at most `seq` (exactly
+    /// `seq` in an appended segment): the walk backwards.
+    pub(crate) fn frame_at_or_before(&self, offset: u64, seq: u64, verify: bool) -> Result<DecodedFrame<'a>> {
+        if !self.sparse {
+            return self.frame_at(offset, seq, verify);
+        }
+        let frame = self.decode_at(offset, verify)?;
+        if frame.seq > seq || frame.seq < self.base_seq {
+            return Err(seq_error(self.path, offset, seq, frame.seq));
+        }
+        Ok(frame)
+    }
+
+    /// Offset of the last frame with a seq at most `seq`, if the segment in
+    /// view has one.
+    pub(crate) fn locate_at_or_before(&self, seq: u64) -> Result<Option<u64>> {
+        if !self.sparse {
+            return if self.count == 0 || seq < self.base_seq { Ok(None) } else { self.locate(seq.min(self.end_seq - 1)).map(Some) };
+        }
+        let after = self.locate(seq.saturating_add(1))?;
+        if after <= HEADER_BYTES {
+            return Ok(None);
+        }
+        if after >= self.frames_end() {
+            return Ok(Some(self.last_frame_offset));
+        }
+        let f = self.decode_at(after, false)?;
+        after
+            .checked_sub(f.prev_len)
+            .filter(|&o| o >= HEADER_BYTES && f.prev_len > 0)
+            .map(Some)
+            .ok_or_else(|| Error::corrupt(self.path, after, "bad previous-frame length"))
+    }
+
+    pub(crate) fn decode_at(&self, offset: u64, verify: bool) -> Result<DecodedFrame<'a>> {
+        let rel = offset.checked_sub(HEADER_BYTES).ok_or_else(|| Error::corrupt(self.path, offset, "frame offset inside the header"))?;
+        decode_frame(self.frames, rel, verify).map_err(|e| frame_error(self.path, offset, e))
     }
 
     fn index_len(&self) -> usize {
@@ -70,15 +162,16 @@ impl<'a> SegView<'a> {
     /// Decodes the frame at file offset `offset`, which must carry `seq`.
     #[inline]
     pub(crate) fn frame_at(&self, offset: u64, seq: u64, verify: bool) -> Result<DecodedFrame<'a>> {
-        let rel = offset.checked_sub(HEADER_BYTES).ok_or_else(|| Error::corrupt(self.path, offset, "frame offset inside the header"))?;
-        let frame = decode_frame(self.frames, rel, verify).map_err(|e| frame_error(self.path, offset, e))?;
+        let frame = self.decode_at(offset, verify)?;
         if frame.seq != seq {
             return Err(seq_error(self.path, offset, seq, frame.seq));
         }
         Ok(frame)
     }
 
-    /// File offset of the frame holding `seq` (which must be in view).
+    /// File offset of the frame holding `seq` (which must be in view); in
+    /// a compacted segment, of the first frame with a seq at least `seq`
+    /// (the end of the frames if there is none).
     pub(crate) fn locate(&self, seq: u64) -> Result<u64> {
         let end_seq = self.end_seq();
         let n = self.index_len();
@@ -100,9 +193,12 @@ impl<'a> SegView<'a> {
             (s, o)
         };
         while cur_seq < seq {
-            let frame = self.frame_at(off, cur_seq, false)?;
+            let Some(frame) = self.next_frame(off, cur_seq, false)? else { break };
+            if frame.seq >= seq {
+                break;
+            }
             off += frame.padded_len;
-            cur_seq += 1;
+            cur_seq = frame.seq + 1;
         }
         Ok(off)
     }
@@ -128,13 +224,12 @@ impl<'a> SegView<'a> {
             let (s, o, _) = self.index_entry(lo - 1);
             (s, o)
         };
-        while seq < end_seq {
-            let frame = self.frame_at(off, seq, verify)?;
+        while let Some(frame) = self.next_frame(off, seq, verify)? {
             if frame.timestamp_us >= ts {
-                return Ok(Some((off, seq)));
+                return Ok(Some((off, frame.seq)));
             }
             off += frame.padded_len;
-            seq += 1;
+            seq = frame.seq + 1;
         }
         Ok(None)
     }

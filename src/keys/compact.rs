@@ -1,0 +1,546 @@
+//! Compaction: rewriting sealed segments to keep the newest record per key.
+//!
+//! A pass, under the maintenance lock (retention waits for it):
+//!
+//! 1. takes a snapshot and finds, for every key, the seq of its newest
+//!    durable record (a map from key to seq, borrowing the keys from the
+//!    snapshot's mappings: ~40 bytes per distinct key);
+//! 2. walks the sealed segments oldest first. A segment holding a record
+//!    that a newer one replaced, or an expired tombstone, is rewritten: its
+//!    kept frames go to `<name>.compact`, which is sealed and synced and
+//!    then renamed over the segment (one atomic step per segment; the
+//!    directory is synced before the next). Seqs are kept, so the new file
+//!    has gaps, and says so in its header;
+//! 3. re-links the digest chain: each rewritten segment is sealed after the
+//!    (new) digest of the one before it, and each later sealed segment whose
+//!    link is stale gets a new trailer appended (no mapped byte changes);
+//!    the last links, including segments sealed meanwhile, are made under
+//!    the chain's lock, which the sealer holds while it seals.
+//!
+//! A marker file, `COMPACTING`, exists from before the first rename until
+//! the chain is whole again. An open that finds it finishes the re-linking
+//! (`recovery.rs`); without it, a broken link is damage and is reported.
+//! Either way every segment is old or new, never both or neither: the
+//! rename is the switch. Readers holding an older snapshot read the old
+//! files to the end (their mappings keep the replaced inodes alive).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Weak;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+use zerocopy::IntoBytes;
+
+use crate::error::{Error, Result};
+use crate::format::{
+    align_up, chain_digest, decode_frame, frame_crc_in_place, segment_file_name, DecodedFrame, SegmentHeader, FLAG_BATCH_CONTINUES,
+    FLAG_TOMBSTONE, FRAME_HEADER_BYTES, HEADER_BYTES, HEADER_FLAG_COMPACTED, LIVE_COMMITTED_OFFSET,
+};
+use crate::lifecycle::{open_sealed, relink, write_footer};
+use crate::log::{Log, LogInner};
+use crate::raw::ReadMap;
+use crate::segment::{content_hasher, walk_and_digest_compacted, ScanStop, SealedSegment, Segment};
+use crate::shared::Shared;
+use crate::snapshot::{Snapshot, State};
+use crate::sync::{lock, Arc};
+
+/// Name of the marker file that says a compaction's chain re-linking is
+/// not finished; the next open finishes it.
+pub(crate) const COMPACT_MARKER: &str = "COMPACTING";
+/// Suffix of a compaction's output before it is renamed over its segment.
+pub(crate) const COMPACT_SUFFIX: &str = ".compact";
+
+/// Called with `(bytes of sealed segments done, bytes in all)` as a pass goes.
+type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// How [`Log::compact`] runs.
+///
+/// ```
+/// use std::time::Duration;
+/// use varvelog::CompactOptions;
+/// let opts = CompactOptions::new().tombstone_retention(Duration::from_secs(3600));
+/// # let _ = opts;
+/// ```
+#[derive(Clone)]
+pub struct CompactOptions {
+    tombstone_retention: Duration,
+    progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for CompactOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompactOptions").field("tombstone_retention", &self.tombstone_retention).finish_non_exhaustive()
+    }
+}
+
+impl Default for CompactOptions {
+    fn default() -> Self {
+        CompactOptions { tombstone_retention: DEFAULT_TOMBSTONE_RETENTION, progress: None }
+    }
+}
+
+/// How long a tombstone outlives the records it deleted, by default: a day
+/// (Kafka's `delete.retention.ms`), so that a reader following the log
+/// sees the deletion before compaction drops it.
+pub const DEFAULT_TOMBSTONE_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+impl CompactOptions {
+    /// The defaults: tombstones kept for [`DEFAULT_TOMBSTONE_RETENTION`].
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keep a tombstone that is the newest record of its key until its
+    /// timestamp is this old; then compaction drops it (the records it
+    /// replaced are gone by then). `Duration::ZERO` drops them at once.
+    #[must_use]
+    pub fn tombstone_retention(mut self, retention: Duration) -> Self {
+        self.tombstone_retention = retention;
+        self
+    }
+
+    /// Calls `f(done, total)` with the bytes of sealed segments looked at
+    /// so far and in all, after each segment.
+    #[must_use]
+    pub fn progress(mut self, f: impl Fn(u64, u64) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+}
+
+/// What one compaction pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactReport {
+    /// Sealed segments rewritten.
+    pub segments_rewritten: usize,
+    /// Later sealed segments re-linked into the digest chain.
+    pub segments_relinked: usize,
+    /// Records dropped because a newer record has their key.
+    pub records_removed: u64,
+    /// Expired tombstones dropped.
+    pub tombstones_removed: u64,
+    /// Size of the rewritten segments before and after.
+    pub bytes_before: u64,
+    /// See `bytes_before`.
+    pub bytes_after: u64,
+}
+
+/// What happens to a record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Keep,
+    Replaced,
+    ExpiredTombstone,
+}
+
+struct Plan<'a> {
+    /// Newest durable seq of every key.
+    newest: HashMap<&'a [u8], u64, Xxh3DefaultBuilder>,
+    /// Tombstones older than this (µs) go.
+    cutoff_us: u64,
+}
+
+impl Plan<'_> {
+    fn fate(&self, seq: u64, key: &[u8], tombstone: bool, ts: u64) -> Fate {
+        if key.is_empty() {
+            return Fate::Keep;
+        }
+        match self.newest.get(key) {
+            Some(&n) if n > seq => Fate::Replaced,
+            Some(&n) if n == seq && tombstone && ts < self.cutoff_us => Fate::ExpiredTombstone,
+            _ => Fate::Keep,
+        }
+    }
+}
+
+/// One compaction pass over the log behind `shared`.
+pub(crate) fn apply(shared: &Shared, opts: &CompactOptions) -> Result<CompactReport> {
+    let _maintenance = lock(&shared.maintenance);
+    let snap = Snapshot::new(shared.state.load());
+    // Only durable records may replace older ones: a newer record a crash
+    // could still take away must not cost the older value.
+    let durable = shared.durable_next.load(crate::sync::Ordering::Acquire);
+    let mut newest = HashMap::with_hasher(Xxh3DefaultBuilder);
+    for r in snap.iter() {
+        let r = r?;
+        if r.seq() >= durable {
+            break;
+        }
+        if let Some(k) = r.key() {
+            newest.insert(k, r.seq());
+        }
+    }
+    let retention = u64::try_from(opts.tombstone_retention.as_micros()).unwrap_or(u64::MAX);
+    let plan = Plan { newest, cutoff_us: shared.opts.clock.now_us().saturating_sub(retention) };
+    let sealed: Vec<Arc<SealedSegment>> = snap
+        .segments()
+        .iter()
+        .map_while(|s| match s {
+            Segment::Sealed(s) => Some(s.clone()),
+            Segment::Live(_) => None,
+        })
+        .collect();
+    let total: u64 = sealed.iter().map(|s| s.bytes().len() as u64).sum();
+    let mut done = 0u64;
+    let mut report = CompactReport::default();
+    // The new digest of the last segment handled, when it changed.
+    let mut relinked_from: Option<[u8; 32]> = None;
+    let mut marked = false;
+    for s in &sealed {
+        let prev = relinked_from.unwrap_or(s.prev_digest);
+        if needs_rewrite(s, &plan)? {
+            if !marked {
+                mark(shared)?;
+                marked = true;
+            }
+            let before = s.bytes().len() as u64;
+            let (new, removed, tombstones) = rewrite(shared, s, &plan, prev)?;
+            report.segments_rewritten += 1;
+            report.records_removed += removed;
+            report.tombstones_removed += tombstones;
+            report.bytes_before += before;
+            report.bytes_after += new.bytes().len() as u64;
+            relinked_from = Some(new.digest);
+            replace(shared, s, new);
+        } else if relinked_from.is_some_and(|p| p != s.prev_digest) {
+            let new = relink(shared.fs(), s, prev)?;
+            report.segments_relinked += 1;
+            relinked_from = Some(new.digest);
+            replace(shared, s, new);
+        } else {
+            relinked_from = None;
+        }
+        done += s.bytes().len() as u64;
+        if let Some(p) = &opts.progress {
+            p(done, total);
+        }
+    }
+    if let Some(mut prev) = relinked_from {
+        // Segments sealed since the snapshot were chained after the old
+        // digest: re-link them, holding the chain so no seal comes between.
+        let mut head = lock(&shared.chain_head);
+        let after = sealed.last().map_or(0, |s| s.end_seq());
+        let state = shared.state.load();
+        for seg in &state.segments {
+            let Segment::Sealed(s) = seg else { continue };
+            if s.base_seq < after {
+                continue;
+            }
+            if s.prev_digest != prev {
+                let new = relink(shared.fs(), s, prev)?;
+                report.segments_relinked += 1;
+                prev = new.digest;
+                replace(shared, s, new);
+            } else {
+                prev = s.digest;
+            }
+        }
+        *head = prev;
+    }
+    if marked {
+        unmark(shared)?;
+    }
+    if report.segments_rewritten > 0 {
+        tracing::info!(
+            rewritten = report.segments_rewritten,
+            relinked = report.segments_relinked,
+            removed = report.records_removed,
+            tombstones = report.tombstones_removed,
+            bytes_before = report.bytes_before,
+            bytes_after = report.bytes_after,
+            "compacted sealed segments"
+        );
+    }
+    Ok(report)
+}
+
+/// Whether any record of `s` goes.
+fn needs_rewrite(s: &SealedSegment, plan: &Plan<'_>) -> Result<bool> {
+    if s.keys().is_empty() {
+        return Ok(false);
+    }
+    for (_, f) in frames(s) {
+        let f = f?;
+        if plan.fate(f.seq, f.key, f.flags & FLAG_TOMBSTONE != 0, f.timestamp_us) != Fate::Keep {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The frames of a sealed segment with their offsets, checksums checked.
+fn frames(s: &SealedSegment) -> impl Iterator<Item = (u64, Result<DecodedFrame<'_>>)> {
+    let data = s.frames();
+    let mut off = HEADER_BYTES;
+    let end = s.frames_end;
+    std::iter::from_fn(move || {
+        if off >= end {
+            return None;
+        }
+        let at = off;
+        match decode_frame(data, at - HEADER_BYTES, true) {
+            Ok(f) => {
+                off += f.padded_len;
+                Some((at, Ok(f)))
+            }
+            Err(e) => {
+                off = end;
+                Some((at, Err(crate::segment::view::frame_error(&s.path, at, e))))
+            }
+        }
+    })
+}
+
+/// Writes the kept frames of `s` to a new file sealed after `prev`, and
+/// renames it over `s`. Returns it, and the records and tombstones dropped.
+fn rewrite(shared: &Shared, s: &SealedSegment, plan: &Plan<'_>, prev: [u8; 32]) -> Result<(Arc<SealedSegment>, u64, u64)> {
+    let fs = shared.fs();
+    let final_path = shared.dir.join(segment_file_name(s.base_seq));
+    let tmp = temp_path(&final_path);
+    let _ = fs.remove(&tmp);
+    let file = fs.create(&tmp).map_err(|e| Error::io("create compacted segment", &tmp, e))?;
+    let written = (|| {
+        let old = SegmentHeader::decode(s.bytes()).map_err(|_| Error::corrupt(&s.path, 0, "segment header changed under compaction"))?;
+        let header = SegmentHeader::with_flags(s.base_seq, old.created_us.get(), 0, HEADER_FLAG_COMPACTED);
+        let mut buf = Vec::with_capacity(WRITE_CHUNK + HEADER_BYTES as usize);
+        buf.extend_from_slice(header.as_bytes());
+        buf.resize(HEADER_BYTES as usize, 0);
+        let (mut pos, mut prev_len, mut kept) = (0u64, 0u64, 0u64);
+        let (mut removed, mut tombstones) = (0u64, 0u64);
+        for (_, f) in frames(s) {
+            let f = f?;
+            match plan.fate(f.seq, f.key, f.flags & FLAG_TOMBSTONE != 0, f.timestamp_us) {
+                Fate::Replaced => removed += 1,
+                Fate::ExpiredTombstone => tombstones += 1,
+                Fate::Keep => {
+                    let len = FRAME_HEADER_BYTES as usize + f.payload.len() + f.key.len();
+                    let start = buf.len();
+                    // The original bytes, re-linked: `prev_len` is the new
+                    // predecessor's, and a batch's frames stand alone now
+                    // (the file appears whole, by rename).
+                    buf.extend_from_slice(frame_bytes(s, &f, len));
+                    buf[start + 24..start + 28].copy_from_slice(&(prev_len as u32).to_le_bytes());
+                    buf[start + 30] &= !FLAG_BATCH_CONTINUES;
+                    let crc = frame_crc_in_place(&buf[start..start + len]);
+                    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+                    prev_len = align_up(len as u64);
+                    buf.resize(start + prev_len as usize, 0);
+                    kept += 1;
+                    if buf.len() >= WRITE_CHUNK {
+                        fs.write_at(&file, &buf, pos).map_err(|e| Error::io("write compacted segment", &tmp, e))?;
+                        pos += buf.len() as u64;
+                        buf.clear();
+                    }
+                }
+            }
+        }
+        fs.write_at(&file, &buf, pos).map_err(|e| Error::io("write compacted segment", &tmp, e))?;
+        // Seal it as the sealer would, from what reached the file.
+        let map = ReadMap::map(&file).map_err(|e| Error::io("mmap", &tmp, e))?;
+        let bytes = map.bytes();
+        let live = LIVE_COMMITTED_OFFSET as usize;
+        let mut hasher = content_hasher(&bytes[..live], &bytes[live + 8..HEADER_BYTES as usize]);
+        let scan = walk_and_digest_compacted(&bytes[HEADER_BYTES as usize..], s.base_seq, s.end_seq, &mut hasher);
+        if scan.count != kept || scan.stop != ScanStop::End || scan.end != bytes.len() as u64 {
+            return Err(Error::corrupt(
+                &tmp,
+                scan.end,
+                format!("compacted segment reads back {} records, {kept} were written", scan.count),
+            ));
+        }
+        let content = *hasher.finalize().as_bytes();
+        drop(map);
+        write_footer(fs, &file, &tmp, s.base_seq, s.end_seq, &scan, prev, content, &|| Ok(()))?;
+        Ok((removed, tombstones))
+    })();
+    let (removed, tombstones) = match written {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = fs.remove(&tmp);
+            return Err(e);
+        }
+    };
+    // The switch: the segment is the old file or the new one, never both.
+    fs.rename(&tmp, &final_path).map_err(|e| Error::io("rename compacted segment", &final_path, e))?;
+    fs.sync_dir(&shared.dir).map_err(|e| Error::io("fsync directory", &shared.dir, e))?;
+    let new = open_sealed(&final_path, &file)?;
+    debug_assert_eq!(new.digest, chain_digest(&prev, &new.content_digest));
+    Ok((new, removed, tombstones))
+}
+
+/// The bytes of decoded frame `f` (header, payload, key) in `s`.
+fn frame_bytes<'a>(s: &'a SealedSegment, f: &DecodedFrame<'a>, len: usize) -> &'a [u8] {
+    // The payload slice starts right after the 32-byte header in the map.
+    let base = s.bytes().as_ptr() as usize;
+    let at = f.payload.as_ptr() as usize - base - FRAME_HEADER_BYTES as usize;
+    &s.bytes()[at..at + len]
+}
+
+/// Bytes written to a compacted segment at a time.
+const WRITE_CHUNK: usize = 1 << 20;
+
+fn temp_path(final_path: &Path) -> PathBuf {
+    let mut name = final_path.file_name().unwrap_or_default().to_os_string();
+    name.push(COMPACT_SUFFIX);
+    final_path.with_file_name(name)
+}
+
+/// Publishes the state with `old` replaced by `new`.
+fn replace(shared: &Shared, old: &Arc<SealedSegment>, new: Arc<SealedSegment>) {
+    shared.publish(|st| State {
+        segments: st
+            .segments
+            .iter()
+            .map(|s| match s {
+                Segment::Sealed(s) if Arc::ptr_eq(s, old) => Segment::Sealed(new.clone()),
+                other => other.clone(),
+            })
+            .collect(),
+    });
+}
+
+fn mark(shared: &Shared) -> Result<()> {
+    let path = shared.dir.join(COMPACT_MARKER);
+    let file = shared.fs().create(&path).map_err(|e| Error::io("create compaction marker", &path, e))?;
+    shared.fs().sync_file(&file).map_err(|e| Error::io("fdatasync", &path, e))?;
+    shared.fs().sync_dir(&shared.dir).map_err(|e| Error::io("fsync directory", &shared.dir, e))
+}
+
+fn unmark(shared: &Shared) -> Result<()> {
+    let path = shared.dir.join(COMPACT_MARKER);
+    shared.fs().remove(&path).map_err(|e| Error::io("remove compaction marker", &path, e))?;
+    shared.fs().sync_dir(&shared.dir).map_err(|e| Error::io("fsync directory", &shared.dir, e))
+}
+
+impl Log {
+    /// Compacts the sealed segments now: keeps the newest record of every
+    /// key (and every record without a key), drops the records newer ones
+    /// replaced, and drops tombstones older than
+    /// [`CompactOptions::tombstone_retention`].
+    ///
+    /// Seqs do not change: a compacted segment has gaps, [`Snapshot::get`]
+    /// of a removed record returns `Ok(None)` and iterators skip it. Only a
+    /// durable newer record replaces an older one. The live segment is
+    /// never rewritten; it is compacted once sealed. Readers holding an
+    /// older snapshot read the old files to the end; each segment is
+    /// replaced in one atomic step, so a crash leaves it old or new. The
+    /// digest chain is rebuilt over the new segments: [`crate::verify_dir`]
+    /// passes, and digests taken before the compaction no longer match
+    /// (compaction rewrites history; see `docs/format.md`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use varvelog::{CompactOptions, Entry, Log, Options};
+    /// # fn main() -> varvelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let log = Log::open(dir.path(), Options::new().segment_bytes(64 << 10))?;
+    /// let mut w = log.writer()?;
+    /// for i in 0..3000u32 {
+    ///     w.append_entry(Entry::new(&i.to_le_bytes()).key(&(i % 10).to_le_bytes()))?;
+    /// }
+    /// w.sync()?;
+    /// let report = log.compact(&CompactOptions::new())?;
+    /// assert!(report.records_removed > 0);
+    /// assert_eq!(log.snapshot().get_key(&3u32.to_le_bytes())?.unwrap().payload(), &2993u32.to_le_bytes());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the operation and file (the segment being
+    /// rewritten stays as it was); a corruption error if a record to copy is
+    /// damaged (nothing of that segment is replaced).
+    pub fn compact(&self, opts: &CompactOptions) -> Result<CompactReport> {
+        apply(self.shared(), opts)
+    }
+
+    /// Runs [`Log::compact`] every `interval` on a background thread until
+    /// the returned task is dropped or the log is closed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the background thread cannot be started.
+    pub fn compact_every(&self, opts: CompactOptions, interval: Duration) -> Result<CompactionTask> {
+        let weak = std::sync::Arc::downgrade(self.inner());
+        let (stop, stopped) = bounded::<()>(0);
+        let stats = std::sync::Arc::new(std::sync::Mutex::new(TaskStats::default()));
+        let task_stats = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("varvelog-compact".into())
+            .spawn(move || loop {
+                match stopped.recv_timeout(interval) {
+                    Err(RecvTimeoutError::Timeout) => {
+                        if !pass(&weak, &opts, &task_stats) {
+                            return;
+                        }
+                    }
+                    _ => return,
+                }
+            })
+            .map_err(|e| Error::io("spawn thread", "varvelog-compact", e))?;
+        Ok(CompactionTask { stop: Some(stop), thread: Some(thread), stats })
+    }
+}
+
+/// One background pass; `false` once the log is gone.
+fn pass(log: &Weak<LogInner>, opts: &CompactOptions, stats: &std::sync::Mutex<TaskStats>) -> bool {
+    let Some(inner) = log.upgrade() else { return false };
+    let result = apply(&inner.shared, opts);
+    let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+    s.passes += 1;
+    match result {
+        Ok(r) => s.rewritten += r.segments_rewritten as u64,
+        Err(e) => s.last_error = Some(e),
+    }
+    true
+}
+
+#[derive(Debug, Default)]
+struct TaskStats {
+    passes: u64,
+    rewritten: u64,
+    last_error: Option<Error>,
+}
+
+/// A background compaction policy from [`Log::compact_every`]. Dropping it
+/// stops the thread (after a pass in progress ends). It holds the log only
+/// weakly: closing the log stops it too.
+#[derive(Debug)]
+pub struct CompactionTask {
+    stop: Option<Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    stats: std::sync::Arc<std::sync::Mutex<TaskStats>>,
+}
+
+impl CompactionTask {
+    /// Passes run so far.
+    #[must_use]
+    pub fn passes(&self) -> u64 {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).passes
+    }
+
+    /// Segments rewritten by all passes so far.
+    #[must_use]
+    pub fn rewritten_segments(&self) -> u64 {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).rewritten
+    }
+
+    /// The error of the latest failed pass, if any since the last call.
+    #[must_use]
+    pub fn take_error(&self) -> Option<Error> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).last_error.take()
+    }
+}
+
+impl Drop for CompactionTask {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
