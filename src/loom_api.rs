@@ -127,6 +127,28 @@ pub fn header_beside_a_populator() {
     preparer.join().expect("preparer thread");
 }
 
+/// The live key table (`keys/live.rs`): the writer inserts three entries
+/// for one key (all in one bucket) while a reader looks the key up. Panics
+/// if the reader reaches an entry before it was written, or sees the
+/// entries out of order or with gaps (every lookup must return a newest-first
+/// run ending at the oldest insert).
+pub fn key_table_beside_a_reader() {
+    let keys = Arc::new(crate::keys::LiveKeys::new(4 * HEADER_BYTES));
+    let offsets = [HEADER_BYTES, HEADER_BYTES + 64, HEADER_BYTES + 128];
+    let reader_keys = keys.clone();
+    let reader = loom::thread::spawn(move || {
+        let got: Vec<u64> = reader_keys.lookup(7, u64::MAX).collect();
+        let want: Vec<u64> = offsets[..got.len()].iter().rev().copied().collect();
+        assert_eq!(got, want, "a lookup saw a torn or out-of-order chain");
+    });
+    for off in offsets {
+        keys.insert(7, off);
+    }
+    reader.join().expect("reader thread");
+    let all: Vec<u64> = keys.lookup(7, u64::MAX).collect();
+    assert_eq!(all, offsets.iter().rev().copied().collect::<Vec<_>>());
+}
+
 /// A segment the writer rotated away from, waiting to be sealed.
 pub struct RotatedSegment(Arc<ActiveSegment>);
 

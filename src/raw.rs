@@ -440,7 +440,7 @@ struct Cells(Box<[Tracked]>);
 
 /// One loom-checked cell without data.
 #[cfg(loom)]
-struct Tracked(crate::sync::UnsafeCell<()>);
+pub(crate) struct Tracked(crate::sync::UnsafeCell<()>);
 
 // SAFETY: the cell holds no data (`()`); it only records accesses, and every
 // access goes through loom's `with`/`with_mut`, which check them for races.
@@ -452,13 +452,13 @@ unsafe impl Send for Tracked {}
 
 #[cfg(loom)]
 impl Tracked {
-    fn new() -> Tracked {
+    pub(crate) fn new() -> Tracked {
         Tracked(crate::sync::UnsafeCell::new(()))
     }
-    fn read(&self) {
+    pub(crate) fn read(&self) {
         self.0.with(|_| ())
     }
-    fn write(&self) {
+    pub(crate) fn write(&self) {
         self.0.with_mut(|_| ())
     }
 }

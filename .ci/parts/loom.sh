@@ -6,7 +6,9 @@
 # `mutant-sync` (a sync claims records published while it ran), whose test
 # passes only if the group-commit model fails; and with `mutant-populator`
 # (the header check reads the holders before the populator count), whose
-# test passes only if the populator model fails.
+# test passes only if the populator model fails; and with `mutant-keys` (a
+# key-table bucket head published Relaxed), whose test passes only if the
+# key-table model fails.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
@@ -41,3 +43,5 @@ mutant_must_be_caught mutant mutant_relaxed_publication_is_caught_by_the_append_
 mutant_must_be_caught mutant-sync mutant_sync_claiming_records_published_during_it_is_caught --test group_commit
 # A header check that reads the map's holders before the populator count.
 mutant_must_be_caught mutant-populator mutant_populator_reading_holds_first_is_caught --test populator
+# A key-table bucket head published before its entry's fields.
+mutant_must_be_caught mutant-keys mutant_keys_relaxed_head_is_caught --test keys

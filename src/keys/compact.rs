@@ -53,7 +53,7 @@ pub(crate) const COMPACT_MARKER: &str = "COMPACTING";
 pub(crate) const COMPACT_SUFFIX: &str = ".compact";
 
 /// Called with `(bytes of sealed segments done, bytes in all)` as a pass goes.
-type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+type Progress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 /// How [`Log::compact`] runs.
 ///
@@ -106,7 +106,7 @@ impl CompactOptions {
     /// so far and in all, after each segment.
     #[must_use]
     pub fn progress(mut self, f: impl Fn(u64, u64) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Arc::new(f));
+        self.progress = Some(std::sync::Arc::new(f));
         self
     }
 }

@@ -22,8 +22,10 @@ use std::sync::OnceLock;
 
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
-/// Entries per chunk.
-const CHUNK: usize = 4096;
+/// Entries per chunk (a few under loom, which tracks every atomic).
+const CHUNK: usize = if cfg!(loom) { 4 } else { 4096 };
+/// Fewest buckets (one under loom, so a model's keys share a chain).
+const MIN_BUCKETS: u64 = if cfg!(loom) { 1 } else { 64 };
 /// Segment bytes per bucket.
 const BYTES_PER_BUCKET: u64 = 256;
 /// The smallest frame with a key (a 32-byte header and a 1-byte key,
@@ -34,6 +36,21 @@ struct Slot {
     hash: AtomicU64,
     /// `offset << 32 | previous entry in the bucket + 1` (0: none).
     link: AtomicU64,
+    /// Under loom: written with the fields, read with them, so that a read
+    /// not ordered after the write is reported as a race.
+    #[cfg(loom)]
+    written: crate::raw::Tracked,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            hash: AtomicU64::new(0),
+            link: AtomicU64::new(0),
+            #[cfg(loom)]
+            written: crate::raw::Tracked::new(),
+        }
+    }
 }
 
 /// The key table of one live segment. One writer inserts; any number of
@@ -48,14 +65,21 @@ pub(crate) struct LiveKeys {
 impl LiveKeys {
     /// A table for a segment of `capacity_bytes`.
     pub(crate) fn new(capacity_bytes: u64) -> LiveKeys {
-        let buckets = (capacity_bytes / BYTES_PER_BUCKET).next_power_of_two().max(64) as usize;
+        let buckets = if cfg!(loom) { MIN_BUCKETS } else { (capacity_bytes / BYTES_PER_BUCKET).next_power_of_two().max(MIN_BUCKETS) };
+        let buckets = buckets as usize;
         let max_entries = (capacity_bytes / MIN_KEYED_FRAME + 1) as usize;
         let chunks = max_entries.div_ceil(CHUNK);
-        LiveKeys {
+        let keys = LiveKeys {
             buckets: (0..buckets).map(|_| AtomicU32::new(0)).collect(),
             chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
             len: AtomicU32::new(0),
-        }
+        };
+        // Under loom the first chunk is made before any thread shares the
+        // table: loom does not see inside a std `OnceLock`, so a chunk made
+        // by the writer would look unsynchronised to it.
+        #[cfg(loom)]
+        keys.chunks[0].get_or_init(|| (0..CHUNK).map(|_| Slot::new()).collect());
+        keys
     }
 
     fn slot(&self, i: usize) -> Option<&Slot> {
@@ -78,10 +102,12 @@ impl LiveKeys {
             debug_assert!(false, "live key table full");
             return;
         };
-        let chunk = chunk.get_or_init(|| (0..CHUNK).map(|_| Slot { hash: AtomicU64::new(0), link: AtomicU64::new(0) }).collect());
+        let chunk = chunk.get_or_init(|| (0..CHUNK).map(|_| Slot::new()).collect());
         let slot = &chunk[i % CHUNK];
         let bucket = self.bucket(hash);
         let prev = bucket.load(Ordering::Relaxed);
+        #[cfg(loom)]
+        slot.written.write();
         slot.hash.store(hash, Ordering::Relaxed);
         slot.link.store((offset << 32) | u64::from(prev), Ordering::Relaxed);
         #[cfg(not(all(loom, feature = "loom-mutant-keys")))]
@@ -113,9 +139,21 @@ impl Iterator for LiveKeyIter<'_> {
     fn next(&mut self) -> Option<u64> {
         while self.next != 0 {
             let slot = self.keys.slot(self.next as usize - 1)?;
+            #[cfg(loom)]
+            slot.written.read();
             let hash = slot.hash.load(Ordering::Relaxed);
             let link = slot.link.load(Ordering::Relaxed);
             let offset = link >> 32;
+            // Frames start after the header page: an offset of 0 is an
+            // entry read before it was written, which the publication
+            // order rules out (the loom model checks it; elsewhere the
+            // chain would just end there).
+            if offset == 0 {
+                #[cfg(loom)]
+                panic!("key table entry reached before it was written");
+                #[cfg(not(loom))]
+                return None;
+            }
             // Chains only point to older entries: a bound on a damaged chain.
             let prev = (link & 0xFFFF_FFFF) as u32;
             self.next = if prev < self.next { prev } else { 0 };
