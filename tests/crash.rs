@@ -11,10 +11,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::Rng;
@@ -145,42 +143,18 @@ fn sigkill_at_random_moments_loses_no_acknowledged_record() {
     let mut rng = Rng::new(seed | 1);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
-    let exe = std::env::current_exe().unwrap();
     let started = Instant::now();
     let (mut acked, mut done, mut total_written) = (0u64, 0u32, 0u64);
     while done < kills && started.elapsed() < budget {
-        let mut child = Command::new(&exe)
-            .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, &dir)
-            .env("VARVELOG_CRASH_SEED", rng.next().to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(n) = line.strip_prefix("ACK ").and_then(|n| n.parse::<u64>().ok()) {
-                    let _ = tx.send(n);
-                }
-            }
-        });
         // One kill in eight lands before the first acknowledgement (during
         // open and recovery); the rest at a random moment after it.
-        if rng.below(8) != 0 {
-            let _ = rx.recv_timeout(Duration::from_secs(10));
-        }
-        std::thread::sleep(Duration::from_micros(rng.below(40_000)));
-        child.kill().unwrap(); // SIGKILL
-        let status = child.wait().unwrap();
-        reader.join().unwrap();
-        if status.success() {
+        let envs = [(CHILD_ENV, dir.display().to_string()), ("VARVELOG_CRASH_SEED", rng.next().to_string())];
+        let early = rng.below(8) == 0;
+        let killed = common::run_and_kill(TEST_NAME, &envs, early, Duration::from_micros(rng.below(40_000)));
+        if killed.exited_by_itself {
             panic!("child exited by itself before the kill");
         }
-        // Acks arrive in order; an ack read after the kill was still sent before it.
-        for n in rx.try_iter() {
+        for n in killed.acks {
             // A child reopening the log reports what it recovered as durable.
             assert!(n >= acked, "kill {done} (seed {seed}): the child found {n} durable records, {acked} were acknowledged");
             acked = n;

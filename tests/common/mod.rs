@@ -243,3 +243,45 @@ pub fn on_tmpfs(dir: &Path) -> bool {
     let is_tmpfs = |s: rustix::fs::StatFs| s.f_type as i64 == TMPFS_MAGIC;
     rustix::fs::statfs(dir).is_ok_and(is_tmpfs)
 }
+
+/// A child run of this test binary, killed with SIGKILL: what it
+/// acknowledged on stdout (`ACK <n>` lines, in order) and whether it had
+/// exited by itself before the kill.
+pub struct Killed {
+    pub acks: Vec<u64>,
+    pub exited_by_itself: bool,
+}
+
+/// Runs test `test` of this binary as a child with `envs` set, waits for its
+/// first `ACK` line (up to 10 s) unless `early`, sleeps `delay`, kills it
+/// (SIGKILL) and returns what it acknowledged.
+pub fn run_and_kill(test: &str, envs: &[(&str, String)], early: bool, delay: std::time::Duration) -> Killed {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(n) = line.strip_prefix("ACK ").and_then(|n| n.parse::<u64>().ok()) {
+                let _ = tx.send(n);
+            }
+        }
+    });
+    let mut acks = Vec::new();
+    if !early {
+        acks.extend(rx.recv_timeout(std::time::Duration::from_secs(10)));
+    }
+    std::thread::sleep(delay);
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    // Acks arrive in order; an ack read after the kill was still sent before it.
+    acks.extend(rx.try_iter());
+    Killed { acks, exited_by_itself: status.success() }
+}
