@@ -13,13 +13,13 @@ use crossbeam_utils::Backoff;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_frame, parse_segment_file_name, segment_file_name, FrameError, FLAG_BATCH_CONTINUES, HEADER_BYTES, INDEX_INTERVAL_BYTES,
-    TRAILER_BYTES, TRAILER_MAGIC,
+    decode_frame, key_hash, parse_segment_file_name, segment_file_name, FrameError, FLAG_BATCH_CONTINUES, HEADER_BYTES,
+    INDEX_INTERVAL_BYTES, TRAILER_BYTES, TRAILER_MAGIC,
 };
 use crate::log::LOCK_FILE_NAME;
 use crate::raw::LiveMap;
 use crate::segment::view::frame_error;
-use crate::segment::{check_header, ActiveSegment, HeaderOutcome, LiveIndex, SealedSegment, Segment};
+use crate::segment::{check_header, ActiveSegment, HeaderOutcome, SealedSegment, Segment};
 use crate::snapshot::{Iter, Record, Snapshot, State};
 use crate::stats::{ReaderCounters, ReaderStats};
 use crate::sync::Arc;
@@ -359,7 +359,7 @@ impl ReadOnlyLog {
             ));
         }
         let before = cur.end;
-        let stop = walk(&seg.path, seg.map.foreign_frames(end), seg.base_seq, cur, &seg.index, None);
+        let stop = walk(seg.map.foreign_frames(end), seg, cur, None);
         seg.map.adopt(cur.count, cur.end);
         let changed = cur.end != before;
         match stop {
@@ -523,7 +523,7 @@ fn finish_last(segments: &mut [Segment], cursor: &mut Option<Cursor>, next_base:
     if cur.count < want {
         // Normally the writer published everything before it rotated.
         let (_, end) = seg.map.live_published();
-        let _ = walk(&seg.path, seg.map.foreign_frames(end.max(cur.end)), seg.base_seq, &mut cur, &seg.index, Some(want));
+        let _ = walk(seg.map.foreign_frames(end.max(cur.end)), &seg, &mut cur, Some(want));
     }
     if cur.count < want {
         // Sealed meanwhile (its trailer is final), or no writer appends to
@@ -543,7 +543,7 @@ fn finish_last(segments: &mut [Segment], cursor: &mut Option<Cursor>, next_base:
             *cursor = None;
             return Ok(None);
         }
-        let _ = walk(&seg.path, seg.map.foreign_frames(seg.map.len()), seg.base_seq, &mut cur, &seg.index, Some(want));
+        let _ = walk(seg.map.foreign_frames(seg.map.len()), &seg, &mut cur, Some(want));
     }
     if cur.count != want {
         if cur.count > want {
@@ -655,9 +655,11 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 /// `frames` (the file from `HEADER_BYTES`), without checking payload
 /// checksums (readers check those). Only complete batches move `cur`; index
 /// entries are pushed for them. Stops after `stop_count` records if given.
-fn walk(path: &Path, frames: &[u8], base: u64, cur: &mut Cursor, index: &LiveIndex, stop_count: Option<u64>) -> WalkStop {
+fn walk(frames: &[u8], seg: &ActiveSegment, cur: &mut Cursor, stop_count: Option<u64>) -> WalkStop {
+    let (path, base, index) = (&seg.path, seg.base_seq, &seg.index);
     let mut pending = *cur;
     let mut entries: Vec<(u64, u64, u64)> = Vec::new();
+    let mut keys: Vec<(u64, u64)> = Vec::new();
     loop {
         if stop_count.is_some_and(|n| cur.count >= n) && pending.count == cur.count {
             return WalkStop::Clean;
@@ -678,6 +680,9 @@ fn walk(path: &Path, frames: &[u8], base: u64, cur: &mut Cursor, index: &LiveInd
             entries.push((frame.seq, off, pending.max_ts));
             pending.next_index_at = off + INDEX_INTERVAL_BYTES;
         }
+        if !frame.key.is_empty() {
+            keys.push((key_hash(frame.key), off));
+        }
         pending.prev_len = frame.padded_len;
         pending.end += frame.padded_len;
         pending.count += 1;
@@ -689,6 +694,11 @@ fn walk(path: &Path, frames: &[u8], base: u64, cur: &mut Cursor, index: &LiveInd
                 if n == 0 || index.get(n - 1).0 < seq {
                     index.push(seq, offset, max_ts);
                 }
+            }
+            // Lookups by key in this process go through the same table the
+            // writer fills in its own (repeated walks add nothing twice).
+            for (hash, offset) in keys.drain(..) {
+                seg.keys_for_writer().insert_after_last(hash, offset);
             }
         }
     }

@@ -60,6 +60,8 @@ pub(crate) struct LiveKeys {
     chunks: Box<[OnceLock<Box<[Slot]>>]>,
     /// Entries inserted (writer only).
     len: AtomicU32,
+    /// Offset of the newest entry (writer only).
+    last_offset: AtomicU64,
 }
 
 impl LiveKeys {
@@ -73,6 +75,7 @@ impl LiveKeys {
             buckets: (0..buckets).map(|_| AtomicU32::new(0)).collect(),
             chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
             len: AtomicU32::new(0),
+            last_offset: AtomicU64::new(0),
         };
         // Under loom the first chunk is made before any thread shares the
         // table: loom does not see inside a std `OnceLock`, so a chunk made
@@ -117,6 +120,16 @@ impl LiveKeys {
         #[cfg(all(loom, feature = "loom-mutant-keys"))]
         bucket.store(i as u32 + 1, Ordering::Relaxed);
         self.len.store(i as u32 + 1, Ordering::Relaxed);
+        self.last_offset.store(offset, Ordering::Relaxed);
+    }
+
+    /// [`LiveKeys::insert`], unless an entry at or past `offset` is in
+    /// already: a reader of another process's live segment may walk the same
+    /// frames again after an error.
+    pub(crate) fn insert_after_last(&self, hash: u64, offset: u64) {
+        if self.len.load(Ordering::Relaxed) == 0 || offset > self.last_offset.load(Ordering::Relaxed) {
+            self.insert(hash, offset);
+        }
     }
 
     /// Offsets of frames below `end` whose key hashes to `hash`, newest first.

@@ -103,7 +103,8 @@ impl ActiveSegment {
         self.frames_limit
     }
 
-    /// The key table, made now if this is the first record with a key (writer only).
+    /// The key table, made now if this is the first record with a key
+    /// (for its one filler: the writer, or the walker of a read-only view).
     pub(crate) fn keys_for_writer(&self) -> &crate::keys::LiveKeys {
         self.keys.get_or_init(|| crate::keys::LiveKeys::new(self.map.len()))
     }
