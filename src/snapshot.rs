@@ -115,7 +115,9 @@ impl Snapshot {
         self.state.segments.len()
     }
 
-    /// The first seq still in the log, or `None` if it holds no record.
+    /// The first seq still in the log (retention removed those before it),
+    /// or `None` if it holds no record. Compaction may have removed the
+    /// record itself: [`Snapshot::iter`] starts at the first one left.
     #[must_use]
     pub fn first_seq(&self) -> Option<u64> {
         let first = self.state.segments.first()?.base_seq();
@@ -137,13 +139,11 @@ impl Snapshot {
         }
     }
 
-    /// Number of records in view.
+    /// Number of records in view: the seqs from [`Snapshot::first_seq`] to
+    /// the end, less any that compaction removed.
     #[must_use]
     pub fn len(&self) -> u64 {
-        match self.state.segments.first() {
-            Some(s) => self.next_seq() - s.base_seq(),
-            None => 0,
-        }
+        (0..self.state.segments.len()).map(|i| self.view(i).count).sum()
     }
 
     /// Whether the snapshot holds no record.

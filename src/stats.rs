@@ -216,6 +216,9 @@ pub struct SegmentInfo {
     pub path: std::path::PathBuf,
     /// Seq of its first record.
     pub base_seq: u64,
+    /// One past the last seq it covers in view: the next segment's base seq
+    /// (`base_seq + records` unless compaction removed records from it).
+    pub end_seq: u64,
     /// Records in view.
     pub records: u64,
     /// Bytes of frames in view (headers, payloads, keys, padding).
@@ -253,6 +256,7 @@ impl crate::Snapshot {
                     Segment::Sealed(s) => SegmentInfo {
                         path: s.path.clone(),
                         base_seq: s.base_seq,
+                        end_seq: s.end_seq,
                         records: s.count,
                         frame_bytes: s.frames_end - header,
                         file_bytes: s.bytes().len() as u64,
@@ -262,6 +266,7 @@ impl crate::Snapshot {
                     Segment::Live(a) => SegmentInfo {
                         path: a.path.clone(),
                         base_seq: a.base_seq,
+                        end_seq: view.end_seq(),
                         records: view.count,
                         frame_bytes: self.live_position(i).1 - header,
                         file_bytes: a.map.len(),

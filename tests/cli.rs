@@ -1,6 +1,6 @@
-//! The `varve` binary on real logs: stat, dump, tail, verify, export and
-//! import; exit codes; one-line errors on bad input; and that inspection
-//! never modifies a log.
+//! The `varve` binary on real logs: stat, dump, get, kv, tail, verify,
+//! export, import and compact; exit codes; one-line errors on bad input;
+//! and that inspection never modifies a log.
 #![cfg(feature = "cli")]
 
 use std::io::{BufRead, BufReader};
@@ -327,9 +327,9 @@ fn bad_input_gets_one_line_and_the_documented_exit_status() {
 
 #[test]
 fn inspection_commands_never_modify_a_log() {
-    // Goal: stat, dump, tail, verify and export change no byte, even on a
-    // log that needs recovery (torn tail). Method: fingerprint every file
-    // before and after running them all.
+    // Goal: stat, dump, get, kv, tail, verify and export change no byte,
+    // even on a log that needs recovery (torn tail). Method: fingerprint
+    // every file before and after running them all.
     let dir = tempfile::tempdir().unwrap();
     make_log(dir.path(), 2000);
     let last = segment_files(dir.path()).pop().unwrap();
@@ -344,6 +344,9 @@ fn inspection_commands_never_modify_a_log() {
         vec!["stat", d, "-s"],
         vec!["stat", "--json", d],
         vec!["dump", d, "--format", "json"],
+        vec!["get", d, "user-1"],
+        vec!["get", d, "user-1", "--all"],
+        vec!["kv", d],
         vec!["tail", d, "-n", "5"],
         vec!["export", "--jsonl", d],
         vec!["verify", d],
@@ -760,4 +763,342 @@ fn bench_output_fits_100_columns_and_redirected_progress_has_no_carriage_returns
     assert!(stderr(&o).contains("[ 1/12]"), "phases are still announced: {}", stderr(&o));
     let plot = std::fs::read_to_string(&svg).unwrap();
     assert!(plot.starts_with("<svg") && plot.contains("Latency by percentile"), "not the plot");
+}
+
+/// make_log's records with `key`, oldest first: (seq, is a tombstone).
+fn records_with_key(n: u64, key: &str) -> Vec<(u64, bool)> {
+    (0..n).filter(|i| i % 3 == 0 && format!("user-{}", i % 5) == key).map(|i| (i, i % 11 == 5)).collect()
+}
+
+/// Lines of JSON output.
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+}
+
+/// A payload from a JSON record object, decoded.
+fn json_payload(v: &serde_json::Value) -> Vec<u8> {
+    use base64::Engine as _;
+    let text = v["payload"].as_str().unwrap();
+    match v["payload_encoding"].as_str().unwrap() {
+        "base64" => base64::engine::general_purpose::STANDARD.decode(text).unwrap(),
+        _ => text.as_bytes().to_vec(),
+    }
+}
+
+#[test]
+fn get_prints_the_newest_record_of_a_key_and_exits_1_without_a_live_one() {
+    // Goal: `get` prints the newest record with the key (whether it is in a
+    // sealed segment or the live one), in each format and for each way of
+    // writing the key; a key no record has, or whose newest record is a
+    // tombstone, exits 1 with one line. Method: make_log's keys, whose
+    // newest records are known from its formula; user-2's newest is a
+    // tombstone, user-0's has a binary payload.
+    let dir = tempfile::tempdir().unwrap();
+    let n = 3000;
+    make_log(dir.path(), n);
+    let d = p(dir.path());
+    for k in 0..5 {
+        let key = format!("user-{k}");
+        let &(newest, tombstone) = records_with_key(n, &key).last().unwrap();
+        let o = varve(&["get", d, &key, "--format", "json"]);
+        if tombstone {
+            assert_one_line_error(&o, 1, &format!("no live record with key \"{key}\""));
+            assert!(stderr(&o).contains(&format!("its newest record, seq {newest}, is a tombstone")), "{}", stderr(&o));
+            assert!(o.stdout.is_empty());
+            continue;
+        }
+        assert!(o.status.success(), "{key}: {}", stderr(&o));
+        let recs = json_lines(&o);
+        assert_eq!(recs.len(), 1, "{key}: {}", stdout(&o));
+        assert_eq!((recs[0]["seq"].as_u64(), recs[0]["key"].as_str()), (Some(newest), Some(key.as_str())));
+        assert_eq!(json_payload(&recs[0]), payload(newest), "{key}");
+    }
+    assert!(records_with_key(n, "user-2").last().unwrap().1, "the test needs a key whose newest record is a tombstone");
+
+    // Text: the documented line, binary payload as hex.
+    let o = varve(&["get", d, "user-0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = stdout(&o);
+    assert!(line.starts_with("2985 ") && line.contains(" key=\"user-0\" len=5 0xfffea9000a"), "{line}");
+    assert_eq!(line.lines().count(), 1);
+    // The same key written as hex (with and without 0x) and as base64.
+    for args in
+        [["--key-encoding", "hex", "757365722d30"], ["--key-encoding", "hex", "0x757365722d30"], ["--key-encoding", "base64", "dXNlci0w"]]
+    {
+        let o = varve(&["get", d, args[2], args[0], args[1]]);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert_eq!(stdout(&o), line, "{args:?}");
+    }
+
+    assert_one_line_error(&varve(&["get", d, "nobody"]), 1, "no live record with key \"nobody\"");
+    assert_one_line_error(&varve(&["get", d, ""]), 2, "the key is empty");
+    assert_one_line_error(&varve(&["get", d, "xyz", "--key-encoding", "hex"]), 2, "not hex");
+    assert_one_line_error(&varve(&["get", p(&dir.path().join("missing")), "user-0"]), 2, "no such directory");
+}
+
+#[test]
+fn get_all_lists_every_version_newest_first_with_tombstones_marked() {
+    // Goal: `get --all` prints every record with the key, newest first,
+    // tombstones included and marked; `--oldest-first` reverses it; a key
+    // whose newest record is a tombstone still has a history (exit 0).
+    let dir = tempfile::tempdir().unwrap();
+    let n = 3000;
+    make_log(dir.path(), n);
+    let d = p(dir.path());
+    for key in ["user-1", "user-2"] {
+        let mut expected = records_with_key(n, key);
+        assert!(expected.iter().any(|r| r.1), "{key} has tombstones");
+        expected.reverse();
+        let o = varve(&["get", d, key, "--all", "--format", "json"]);
+        assert!(o.status.success(), "{key}: {}", stderr(&o));
+        let got: Vec<(u64, bool)> =
+            json_lines(&o).iter().map(|v| (v["seq"].as_u64().unwrap(), v["tombstone"].as_bool().unwrap())).collect();
+        assert_eq!(got, expected, "{key}: newest first");
+        let o = varve(&["get", d, key, "--all", "--oldest-first", "--format", "json"]);
+        assert!(o.status.success());
+        let got: Vec<(u64, bool)> =
+            json_lines(&o).iter().map(|v| (v["seq"].as_u64().unwrap(), v["tombstone"].as_bool().unwrap())).collect();
+        expected.reverse();
+        assert_eq!(got, expected, "{key}: oldest first");
+    }
+    // Text marks tombstones as dump does.
+    let o = varve(&["get", d, "user-1", "--all"]);
+    let lines: Vec<&str> = std::str::from_utf8(&o.stdout).unwrap().lines().collect();
+    let tombstones: Vec<u64> =
+        lines.iter().filter(|l| l.contains(" tombstone ")).map(|l| l.split(' ').next().unwrap().parse().unwrap()).collect();
+    let expected: Vec<u64> = records_with_key(n, "user-1").iter().rev().filter(|r| r.1).map(|r| r.0).collect();
+    assert_eq!(tombstones, expected);
+
+    assert_one_line_error(&varve(&["get", d, "nobody", "--all"]), 1, "no record with key \"nobody\"");
+    let o = varve(&["get", d, "user-1", "--oldest-first"]);
+    assert_eq!(o.status.code(), Some(2), "--oldest-first needs --all: {}", stderr(&o));
+}
+
+#[test]
+fn kv_lists_exactly_the_newest_live_record_of_each_key() {
+    // Goal: `kv` prints the newest record of every key whose newest record
+    // is not a tombstone, in seq order, and nothing else (no replaced
+    // records, no records without a key); --limit cuts it short.
+    let dir = tempfile::tempdir().unwrap();
+    let n = 3000;
+    make_log(dir.path(), n);
+    let d = p(dir.path());
+    let mut expected: Vec<(u64, String)> = (0..5)
+        .map(|k| format!("user-{k}"))
+        .filter_map(|key| {
+            let &(seq, tombstone) = records_with_key(n, &key).last().unwrap();
+            (!tombstone).then_some((seq, key))
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(expected.len(), 4, "user-2 is deleted");
+    let o = varve(&["kv", d, "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recs = json_lines(&o);
+    let got: Vec<(u64, String)> = recs.iter().map(|v| (v["seq"].as_u64().unwrap(), v["key"].as_str().unwrap().to_string())).collect();
+    assert_eq!(got, expected);
+    for v in &recs {
+        assert_eq!(json_payload(v), payload(v["seq"].as_u64().unwrap()));
+        assert_eq!(v["tombstone"], false);
+    }
+    let o = varve(&["kv", d, "-n", "2"]);
+    assert!(o.status.success());
+    let seqs: Vec<u64> = stdout(&o).lines().map(|l| l.split(' ').next().unwrap().parse().unwrap()).collect();
+    assert_eq!(seqs, [expected[0].0, expected[1].0]);
+    assert_one_line_error(&varve(&["kv", p(&dir.path().join("missing"))]), 2, "no such directory");
+}
+
+#[test]
+fn get_and_kv_agree_with_the_writer_while_it_appends() {
+    // Goal: `get` and `kv` see what a writer in another process has just
+    // appended (newer values and tombstones in its live segment, not yet
+    // sealed or synced) exactly as that writer's own lookups do. Method:
+    // this process writes keys across several segments, replacing and
+    // deleting some in the live segment, and compares varve's answers with
+    // `get_key` and `kv` on its own snapshot.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::new().segment_bytes(SEGMENT)).unwrap();
+    let mut w = log.writer().unwrap();
+    for i in 0..3000u64 {
+        let key = format!("k{}", i % 40);
+        w.append_entry(Entry::new(format!("v{i}").as_bytes()).key(key.as_bytes())).unwrap();
+    }
+    // In the live segment: a newer value for k1, tombstones for k2 and k3,
+    // a key only the live segment has.
+    w.append_entry(Entry::new(b"newest").key(b"k1")).unwrap();
+    w.append_entry(Entry::new(b"").key(b"k2").tombstone()).unwrap();
+    w.append_entry(Entry::new(b"").key(b"k3").tombstone()).unwrap();
+    w.append_entry(Entry::new(b"fresh").key(b"only-live")).unwrap();
+    let snap = log.snapshot();
+    assert!(snap.segment_count() >= 3);
+    let d = p(dir.path());
+    for key in (0..40).map(|k| format!("k{k}")).chain(["only-live".to_string(), "absent".to_string()]) {
+        let o = varve(&["get", d, &key, "--format", "json"]);
+        match snap.get_key(key.as_bytes()).unwrap() {
+            Some(r) => {
+                assert!(o.status.success(), "{key}: {}", stderr(&o));
+                let v = &json_lines(&o)[0];
+                assert_eq!((v["seq"].as_u64(), json_payload(v)), (Some(r.seq()), r.payload().to_vec()), "{key}");
+            }
+            None => assert_eq!(o.status.code(), Some(1), "{key}: {}", stdout(&o)),
+        }
+        let o = varve(&["get", d, &key, "--all", "--format", "json"]);
+        let seqs: Vec<u64> = json_lines(&o).iter().map(|v| v["seq"].as_u64().unwrap()).collect();
+        let expected: Vec<u64> = snap.iter_key(key.as_bytes()).map(|r| r.unwrap().seq()).collect();
+        assert_eq!(seqs, expected, "{key} --all");
+    }
+    let o = varve(&["kv", d, "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got: Vec<u64> = json_lines(&o).iter().map(|v| v["seq"].as_u64().unwrap()).collect();
+    let expected: Vec<u64> = snap.kv().map(|r| r.unwrap().seq()).collect();
+    assert_eq!(expected.len(), 39, "40 keys, 2 deleted, 1 new");
+    assert_eq!(got, expected);
+    drop(w);
+}
+
+/// A closed log for compaction: 50 keys replaced over and over across
+/// several segments, and a key `gone` written and deleted long ago (both
+/// in the first segment). Returns the newest payload of every live key.
+fn make_compactable_log(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let log = Log::open(dir, Options::new().segment_bytes(SEGMENT)).unwrap();
+    let mut w = log.writer().unwrap();
+    let mut newest = std::collections::BTreeMap::new();
+    w.append_entry(Entry::new(b"old").key(b"gone").timestamp(T0)).unwrap();
+    w.append_entry(Entry::new(b"").key(b"gone").tombstone().timestamp(T0)).unwrap();
+    for i in 0..3000u64 {
+        let key = format!("k{}", i % 50);
+        let value = format!("value {i} {}", "x".repeat((i % 30) as usize)).into_bytes();
+        w.append_entry(Entry::new(&value).key(key.as_bytes()).timestamp(T0 + i * 1_000_000)).unwrap();
+        newest.insert(key, value);
+    }
+    w.sync().unwrap();
+    drop(w);
+    log.close().unwrap();
+    newest
+}
+
+/// What one compaction of a closed log must remove: records of sealed
+/// segments a newer record with their key replaced, and tombstones of
+/// sealed segments that are their key's newest record and older than a day.
+fn expected_removals(dir: &Path) -> (u64, u64) {
+    let log = Log::open_read_only(dir).unwrap();
+    let snap = log.snapshot();
+    let infos = snap.segment_info();
+    let sealed_end = infos.iter().take_while(|s| s.sealed).last().map_or(0, |s| s.base_seq + s.records);
+    let mut newest = std::collections::HashMap::new();
+    for r in snap.iter() {
+        let r = r.unwrap();
+        if let Some(k) = r.key() {
+            newest.insert(k.to_vec(), r.seq());
+        }
+    }
+    let day_ago = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64 - 86_400_000_000;
+    let (mut records, mut tombstones) = (0, 0);
+    for r in snap.iter() {
+        let r = r.unwrap();
+        let Some(k) = r.key() else { continue };
+        if r.seq() >= sealed_end {
+            break;
+        }
+        if newest[k] > r.seq() {
+            records += 1;
+        } else if r.is_tombstone() && r.timestamp() < day_ago {
+            tombstones += 1;
+        }
+    }
+    (records, tombstones)
+}
+
+#[test]
+fn compact_removes_replaced_records_and_keeps_the_newest_values() {
+    // Goal: `compact` removes exactly the records a newer one replaced and
+    // the expired tombstones, says so, and leaves a log that verifies and
+    // answers every key as before. Method: two identical logs; compact one
+    // with --json and one with text output and a forced progress bar;
+    // compare the figures with what the log held; then verify, get, kv.
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let newest = make_compactable_log(&a);
+    make_compactable_log(&b);
+    let (records, tombstones) = expected_removals(&a);
+    assert!(records > 1000 && tombstones == 1, "the log must give compaction work: {records} {tombstones}");
+    let kept = 3002 - records - tombstones;
+
+    let o = varve(&["compact", p(&a), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("compact --json is JSON");
+    assert_eq!((v["records_removed"].as_u64(), v["tombstones_removed"].as_u64()), (Some(records), Some(tombstones)), "{v}");
+    assert!(v["segments_rewritten"].as_u64().unwrap() >= 2, "{v}");
+    assert!(v["bytes_after"].as_u64().unwrap() < v["bytes_before"].as_u64().unwrap(), "{v}");
+    assert_eq!(v["tombstone_retention_seconds"], 86_400.0);
+    assert!(!o.stderr.contains(&b'\r'), "no progress redraws in redirected stderr: {:?}", stderr(&o));
+
+    let o = varve(&["compact", p(&b), "--progress"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains(&format!("records removed     {records} ")), "{text}");
+    assert!(text.contains(&format!("tombstones removed  {tombstones} (older than 1day)")), "{text}");
+    assert!(text.contains(&format!("segments            {} rewritten", v["segments_rewritten"])), "{text}");
+    assert!(text.contains("bytes ") && text.contains(" → "), "{text}");
+    assert!(stderr(&o).contains("compact [") && stderr(&o).contains("100%"), "progress bar: {}", stderr(&o));
+
+    for log in [&a, &b] {
+        let o = varve(&["verify", p(log)]);
+        assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).starts_with(&format!("ok: {kept} records")), "{}", stdout(&o));
+        for (key, value) in &newest {
+            let o = varve(&["get", p(log), key, "--format", "json"]);
+            assert!(o.status.success(), "{key}: {}", stderr(&o));
+            assert_eq!(&json_payload(&json_lines(&o)[0]), value, "{key}");
+        }
+        assert_one_line_error(&varve(&["get", p(log), "gone"]), 1, "no live record with key \"gone\"");
+        assert_eq!(varve(&["get", p(log), "gone", "--all"]).status.code(), Some(1), "the expired tombstone is gone too");
+        let o = varve(&["kv", p(log), "--format", "json"]);
+        let keys: std::collections::BTreeSet<String> = json_lines(&o).iter().map(|v| v["key"].as_str().unwrap().to_string()).collect();
+        assert_eq!(keys, newest.keys().cloned().collect());
+    }
+
+    // A second pass finds nothing to do.
+    let o = varve(&["compact", p(&a)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("none rewritten") && stdout(&o).contains("records removed     0 "), "{}", stdout(&o));
+    assert!(varve(&["verify", p(&a)]).status.success());
+}
+
+#[test]
+fn compact_refuses_a_log_another_process_has_open_and_bad_arguments() {
+    // Goal: compaction needs the log's lock: with a writer in another
+    // process it exits 1 with one line naming that process and changes
+    // nothing; a missing directory is a usage error and is not created; a
+    // bad duration is a usage error.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::new().segment_bytes(SEGMENT)).unwrap();
+    let mut w = log.writer().unwrap();
+    for i in 0..2000u64 {
+        w.append_entry(Entry::new(&payload(i)).key(format!("k{}", i % 10).as_bytes())).unwrap();
+    }
+    w.sync().unwrap();
+    // The sealer changes the files too: let it finish first.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while log.stats().segments_sealed + 1 < segment_files(dir.path()).len() as u64 {
+        assert!(Instant::now() < deadline, "sealing did not catch up");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let before = fingerprint(dir.path());
+    let o = varve(&["compact", p(dir.path())]);
+    assert_one_line_error(&o, 1, &format!("the log is open by process {}", std::process::id()));
+    assert!(o.stdout.is_empty());
+    assert_eq!(fingerprint(dir.path()), before, "a refused compaction changed the log");
+    drop(w);
+    drop(log);
+
+    let missing = dir.path().join("missing");
+    assert_one_line_error(&varve(&["compact", p(&missing)]), 2, "no such directory");
+    assert!(!missing.exists(), "compact created a directory");
+    let o = varve(&["compact", p(dir.path()), "--tombstone-retention", "soon"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a duration"), "{}", stderr(&o));
+    // 0 is a duration: tombstones go at once.
+    let o = varve(&["compact", p(dir.path()), "--tombstone-retention", "0", "-q"]);
+    assert!(o.status.success() && o.stdout.is_empty(), "{}{}", stdout(&o), stderr(&o));
 }

@@ -1,14 +1,17 @@
-//! `varve`: look inside varvelog logs, follow them, check them, move records
-//! in and out, and benchmark the engine.
+//! `varve`: look inside varvelog logs, follow them, check them, look up
+//! keys, compact, move records in and out, and benchmark the engine.
 //!
-//! Inspection commands (`stat`, `dump`, `tail`, `verify`, `export`) open the
-//! log read-only: they take no lock, modify nothing, and work while another
-//! process writes the log.
+//! Inspection commands (`stat`, `dump`, `get`, `kv`, `tail`, `verify`,
+//! `export`) open the log read-only: they take no lock, modify nothing, and
+//! work while another process writes the log.
 
 mod bench;
+mod compact;
 mod dump;
 mod export;
+mod get;
 mod import;
+mod kv;
 mod pagecache;
 mod progress;
 mod stat;
@@ -27,20 +30,30 @@ Examples:
   varve stat /var/lib/app/log              summary: segments, records, bytes, seqs, times
   varve dump /var/lib/app/log --from 1000 --limit 20
   varve dump /var/lib/app/log --since 15m --format json
+  varve get /var/lib/app/log user-42       the newest record with key user-42
+  varve get /var/lib/app/log user-42 --all --format json
+  varve kv /var/lib/app/log                the newest live record of every key
   varve tail -f /var/lib/app/log           follow a log another process is writing
   varve verify /var/lib/app/log            full check; exit status 1 if anything is wrong
   varve export --jsonl /var/lib/app/log > records.jsonl
   varve import --jsonl /tmp/copy < records.jsonl
+  varve compact /var/lib/app/log           drop replaced records (the log must be closed)
   varve bench                              the benchmark (see varve bench --help)
 
 Exit status: 0 success; 1 a problem was found (damage, unsupported format
-version, I/O error, bad import data); 2 usage error (bad arguments, DIR
+version, I/O error, bad import data, the log locked by another process) or
+get found no live record with the key; 2 usage error (bad arguments, DIR
 missing or not a log).";
 
-/// Look inside varvelog logs, follow, check, export and import them, and
-/// benchmark the engine.
+/// Look inside varvelog logs, follow, check, look up keys in, compact,
+/// export and import them, and benchmark the engine.
 #[derive(Parser, Debug)]
-#[command(name = "varve", version, about = "varvelog's tool: look inside logs, follow them, check them, export and import records, benchmark the engine", after_help = EXAMPLES)]
+#[command(
+    name = "varve",
+    version,
+    about = "varvelog's tool: look inside logs, follow them, check them, look up keys, compact, export and import records, benchmark the engine",
+    after_help = EXAMPLES
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -56,6 +69,19 @@ enum Command {
     #[command(after_help = "Examples:\n  varve dump DIR --limit 10\n  varve dump DIR --from 5000 --format hex\n  \
                             varve dump DIR --since 2024-05-01T12:00:00Z --format json")]
     Dump(dump::DumpArgs),
+    /// Print the newest record with a key; with --all, every record with it.
+    ///
+    /// Exit status 1 when the key has no live record: no record has it, or
+    /// its newest record is a tombstone.
+    #[command(after_help = "Examples:\n  varve get DIR user-42\n  varve get DIR user-42 --all --oldest-first --format json\n  \
+                            varve get DIR 0xff00 --key-encoding hex")]
+    Get(get::GetArgs),
+    /// Print the newest live record of every key (the latest-value view).
+    ///
+    /// In seq order; replaced records, keys whose newest record is a
+    /// tombstone, and records without a key are left out.
+    #[command(after_help = "Examples:\n  varve kv DIR\n  varve kv DIR --limit 100 --format json")]
+    Kv(kv::KvArgs),
     /// Print the last records; with -f, keep printing new ones as another
     /// process appends them.
     #[command(after_help = "Examples:\n  varve tail DIR -n 5\n  varve tail -f DIR\n  varve tail -f DIR --from 0 --format json")]
@@ -72,6 +98,14 @@ enum Command {
     /// log, creating it if needed.
     #[command(after_help = "Example:\n  varve export --jsonl old | varve import --jsonl new")]
     Import(import::ImportArgs),
+    /// Drop replaced records and expired tombstones from sealed segments.
+    ///
+    /// One compaction pass: each sealed segment holding a record that a
+    /// newer record with the same key replaced, or a tombstone older than
+    /// --tombstone-retention, is rewritten without them. The log must not be
+    /// open by another process.
+    #[command(after_help = "Examples:\n  varve compact DIR\n  varve compact DIR --tombstone-retention 1h --json")]
+    Compact(compact::CompactArgs),
     /// Measure append/tail/scan/sync/open latency and throughput against the machine's limits.
     Bench(bench::BenchArgs),
 }
@@ -99,10 +133,13 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Stat(a) => stat::run(a),
         Command::Dump(a) => dump::run(a),
+        Command::Get(a) => get::run(a),
+        Command::Kv(a) => kv::run(a),
         Command::Tail(a) => tail::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Export(a) => export::run(a),
         Command::Import(a) => import::run(a),
+        Command::Compact(a) => compact::run(a),
         Command::Bench(a) => bench::run(a).map_err(|e| Failure { code: EXIT_PROBLEM, message: util::one_line(&e.to_string()) }),
     };
     match result {

@@ -8,7 +8,7 @@ use varvelog::format::{FORMAT_VERSION, HEADER_BYTES, PREALLOC_SUFFIX};
 use varvelog::SegmentInfo;
 
 use crate::pagecache;
-use crate::util::{count, format_time, handle_write, human_bytes, open_log, warnings_failure, writer_pid, CmdResult, Failure};
+use crate::util::{count, format_time, handle_write, human_bytes, open_log, warnings_failure, writer_pid, CmdResult};
 
 /// Arguments of `varve stat`.
 #[derive(clap::Args, Debug)]
@@ -86,14 +86,14 @@ struct Durable {
 
 fn durable(infos: &[SegmentInfo], next_seq: u64) -> Durable {
     let start = infos.first().map_or(next_seq, |s| s.base_seq);
-    let next = infos.iter().take_while(|s| s.sealed).last().map_or(start, |s| s.base_seq + s.records);
+    let next = infos.iter().take_while(|s| s.sealed).last().map_or(start, |s| s.end_seq);
     let mut written = next;
     for s in infos.iter().skip_while(|s| s.sealed) {
         // The frames only: the header page reads as dirty again whenever a
         // writer re-faults it in (see `written_back`).
         let done = if s.sealed { Some(true) } else { pagecache::written_back(&s.path, HEADER_BYTES, s.frame_bytes) };
         match done {
-            Some(true) => written = s.base_seq + s.records,
+            Some(true) => written = s.end_seq,
             Some(false) => break,
             None => return Durable { next, written_back_next: None },
         }
@@ -127,14 +127,11 @@ pub fn run(args: &StatArgs) -> CmdResult {
     let spares = spares(&args.dir);
     let spare_bytes: u64 = spares.iter().sum();
     let durable = durable(&infos, snap.next_seq());
-    let time_of = |seq: Option<u64>| -> Result<Option<u64>, Failure> {
-        match seq {
-            None => Ok(None),
-            Some(seq) => Ok(snap.get(seq)?.map(|r| r.timestamp())),
-        }
-    };
+    // The first and last records left (compaction may have removed the
+    // records at the first and last seqs).
     let (first, last) = (snap.first_seq(), snap.last_seq());
-    let (first_time, last_time) = (time_of(first)?, time_of(last)?);
+    let first_time = snap.iter().next().transpose()?.map(|r| r.timestamp());
+    let last_time = snap.iter_rev().next().transpose()?.map(|r| r.timestamp());
     let writer = writer_pid(&args.dir);
     let warnings = log.warnings();
 

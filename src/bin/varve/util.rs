@@ -214,7 +214,7 @@ fn write_text(out: &mut impl Write, r: &Record<'_>) -> io::Result<()> {
 }
 
 /// Valid UTF-8 as a quoted, escaped string; anything else as `0x` + hex.
-fn text_or_hex(b: &[u8]) -> String {
+pub fn text_or_hex(b: &[u8]) -> String {
     match std::str::from_utf8(b) {
         Ok(s) => format!("\"{}\"", s.escape_debug()),
         Err(_) => format!("0x{}", hex(b)),
