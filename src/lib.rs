@@ -79,6 +79,7 @@ mod snapshot;
 mod stats;
 mod sync;
 mod tail;
+mod task;
 pub mod typed;
 mod verify;
 mod writer;
@@ -86,7 +87,7 @@ mod writer;
 pub use crate::clock::Clock;
 pub use crate::error::{Error, Result};
 pub use crate::ingest::{Ingest, Ticket};
-pub use crate::keys::{CompactOptions, CompactReport, CompactionTask, KeyIter, KvIter, DEFAULT_TOMBSTONE_RETENTION};
+pub use crate::keys::{CompactOptions, CompactReport, CompactionTask, KeyIter, Kv, KvIter, DEFAULT_TOMBSTONE_RETENTION};
 pub use crate::log::{Log, LOCK_FILE_NAME};
 pub use crate::options::{
     Options, RecoveryMode, SyncPolicy, DEFAULT_CACHED_SEALED_SEGMENTS, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_PAYLOAD_BYTES,

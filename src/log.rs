@@ -17,7 +17,7 @@ use crate::raw::{PopulateStep, Populator};
 use crate::recovery::{recover, RecoveryReport};
 use crate::segment::{ActiveSegment, SealedSegment, Segment};
 use crate::shared::Shared;
-use crate::snapshot::{Snapshot, State};
+use crate::snapshot::Snapshot;
 use crate::sync::{lock, Arc};
 use crate::writer::{Writer, WriterCore};
 
@@ -251,7 +251,7 @@ impl LogInner {
     }
 
     /// Waits for the segments queued for sealing; the first error met.
-    fn flush_seals(&self) -> Result<()> {
+    pub(crate) fn flush_seals(&self) -> Result<()> {
         let (tx, rx) = bounded(1);
         let stopped = || Error::io("seal", &self.shared.dir, std::io::Error::other("sealer thread stopped"));
         self.seal_jobs.send(SealMsg::Flush(tx)).map_err(|_| stopped())?;
@@ -468,16 +468,7 @@ const SEAL_RETRY: Duration = Duration::from_millis(50);
 /// holding the older state keep reading the live mapping, whose published
 /// end is final; both views hold the same records.
 pub(crate) fn publish_sealed(shared: &Shared, seg: &Arc<ActiveSegment>, sealed: Arc<SealedSegment>) {
-    shared.publish(|old| State {
-        segments: old
-            .segments
-            .iter()
-            .map(|s| match s {
-                Segment::Live(a) if Arc::ptr_eq(a, seg) => Segment::Sealed(sealed.clone()),
-                other => other.clone(),
-            })
-            .collect(),
-    });
+    shared.publish(|old| old.replacing(|s| matches!(s, Segment::Live(a) if Arc::ptr_eq(a, seg)).then(|| Segment::Sealed(sealed.clone()))));
 }
 
 /// Syncs in the background for [`SyncPolicy::Background`].
@@ -518,7 +509,7 @@ mod tests {
         let opts = Options::new().segment_bytes(64 << 10).file_system(fs.clone());
         let prepared = preallocate(&*fs, &prealloc_path(dir.path(), 0), &opts).unwrap();
         let (seg, _map) = activate(&*fs, dir.path(), prepared, 0).unwrap();
-        let state = State { segments: vec![Segment::Live(seg.clone())] };
+        let state = crate::snapshot::State { segments: vec![Segment::Live(seg.clone())] };
         let shared = Arc::new(Shared::new(dir.path().to_path_buf(), opts, state, 0, [0; 32]));
         fs.fail(Op::SyncFile, 0, u64::MAX, std::io::ErrorKind::Other);
         let (jobs, rx) = unbounded();

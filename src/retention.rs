@@ -10,10 +10,7 @@
 //! the log can go, so seqs stay dense from the first one kept.
 
 use std::path::PathBuf;
-use std::sync::Weak;
 use std::time::Duration;
-
-use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 
 use crate::error::{Error, Result};
 use crate::lifecycle::now_us;
@@ -22,6 +19,7 @@ use crate::segment::{SealedSegment, Segment};
 use crate::shared::Shared;
 use crate::snapshot::State;
 use crate::sync::Arc;
+use crate::task::Periodic;
 
 /// What to keep. A sealed segment at the start of the log goes if **any**
 /// set limit says so; the pass stops at the first segment that no limit
@@ -190,82 +188,33 @@ impl Log {
     ///
     /// [`Error::Io`] if the background thread cannot be started.
     pub fn retain_every(&self, policy: Retention, interval: Duration) -> Result<RetentionTask> {
-        let weak = std::sync::Arc::downgrade(self.inner());
-        let (stop, stopped) = bounded::<()>(0);
-        let stats = std::sync::Arc::new(std::sync::Mutex::new(TaskStats::default()));
-        let task_stats = stats.clone();
-        let thread = std::thread::Builder::new()
-            .name("varvelog-retention".into())
-            .spawn(move || loop {
-                match stopped.recv_timeout(interval) {
-                    Err(RecvTimeoutError::Timeout) => {
-                        if !pass(&weak, &policy, &task_stats) {
-                            return;
-                        }
-                    }
-                    _ => return,
-                }
-            })
-            .map_err(|e| Error::io("spawn thread", "varvelog-retention", e))?;
-        Ok(RetentionTask { stop: Some(stop), thread: Some(thread), stats })
+        let pass = move |log: &LogInner| apply(&log.shared, &policy).map(|r| r.removed.len() as u64);
+        Ok(RetentionTask(Periodic::spawn(self.inner(), "varvelog-retention", interval, pass)?))
     }
-}
-
-/// One background pass; `false` once the log is gone.
-fn pass(log: &Weak<LogInner>, policy: &Retention, stats: &std::sync::Mutex<TaskStats>) -> bool {
-    let Some(inner) = log.upgrade() else { return false };
-    let result = apply(&inner.shared, policy);
-    let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
-    s.passes += 1;
-    match result {
-        Ok(r) => s.removed_segments += r.removed.len() as u64,
-        Err(e) => s.last_error = Some(e),
-    }
-    true
-}
-
-#[derive(Debug, Default)]
-struct TaskStats {
-    passes: u64,
-    removed_segments: u64,
-    last_error: Option<Error>,
 }
 
 /// A background retention policy from [`Log::retain_every`]. Dropping it
 /// stops the thread (after a pass in progress ends). It holds the log only
 /// weakly: closing the log stops it too.
 #[derive(Debug)]
-pub struct RetentionTask {
-    stop: Option<Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    stats: std::sync::Arc<std::sync::Mutex<TaskStats>>,
-}
+pub struct RetentionTask(Periodic);
 
 impl RetentionTask {
     /// Passes run so far.
     #[must_use]
     pub fn passes(&self) -> u64 {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner()).passes
+        self.0.passes()
     }
 
     /// Segments removed by all passes so far.
     #[must_use]
     pub fn removed_segments(&self) -> u64 {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner()).removed_segments
+        self.0.done()
     }
 
     /// The error of the latest failed pass, if any since the last call.
     #[must_use]
     pub fn take_error(&self) -> Option<Error> {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner()).last_error.take()
-    }
-}
-
-impl Drop for RetentionTask {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.0.take_error()
     }
 }

@@ -14,6 +14,13 @@ pub(crate) struct State {
     pub(crate) segments: Vec<Segment>,
 }
 
+impl State {
+    /// This state with every segment `swap` gives a replacement for replaced.
+    pub(crate) fn replacing(&self, swap: impl Fn(&Segment) -> Option<Segment>) -> State {
+        State { segments: self.segments.iter().map(|s| swap(s).unwrap_or_else(|| s.clone())).collect() }
+    }
+}
+
 /// One record, borrowed from the snapshot's mappings: no copy, no allocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record<'a> {

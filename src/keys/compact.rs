@@ -26,10 +26,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Weak;
 use std::time::Duration;
-
-use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 use zerocopy::IntoBytes;
 
@@ -43,8 +40,9 @@ use crate::log::{Log, LogInner};
 use crate::raw::ReadMap;
 use crate::segment::{content_hasher, walk_and_digest_compacted, ScanStop, SealedSegment, Segment};
 use crate::shared::Shared;
-use crate::snapshot::{Snapshot, State};
+use crate::snapshot::Snapshot;
 use crate::sync::{lock, Arc};
+use crate::task::Periodic;
 
 /// Name of the marker file that says a compaction's chain re-linking is
 /// not finished; the next open finishes it.
@@ -157,8 +155,15 @@ impl Plan<'_> {
     }
 }
 
-/// One compaction pass over the log behind `shared`.
-pub(crate) fn apply(shared: &Shared, opts: &CompactOptions) -> Result<CompactReport> {
+/// One compaction pass: every segment the writer has finished is sealed
+/// first, so that all of them can be compacted.
+fn compact(log: &LogInner, opts: &CompactOptions) -> Result<CompactReport> {
+    log.flush_seals()?;
+    apply(&log.shared, opts)
+}
+
+/// One compaction pass over the sealed segments of the log behind `shared`.
+fn apply(shared: &Shared, opts: &CompactOptions) -> Result<CompactReport> {
     let _maintenance = lock(&shared.maintenance);
     let snap = Snapshot::new(shared.state.load());
     // Only durable records may replace older ones: a newer record a crash
@@ -391,16 +396,7 @@ fn temp_path(final_path: &Path) -> PathBuf {
 
 /// Publishes the state with `old` replaced by `new`.
 fn replace(shared: &Shared, old: &Arc<SealedSegment>, new: Arc<SealedSegment>) {
-    shared.publish(|st| State {
-        segments: st
-            .segments
-            .iter()
-            .map(|s| match s {
-                Segment::Sealed(s) if Arc::ptr_eq(s, old) => Segment::Sealed(new.clone()),
-                other => other.clone(),
-            })
-            .collect(),
-    });
+    shared.publish(|st| st.replacing(|s| matches!(s, Segment::Sealed(s) if Arc::ptr_eq(s, old)).then(|| Segment::Sealed(new.clone()))));
 }
 
 fn mark(shared: &Shared) -> Result<()> {
@@ -422,7 +418,9 @@ impl Log {
     /// replaced, and drops tombstones older than
     /// [`CompactOptions::tombstone_retention`].
     ///
-    /// Seqs do not change: a compacted segment has gaps, [`Snapshot::get`]
+    /// Every segment the writer has finished is compacted: the call first
+    /// waits for those still being sealed. Seqs do not change: a compacted
+    /// segment has gaps, [`Snapshot::get`]
     /// of a removed record returns `Ok(None)` and iterators skip it. Only a
     /// durable newer record replaces an older one. The live segment is
     /// never rewritten; it is compacted once sealed. Readers holding an
@@ -455,7 +453,7 @@ impl Log {
     /// rewritten stays as it was); a corruption error if a record to copy is
     /// damaged (nothing of that segment is replaced).
     pub fn compact(&self, opts: &CompactOptions) -> Result<CompactReport> {
-        apply(self.shared(), opts)
+        compact(self.inner(), opts)
     }
 
     /// Runs [`Log::compact`] every `interval` on a background thread until
@@ -465,82 +463,33 @@ impl Log {
     ///
     /// [`Error::Io`] if the background thread cannot be started.
     pub fn compact_every(&self, opts: CompactOptions, interval: Duration) -> Result<CompactionTask> {
-        let weak = std::sync::Arc::downgrade(self.inner());
-        let (stop, stopped) = bounded::<()>(0);
-        let stats = std::sync::Arc::new(std::sync::Mutex::new(TaskStats::default()));
-        let task_stats = stats.clone();
-        let thread = std::thread::Builder::new()
-            .name("varvelog-compact".into())
-            .spawn(move || loop {
-                match stopped.recv_timeout(interval) {
-                    Err(RecvTimeoutError::Timeout) => {
-                        if !pass(&weak, &opts, &task_stats) {
-                            return;
-                        }
-                    }
-                    _ => return,
-                }
-            })
-            .map_err(|e| Error::io("spawn thread", "varvelog-compact", e))?;
-        Ok(CompactionTask { stop: Some(stop), thread: Some(thread), stats })
+        let pass = move |log: &LogInner| compact(log, &opts).map(|r| r.segments_rewritten as u64);
+        Ok(CompactionTask(Periodic::spawn(self.inner(), "varvelog-compact", interval, pass)?))
     }
-}
-
-/// One background pass; `false` once the log is gone.
-fn pass(log: &Weak<LogInner>, opts: &CompactOptions, stats: &std::sync::Mutex<TaskStats>) -> bool {
-    let Some(inner) = log.upgrade() else { return false };
-    let result = apply(&inner.shared, opts);
-    let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
-    s.passes += 1;
-    match result {
-        Ok(r) => s.rewritten += r.segments_rewritten as u64,
-        Err(e) => s.last_error = Some(e),
-    }
-    true
-}
-
-#[derive(Debug, Default)]
-struct TaskStats {
-    passes: u64,
-    rewritten: u64,
-    last_error: Option<Error>,
 }
 
 /// A background compaction policy from [`Log::compact_every`]. Dropping it
 /// stops the thread (after a pass in progress ends). It holds the log only
 /// weakly: closing the log stops it too.
 #[derive(Debug)]
-pub struct CompactionTask {
-    stop: Option<Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    stats: std::sync::Arc<std::sync::Mutex<TaskStats>>,
-}
+pub struct CompactionTask(Periodic);
 
 impl CompactionTask {
     /// Passes run so far.
     #[must_use]
     pub fn passes(&self) -> u64 {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner()).passes
+        self.0.passes()
     }
 
     /// Segments rewritten by all passes so far.
     #[must_use]
     pub fn rewritten_segments(&self) -> u64 {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner()).rewritten
+        self.0.done()
     }
 
     /// The error of the latest failed pass, if any since the last call.
     #[must_use]
     pub fn take_error(&self) -> Option<Error> {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner()).last_error.take()
-    }
-}
-
-impl Drop for CompactionTask {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.0.take_error()
     }
 }

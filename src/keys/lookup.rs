@@ -3,9 +3,75 @@
 
 use crate::error::{Error, Result};
 use crate::format::{key_hash, DecodedFrame};
+use crate::log::Log;
 use crate::segment::view::KeysOf;
 use crate::segment::SegView;
 use crate::snapshot::{Iter, Record, Snapshot};
+
+impl Log {
+    /// The latest-value view of the log as it is now: the newest live
+    /// record of every key, read by key or in seq order (see
+    /// [`Snapshot::kv`] and [`Snapshot::get_key`]).
+    ///
+    /// ```
+    /// use varvelog::{Entry, Log, Options};
+    /// # fn main() -> varvelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let log = Log::open(dir.path(), Options::new())?;
+    /// let mut w = log.writer()?;
+    /// w.append_entry(Entry::new(b"1").key(b"a"))?;
+    /// w.append_entry(Entry::new(b"2").key(b"a"))?;
+    /// let kv = log.kv();
+    /// assert_eq!(kv.get(b"a")?.unwrap().payload(), b"2");
+    /// for record in &kv {
+    ///     println!("{:?} = {:?}", record?.key(), kv.get(b"a")?.map(|r| r.payload().to_vec()));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn kv(&self) -> Kv {
+        Kv { snap: self.snapshot() }
+    }
+}
+
+/// The latest-value view of a log at one moment, from [`Log::kv`]: a
+/// snapshot read by key. Iterating it (`for r in &kv`) yields the newest
+/// live record of every key, in seq order.
+#[derive(Clone, Debug)]
+pub struct Kv {
+    snap: Snapshot,
+}
+
+impl Kv {
+    /// The newest live record with `key` ([`Snapshot::get_key`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Snapshot::get_key`].
+    pub fn get(&self, key: &[u8]) -> Result<Option<Record<'_>>> {
+        self.snap.get_key(key)
+    }
+
+    /// The newest live record of every key, in seq order ([`Snapshot::kv`]).
+    pub fn iter(&self) -> KvIter<'_> {
+        self.snap.kv()
+    }
+
+    /// The snapshot the view reads.
+    #[must_use]
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snap
+    }
+}
+
+impl<'a> IntoIterator for &'a Kv {
+    type Item = Result<Record<'a>>;
+    type IntoIter = KvIter<'a>;
+
+    fn into_iter(self) -> KvIter<'a> {
+        self.iter()
+    }
+}
 
 impl<'a> SegView<'a> {
     /// Offsets of the frames in view whose key may hash to `hash` (the

@@ -13,4 +13,4 @@ mod lookup;
 
 pub use compact::{CompactOptions, CompactReport, CompactionTask, DEFAULT_TOMBSTONE_RETENTION};
 pub(crate) use live::LiveKeys;
-pub use lookup::{KeyIter, KvIter};
+pub use lookup::{KeyIter, Kv, KvIter};
