@@ -67,6 +67,7 @@ pub const KEY_SECTION_FIXED_BYTES: u64 = 1024;
 
 const _: () = assert!(core::mem::size_of::<KeySectionHeader>() as u64 == KEY_SECTION_HEADER_BYTES);
 const _: () = assert!(core::mem::size_of::<KeyEntry>() as u64 == KEY_ENTRY_BYTES);
+const _: () = assert!(<BinaryFuse8 as DmaSerializable>::DESCRIPTOR_LEN == 20);
 
 /// An upper bound on the filter bytes for `n` distinct keys. `encode_key_section`
 /// drops the filter (lookups then search the entries) rather than exceed it.
@@ -138,6 +139,15 @@ pub struct KeySection<'a> {
     entries: &'a [KeyEntry],
 }
 
+/// Where a checked key section's parts lie in its bytes: enough to read it
+/// again ([`KeySection::at`]) without decoding or checking its header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeySectionLayout {
+    descriptor: [u8; 20],
+    fingerprints: (usize, usize),
+    entries: (usize, usize),
+}
+
 impl<'a> KeySection<'a> {
     /// A section with no keys.
     #[must_use]
@@ -145,28 +155,47 @@ impl<'a> KeySection<'a> {
         KeySection { filter: None, entries: &[] }
     }
 
-    /// Decodes the `key_count` entries' section in `bytes`. `None` if the
-    /// bytes are not a well-formed section (lengths disagree, a filter whose
-    /// probes could fall outside its fingerprints, entries out of order).
-    /// Never panics.
+    /// Decodes the `key_count` entries' section in `bytes`, in constant
+    /// time. `None` if the bytes are not a well-formed section (lengths
+    /// disagree, or a filter whose probes could fall outside its
+    /// fingerprints). Never panics.
     #[must_use]
     pub fn decode(bytes: &'a [u8], key_count: u64) -> Option<KeySection<'a>> {
+        Self::layout(bytes, key_count).map(|l| Self::at(bytes, &l))
+    }
+
+    /// The section in `bytes` laid out as `layout` (from
+    /// [`KeySection::layout`] of the same bytes). Never panics: other bytes
+    /// give an empty or meaningless section.
+    #[must_use]
+    pub fn at(bytes: &'a [u8], layout: &KeySectionLayout) -> KeySection<'a> {
+        let part = |(from, to): (usize, usize)| bytes.get(from..to).unwrap_or(&[]);
+        let entries = <[KeyEntry]>::ref_from_bytes(part(layout.entries)).unwrap_or(&[]);
+        let fingerprints = part(layout.fingerprints);
+        let filter = (!fingerprints.is_empty()).then(|| BinaryFuse8Ref::from_dma(&layout.descriptor, fingerprints));
+        KeySection { filter, entries }
+    }
+
+    /// Checks the section of `key_count` entries in `bytes` and says where
+    /// its parts are; `None` as for [`KeySection::decode`]. Constant time.
+    #[must_use]
+    pub fn layout(bytes: &[u8], key_count: u64) -> Option<KeySectionLayout> {
         if key_count == 0 {
-            return bytes.is_empty().then(KeySection::empty);
+            return bytes.is_empty().then_some(KeySectionLayout { descriptor: [0; 20], fingerprints: (0, 0), entries: (0, 0) });
         }
         let (h, rest) = KeySectionHeader::ref_from_prefix(bytes).ok()?;
         let fp_len = u64::from(h.fingerprints_len.get());
         if key_section_len(fp_len, key_count) != bytes.len() as u64 {
             return None;
         }
-        let fingerprints = &rest[..fp_len as usize];
-        let entries = <[KeyEntry]>::ref_from_bytes(&rest[super::align_up(fp_len) as usize..]).ok()?;
-        if entries.windows(2).any(|w| (w[0].hash.get(), w[0].offset.get()) >= (w[1].hash.get(), w[1].offset.get())) {
-            return None;
-        }
-        let filter = if fp_len == 0 {
-            None
-        } else {
+        let header = KEY_SECTION_HEADER_BYTES as usize;
+        let entries_at = header + super::align_up(fp_len) as usize;
+        // Entries out of order are not refused here (that would cost a pass
+        // over them): searching them gives wrong answers but never reads
+        // outside them, and `verify` and a strict open rebuild the section
+        // from the frames and compare.
+        <[KeyEntry]>::ref_from_bytes(&rest[entries_at - header..]).ok()?;
+        if fp_len > 0 {
             // Every probe index is below `segment_count_length + 2 *
             // segment_length` when the length is a power of two and the mask
             // is one less (xorf's `hash_of_hash`): check it fits.
@@ -180,11 +209,10 @@ impl<'a> KeySection<'a> {
             if !sound {
                 return None;
             }
-            let mut descriptor = [0u8; BinaryFuse8::DESCRIPTOR_LEN];
-            descriptor.copy_from_slice(&bytes[..BinaryFuse8::DESCRIPTOR_LEN]);
-            Some(BinaryFuse8Ref::from_dma(&descriptor, fingerprints))
-        };
-        Some(KeySection { filter, entries })
+        }
+        let mut descriptor = [0u8; BinaryFuse8::DESCRIPTOR_LEN];
+        descriptor.copy_from_slice(&bytes[..BinaryFuse8::DESCRIPTOR_LEN]);
+        Some(KeySectionLayout { descriptor, fingerprints: (header, header + fp_len as usize), entries: (entries_at, bytes.len()) })
     }
 
     /// Number of entries (records with a key).

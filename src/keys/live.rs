@@ -14,8 +14,8 @@
 //! * entries live in chunks allocated by the writer as needed (each chunk
 //!   published once through a `OnceLock`), and are freed with the segment.
 //!
-//! Memory: 16 bytes per record with a key, plus 4 bytes of buckets per 256
-//! bytes of segment (1 MiB for a 64 MiB segment), allocated at the first
+//! Memory: 16 bytes per record with a key, plus 4 bytes of buckets per 128
+//! bytes of segment (2 MiB for a 64 MiB segment), allocated at the first
 //! record with a key. The loom model is `loom-tests/tests/keys.rs`.
 
 use std::sync::OnceLock;
@@ -26,8 +26,10 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 const CHUNK: usize = if cfg!(loom) { 4 } else { 4096 };
 /// Fewest buckets (one under loom, so a model's keys share a chain).
 const MIN_BUCKETS: u64 = if cfg!(loom) { 1 } else { 64 };
-/// Segment bytes per bucket.
-const BYTES_PER_BUCKET: u64 = 256;
+/// Segment bytes per bucket: a chain averages under one entry in a segment
+/// full of ~150-byte keyed frames, so a lookup costs about one cache miss
+/// for the bucket and one per entry it follows.
+const BYTES_PER_BUCKET: u64 = 128;
 /// The smallest frame with a key (a 32-byte header and a 1-byte key,
 /// padded) plus its reserve: no segment holds more keyed records per byte.
 const MIN_KEYED_FRAME: u64 = 40 + crate::format::KEY_RESERVE_BYTES;

@@ -7,8 +7,8 @@ use zerocopy::FromBytes;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_footer_full, FooterError, FooterHeader, HeaderError, IndexEntry, KeySection, SegmentHeader, FORMAT_VERSION, HEADER_BYTES,
-    LIVE_COMMITTED_OFFSET,
+    decode_footer_full, FooterError, FooterHeader, HeaderError, IndexEntry, KeySection, KeySectionLayout, SegmentHeader, FORMAT_VERSION,
+    HEADER_BYTES, LIVE_COMMITTED_OFFSET,
 };
 use crate::raw::ReadMap;
 
@@ -35,7 +35,8 @@ pub(crate) struct SealedSegment {
     index_count: usize,
     keys_at: usize,
     keys_len: usize,
-    key_count: u64,
+    /// Checked when loaded, so a lookup reads no header of it again.
+    keys_layout: KeySectionLayout,
 }
 
 impl std::fmt::Debug for SealedSegment {
@@ -106,13 +107,11 @@ impl SealedSegment {
         let compacted = header.is_compacted();
         let dense = f.end_seq.get() == base_seq + f.record_count.get();
         let key_count = u64::from(f.key_count.get());
-        if f.base_seq.get() != base_seq
-            || frames_end < HEADER_BYTES
-            || !(compacted || dense)
-            || KeySection::decode(keys, key_count).is_none()
-        {
+        let keys_layout = KeySection::layout(keys, key_count);
+        let Some(keys_layout) = keys_layout.filter(|_| f.base_seq.get() == base_seq && frames_end >= HEADER_BYTES && (compacted || dense))
+        else {
             return Ok(Err(FooterError::Damaged(frames_end)));
-        }
+        };
         let index_at = (frames_end + crate::format::FOOTER_HEADER_BYTES) as usize;
         let index_count = index.len();
         let keys_at = index_at + index_count * crate::format::INDEX_ENTRY_BYTES as usize;
@@ -133,7 +132,7 @@ impl SealedSegment {
             index_count,
             keys_at,
             keys_len: keys.len(),
-            key_count,
+            keys_layout,
             map,
         }))
     }
@@ -157,7 +156,7 @@ impl SealedSegment {
 
     /// The key section from the footer (checked when the segment was loaded).
     pub(crate) fn keys(&self) -> KeySection<'_> {
-        KeySection::decode(self.key_bytes(), self.key_count).unwrap_or_else(KeySection::empty)
+        KeySection::at(self.key_bytes(), &self.keys_layout)
     }
 
     /// The key section's bytes.
