@@ -227,8 +227,7 @@ fn compaction_in_the_background_beside_a_writer_a_tail_and_an_old_snapshot() {
         let mut tail = tail_log.tail_from(0).unwrap();
         let mut last = None;
         let mut seen = 0u64;
-        loop {
-            let Some(r) = tail.next_timeout(Duration::from_secs(2)).unwrap() else { break };
+        while let Some(r) = tail.next_timeout(Duration::from_secs(2)).unwrap() {
             assert!(last.is_none_or(|l| r.seq() > l), "tail went back");
             assert_eq!(r.payload(), &payload(r.seq())[..], "seq {}", r.seq());
             last = Some(r.seq());
