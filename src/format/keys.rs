@@ -4,7 +4,7 @@
 //! ```text
 //! KeySectionHeader (24 bytes): the filter's descriptor and length
 //! fingerprints (fingerprints_len bytes), zeros to a multiple of 8
-//! KeyEntry × key_count (12 bytes each: hash, frame offset), sorted by (hash, offset)
+//! KeyEntry × key_count (20 bytes each: hash, hash_hi, frame offset), sorted
 //! ```
 //!
 //! The filter is a binary fuse filter with 8-bit fingerprints (`xorf`),
@@ -17,12 +17,20 @@ use xorf::{BinaryFuse8, BinaryFuse8Ref, DmaSerializable, Filter, FilterRef};
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-/// The 64-bit hash of a key the key section and the live key table use:
-/// xxh3 (seed 0), whose output is specified and the same everywhere.
+/// The 128-bit hash of a key: xxh3-128 (seed 0), whose output is specified
+/// and the same everywhere. Compaction tells keys apart by it.
+#[inline]
+#[must_use]
+pub fn key_hash128(key: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(key)
+}
+
+/// The 64-bit hash lookups use: the low half of [`key_hash128`]. The filter
+/// and the live key table are keyed by it; a lookup compares keys.
 #[inline]
 #[must_use]
 pub fn key_hash(key: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(key)
+    key_hash128(key) as u64
 }
 
 /// The fixed start of a key section: the filter's descriptor.
@@ -45,21 +53,37 @@ pub struct KeySectionHeader {
 #[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct KeyEntry {
-    /// [`key_hash`] of the record's key.
+    /// [`key_hash`] of the record's key: the low half of its 128-bit hash.
     pub hash: U64,
+    /// The high half of the key's 128-bit hash ([`key_hash128`]).
+    pub hash_hi: U64,
     /// Offset of the record's frame in the segment file.
     pub offset: U32,
+}
+
+impl KeyEntry {
+    /// The key's 128-bit hash, ordered as entries are: low half first.
+    #[must_use]
+    pub fn order_key(&self) -> u128 {
+        (u128::from(self.hash.get()) << 64) | u128::from(self.hash_hi.get())
+    }
+}
+
+/// [`KeyEntry::order_key`] of a 128-bit key hash.
+#[must_use]
+pub fn order_key(hash128: u128) -> u128 {
+    hash128.rotate_left(64)
 }
 
 /// Size of [`KeySectionHeader`].
 pub const KEY_SECTION_HEADER_BYTES: u64 = 24;
 /// Size of [`KeyEntry`].
-pub const KEY_ENTRY_BYTES: u64 = 12;
+pub const KEY_ENTRY_BYTES: u64 = 20;
 /// Segment capacity the writer sets aside for each record with a key, so
 /// that the key section always fits in the preallocated file: its entry
-/// (12 bytes) and its share of the filter (at most 4 bytes; see
+/// (20 bytes) and its share of the filter (at most 4 bytes; see
 /// [`filter_bytes_bound`]).
-pub const KEY_RESERVE_BYTES: u64 = 16;
+pub const KEY_RESERVE_BYTES: u64 = 24;
 /// Room for the parts of a key section that do not grow with its keys (the
 /// header, padding and a small filter's fixed overhead); included in
 /// [`super::footer_bound`].
@@ -85,16 +109,17 @@ pub fn key_section_len(fingerprints_len: u64, entries: u64) -> u64 {
     KEY_SECTION_HEADER_BYTES + super::align_up(fingerprints_len) + KEY_ENTRY_BYTES * entries
 }
 
-/// Builds the key section over `entries` (`(hash, frame offset)` pairs in
-/// any order; sorted here). Empty when there are none.
+/// Builds the key section over `entries` (`(128-bit key hash, frame
+/// offset)` pairs in any order; sorted here by the low half of the hash,
+/// then the high half, then the offset). Empty when there are none.
 #[must_use]
 #[doc(hidden)] // the engine's encoder, not for users
-pub fn encode_key_section(entries: &mut [(u64, u32)]) -> Vec<u8> {
+pub fn encode_key_section(entries: &mut [(u128, u32)]) -> Vec<u8> {
     if entries.is_empty() {
         return Vec::new();
     }
-    entries.sort_unstable();
-    let mut distinct: Vec<u64> = entries.iter().map(|e| e.0).collect();
+    entries.sort_unstable_by_key(|&(h, o)| (order_key(h), o));
+    let mut distinct: Vec<u64> = entries.iter().map(|e| e.0 as u64).collect();
     distinct.dedup();
     let filter = BinaryFuse8::try_from(&distinct[..]).ok().filter(|f| {
         f.dma_fingerprints().len() as u64 <= filter_bytes_bound(distinct.len() as u64) && f.dma_fingerprints().len() < u32::MAX as usize
@@ -127,7 +152,8 @@ pub fn encode_key_section(entries: &mut [(u64, u32)]) -> Vec<u8> {
     out.extend_from_slice(fingerprints);
     out.resize(out.len().next_multiple_of(super::FRAME_ALIGN as usize), 0);
     for &(hash, offset) in entries.iter() {
-        out.extend_from_slice(KeyEntry { hash: U64::new(hash), offset: U32::new(offset) }.as_bytes());
+        let e = KeyEntry { hash: U64::new(hash as u64), hash_hi: U64::new((hash >> 64) as u64), offset: U32::new(offset) };
+        out.extend_from_slice(e.as_bytes());
     }
     out
 }
@@ -263,7 +289,7 @@ mod tests {
         // Goal: every hash put in is found, with its offsets in order; the
         // filter rejects nearly all others; the bytes fit the reserve.
         for n in [1u64, 2, 3, 10, 1000, 20_000] {
-            let mut entries: Vec<(u64, u32)> = (0..n).map(|i| (key_hash(&(i % 997).to_le_bytes()), 4096 + 8 * i as u32)).collect();
+            let mut entries: Vec<(u128, u32)> = (0..n).map(|i| (key_hash128(&(i % 997).to_le_bytes()), 4096 + 8 * i as u32)).collect();
             let bytes = encode_key_section(&mut entries);
             assert!(bytes.len() as u64 <= KEY_RESERVE_BYTES * n + KEY_SECTION_FIXED_BYTES, "{n}: {} bytes", bytes.len());
             let s = KeySection::decode(&bytes, n).expect("decodes");
@@ -288,7 +314,7 @@ mod tests {
         // Goal: any byte changed in the descriptor or lengths either decodes
         // to a section whose probes stay in bounds or is refused; truncation
         // is refused.
-        let mut entries: Vec<(u64, u32)> = (0..500u64).map(|i| (key_hash(&i.to_le_bytes()), 4096 + 8 * i as u32)).collect();
+        let mut entries: Vec<(u128, u32)> = (0..500u64).map(|i| (key_hash128(&i.to_le_bytes()), 4096 + 8 * i as u32)).collect();
         let bytes = encode_key_section(&mut entries);
         for cut in 0..bytes.len() {
             assert!(KeySection::decode(&bytes[..cut], 500).is_none());

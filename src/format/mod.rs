@@ -25,8 +25,8 @@ pub use footer::{chain_digest, decode_footer, decode_footer_full, DecodedFooter,
 pub use frame::{decode_frame, DecodedFrame, FrameError, FrameHeader};
 pub use header::{HeaderError, SegmentHeader};
 pub use keys::{
-    filter_bytes_bound, key_hash, key_section_len, KeyEntry, KeySection, KeySectionHeader, KeySectionLayout, KEY_ENTRY_BYTES,
-    KEY_RESERVE_BYTES, KEY_SECTION_FIXED_BYTES, KEY_SECTION_HEADER_BYTES,
+    filter_bytes_bound, key_hash, key_hash128, key_section_len, order_key, KeyEntry, KeySection, KeySectionHeader, KeySectionLayout,
+    KEY_ENTRY_BYTES, KEY_RESERVE_BYTES, KEY_SECTION_FIXED_BYTES, KEY_SECTION_HEADER_BYTES,
 };
 
 // The engine's encoders: public for the tests that craft segment files, not

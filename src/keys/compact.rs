@@ -2,17 +2,20 @@
 //!
 //! A pass, under the maintenance lock (retention waits for it):
 //!
-//! 1. takes a snapshot and reads it once, newest record first: the first
-//!    time a key is met its record is the newest (kept, or dropped if it is
-//!    an expired tombstone); every later meeting is an older record a newer
-//!    one replaced (dropped). What to drop is noted in one bit per record of
-//!    each sealed segment. Keys are remembered by their 128-bit xxh3 hash
-//!    (~32 bytes per distinct key), as Kafka's cleaner keys its offset map
-//!    by a 128-bit hash: comparing the keys themselves would fetch each one
-//!    from wherever it lies in the log (measured: half of a compaction's
-//!    time in cache misses of `memcmp`), and two keys share a 128-bit hash
-//!    with odds of about n² / 2¹²⁹ (10⁻²⁶ for a billion keys). Records not
-//!    durable yet are passed over: only a durable record replaces another;
+//! 1. takes a snapshot and decides what goes from the key tables alone,
+//!    newest segment first, without reading the frames: each sealed
+//!    segment's footer lists its keys' 128-bit xxh3 hashes with frame
+//!    offsets, sorted, so one merge of that list against the sorted list of
+//!    hashes seen in newer segments finds the records a newer one replaced
+//!    (every offset of a hash seen before, and all but the last offset of a
+//!    hash within the segment). The newest record of a key goes only if it
+//!    is a tombstone older than the retention (its frame header is read
+//!    only when the segment holds records that old). Keys are told apart by
+//!    their 128-bit hash, as Kafka's cleaner keys its offset map: two keys
+//!    share one with odds of about n² / 2¹²⁹ (10⁻²⁶ for a billion keys).
+//!    Live records newer than the sealed segments replace older ones only
+//!    once durable. Memory: 16 bytes per distinct key, twice over while
+//!    merging, and one bit per 8 bytes of the segment being planned;
 //! 2. walks the sealed segments oldest first. A segment holding a record
 //!    that a newer one replaced, or an expired tombstone, is rewritten: its
 //!    kept frames go to `<name>.compact`, which is sealed and synced and
@@ -32,20 +35,19 @@
 //! rename is the switch. Readers holding an older snapshot read the old
 //! files to the end (their mappings keep the replaced inodes alive).
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use xxhash_rust::xxh3::xxh3_128;
 use zerocopy::IntoBytes;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    align_up, chain_digest, decode_frame, frame_crc_in_place, segment_file_name, DecodedFrame, SegmentHeader, FLAG_BATCH_CONTINUES,
-    FRAME_HEADER_BYTES, HEADER_BYTES, HEADER_FLAG_COMPACTED, LIVE_COMMITTED_OFFSET,
+    align_up, chain_digest, decode_frame, frame_crc_in_place, key_hash128, order_key, segment_file_name, DecodedFrame, SegmentHeader,
+    FLAG_BATCH_CONTINUES, FLAG_TOMBSTONE, FRAME_HEADER_BYTES, HEADER_BYTES, HEADER_FLAG_COMPACTED, LIVE_COMMITTED_OFFSET,
 };
 use crate::lifecycle::{open_sealed, relink, write_footer};
 use crate::log::{Log, LogInner};
 use crate::raw::ReadMap;
+use crate::segment::view::frame_error;
 use crate::segment::{content_hasher, walk_and_digest_compacted, ScanStop, SealedSegment, Segment};
 use crate::shared::Shared;
 use crate::snapshot::Snapshot;
@@ -135,43 +137,32 @@ pub struct CompactReport {
     pub bytes_after: u64,
 }
 
-/// Hashes a map key that is itself a uniform hash: its low 64 bits.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl std::hash::Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u128` is used; any other input still hashes.
-        self.0 = xxhash_rust::xxh3::xxh3_64(bytes);
-    }
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64;
-    }
-}
-
-/// What goes from one sealed segment: one bit per record, in frame order.
+/// What goes from one sealed segment.
 #[derive(Default)]
 struct Drops {
+    /// One bit per 8 bytes of frames: set at the offset of a frame that goes.
     bits: Vec<u64>,
+    /// Offsets of the frames with a key that stay, ascending.
+    kept: Vec<u32>,
     replaced: u64,
     tombstones: u64,
 }
 
 impl Drops {
-    fn new(count: u64) -> Drops {
-        Drops { bits: vec![0; count.div_ceil(64) as usize], replaced: 0, tombstones: 0 }
+    fn new(s: &SealedSegment) -> Drops {
+        let words = (s.frames_end - HEADER_BYTES).div_ceil(8 * 64) as usize;
+        Drops { bits: vec![0; words], ..Drops::default() }
     }
 
-    fn set(&mut self, i: u64) {
+    fn set(&mut self, offset: u64) {
+        let i = offset.saturating_sub(HEADER_BYTES) / 8;
         if let Some(w) = self.bits.get_mut((i / 64) as usize) {
             *w |= 1 << (i % 64);
         }
     }
 
-    fn get(&self, i: u64) -> bool {
+    fn get(&self, offset: u64) -> bool {
+        let i = offset.saturating_sub(HEADER_BYTES) / 8;
         self.bits.get((i / 64) as usize).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
@@ -180,43 +171,101 @@ impl Drops {
     }
 }
 
-/// Reads `snap` newest first and decides what goes from each of its first
-/// `sealed` segments (see the module's notes).
+/// Decides what goes from each of the `sealed` segments (the first ones of
+/// `snap`) from their key tables (see the module's notes).
 fn plan(snap: &Snapshot, sealed: &[Arc<SealedSegment>], durable: u64, cutoff_us: u64) -> Result<Vec<Drops>> {
-    let mut seen: HashSet<u128, std::hash::BuildHasherDefault<Prehashed>> = HashSet::default();
-    // Newer records than the sealed ones: they only replace.
+    // Keys of durable records newer than the sealed segments: they replace.
     let sealed_end = sealed.last().map_or(0, |s| s.end_seq());
+    let mut seen: Vec<u128> = Vec::new();
     for r in snap.iter_rev() {
         let r = r?;
         if r.seq() < sealed_end {
             break;
         }
         if let (Some(k), true) = (r.key(), r.seq() < durable) {
-            seen.insert(xxh3_128(k));
+            seen.push(order_key(key_hash128(k)));
         }
     }
+    seen.sort_unstable();
+    seen.dedup();
     let mut drops = Vec::with_capacity(sealed.len());
+    let mut fresh: Vec<u128> = Vec::new();
     for s in sealed.iter().rev() {
-        let mut d = Drops::new(s.count);
-        if !s.keys().is_empty() {
-            let mut ordinal = s.count;
-            for r in snap.iter_rev_from(s.end_seq().saturating_sub(1)).take(s.count as usize) {
-                let r = r?;
-                ordinal -= 1;
-                let Some(k) = r.key() else { continue };
-                if !seen.insert(xxh3_128(k)) {
-                    d.set(ordinal);
-                    d.replaced += 1;
-                } else if r.is_tombstone() && r.timestamp() < cutoff_us {
-                    d.set(ordinal);
+        let mut d = Drops::new(s);
+        let keys = s.keys();
+        let entries = keys.entries();
+        // Tombstones can only have expired in a segment holding records
+        // older than the retention.
+        let old_enough = s.count > 0 && s.min_ts < cutoff_us;
+        fresh.clear();
+        let (mut i, mut at) = (0, 0);
+        while i < entries.len() {
+            let k = entries[i].order_key();
+            let mut j = i + 1;
+            while j < entries.len() && entries[j].order_key() == k {
+                j += 1;
+            }
+            at += seen[at..].partition_point(|&x| x < k);
+            let group = &entries[i..j];
+            let newer_elsewhere = seen.get(at) == Some(&k);
+            let (last, older) = group.split_last().unwrap_or((&group[0], &[]));
+            for e in older {
+                d.set(u64::from(e.offset.get()));
+                d.replaced += 1;
+            }
+            let newest = u64::from(last.offset.get());
+            if newer_elsewhere {
+                d.set(newest);
+                d.replaced += 1;
+            } else {
+                fresh.push(k);
+                if old_enough && expired_tombstone(s, newest, cutoff_us)? {
+                    d.set(newest);
                     d.tombstones += 1;
+                } else {
+                    d.kept.push(last.offset.get());
                 }
             }
+            i = j;
         }
+        d.kept.sort_unstable();
+        seen = merge(&seen, &fresh);
         drops.push(d);
     }
     drops.reverse();
     Ok(drops)
+}
+
+/// Whether the frame at `offset` of `s` is a tombstone older than `cutoff_us`.
+fn expired_tombstone(s: &SealedSegment, offset: u64, cutoff_us: u64) -> Result<bool> {
+    let f = decode_frame(s.frames(), offset.saturating_sub(HEADER_BYTES), false).map_err(|e| frame_error(&s.path, offset, e))?;
+    Ok(f.flags & FLAG_TOMBSTONE != 0 && f.timestamp_us < cutoff_us)
+}
+
+/// The sorted union of two sorted, distinct lists.
+fn merge(a: &[u128], b: &[u128]) -> Vec<u128> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 /// One compaction pass: every segment the writer has finished is sealed
@@ -335,7 +384,7 @@ fn frames(s: &SealedSegment, verify: bool) -> impl Iterator<Item = (u64, Result<
             }
             Err(e) => {
                 off = end;
-                Some((at, Err(crate::segment::view::frame_error(&s.path, at, e))))
+                Some((at, Err(frame_error(&s.path, at, e))))
             }
         }
     })
@@ -356,28 +405,40 @@ fn rewrite(shared: &Shared, s: &SealedSegment, drops: &Drops, prev: [u8; 32]) ->
         buf.extend_from_slice(header.as_bytes());
         buf.resize(HEADER_BYTES as usize, 0);
         let (mut pos, mut prev_len, mut kept) = (0u64, 0u64, 0u64);
-        // Every checksum was checked by the plan's pass moments ago, over
-        // the same immutable mapping; each kept frame gets a new one here.
-        for (ordinal, (_, f)) in frames(s, false).enumerate() {
-            let f = f?;
-            if !drops.get(ordinal as u64) {
-                let len = FRAME_HEADER_BYTES as usize + f.payload.len() + f.key.len();
-                let start = buf.len();
-                // The original bytes, re-linked: `prev_len` is the new
-                // predecessor's, and a batch's frames stand alone now
-                // (the file appears whole, by rename).
-                buf.extend_from_slice(frame_bytes(s, &f, len));
-                buf[start + 24..start + 28].copy_from_slice(&(prev_len as u32).to_le_bytes());
-                buf[start + 30] &= !FLAG_BATCH_CONTINUES;
-                let crc = frame_crc_in_place(&buf[start..start + len]);
-                buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-                prev_len = align_up(len as u64);
-                buf.resize(start + prev_len as usize, 0);
-                kept += 1;
-                if buf.len() >= WRITE_CHUNK {
-                    fs.write_at(&file, &buf, pos).map_err(|e| Error::io("write compacted segment", &tmp, e))?;
-                    pos += buf.len() as u64;
-                    buf.clear();
+        let mut copy = |f: &DecodedFrame<'_>, buf: &mut Vec<u8>| -> Result<()> {
+            let len = FRAME_HEADER_BYTES as usize + f.payload.len() + f.key.len();
+            let start = buf.len();
+            // The original bytes, re-linked: `prev_len` is the new
+            // predecessor's, and a batch's frames stand alone now (the file
+            // appears whole, by rename).
+            buf.extend_from_slice(frame_bytes(s, f, len));
+            buf[start + 24..start + 28].copy_from_slice(&(prev_len as u32).to_le_bytes());
+            buf[start + 30] &= !FLAG_BATCH_CONTINUES;
+            let crc = frame_crc_in_place(&buf[start..start + len]);
+            buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+            prev_len = align_up(len as u64);
+            buf.resize(start + prev_len as usize, 0);
+            kept += 1;
+            if buf.len() >= WRITE_CHUNK {
+                fs.write_at(&file, buf, pos).map_err(|e| Error::io("write compacted segment", &tmp, e))?;
+                pos += buf.len() as u64;
+                buf.clear();
+            }
+            Ok(())
+        };
+        let checked = |off: u64| decode_frame(s.frames(), off - HEADER_BYTES, true).map_err(|e| frame_error(&s.path, off, e));
+        if s.keys().len() as u64 == s.count {
+            // Every record has a key: the kept ones are known, and only
+            // their frames are read (each checksum checked before the copy).
+            for &off in &drops.kept {
+                copy(&checked(u64::from(off))?, &mut buf)?;
+            }
+        } else {
+            // Records without a key are kept too: walk every frame.
+            for (off, f) in frames(s, false) {
+                f?;
+                if !drops.get(off) {
+                    copy(&checked(off)?, &mut buf)?;
                 }
             }
         }

@@ -110,9 +110,9 @@ impl ActiveSegment {
     }
 
     /// Fills the key table from a scan (recovery of an active segment).
-    pub(crate) fn fill_keys(&self, keys: &[(u64, u32)]) {
+    pub(crate) fn fill_keys(&self, keys: &[(u128, u32)]) {
         for &(hash, offset) in keys {
-            self.keys_for_writer().insert(hash, u64::from(offset));
+            self.keys_for_writer().insert(hash as u64, u64::from(offset));
         }
     }
 

@@ -3,7 +3,7 @@
 
 use zerocopy::little_endian::U64;
 
-use crate::format::{decode_frame, key_hash, FrameError, IndexEntry, FLAG_BATCH_CONTINUES, HEADER_BYTES, INDEX_INTERVAL_BYTES};
+use crate::format::{decode_frame, key_hash128, FrameError, IndexEntry, FLAG_BATCH_CONTINUES, HEADER_BYTES, INDEX_INTERVAL_BYTES};
 
 /// Why a scan stopped before the end of the bytes it was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,8 +32,8 @@ pub(crate) struct Scanned {
     pub(crate) min_ts: u64,
     pub(crate) max_ts: u64,
     pub(crate) index: Vec<IndexEntry>,
-    /// `(key hash, frame offset)` of every counted record with a key.
-    pub(crate) keys: Vec<(u64, u32)>,
+    /// `(128-bit key hash, frame offset)` of every counted record with a key.
+    pub(crate) keys: Vec<(u128, u32)>,
     /// Offset at which the writer would add the next index entry.
     pub(crate) next_index_at: u64,
     pub(crate) stop: ScanStop,
@@ -135,7 +135,7 @@ fn scan(frames: &[u8], base_seq: u64, seqs: Seqs, verify_crc: bool, mut digest: 
             next_index_at = off + INDEX_INTERVAL_BYTES;
         }
         if !frame.key.is_empty() {
-            done.keys.push((key_hash(frame.key), off as u32));
+            done.keys.push((key_hash128(frame.key), off as u32));
         }
         last = (off, frame.padded_len);
         off += frame.padded_len;
