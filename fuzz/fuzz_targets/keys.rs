@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use varvelog::format::{decode_footer_full, encode_key_section, key_hash, KeySection};
+use varvelog::format::{decode_footer_full, encode_key_section, key_hash, key_hash128, KeySection};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
@@ -28,24 +28,28 @@ fuzz_target!(|data: &[u8]| {
     }
     // Structured: entries from the input, few distinct hashes so that many
     // share one.
-    let mut entries: Vec<(u64, u32)> = rest
+    let mut entries: Vec<(u128, u32)> = rest
         .chunks_exact(3)
         .enumerate()
-        .map(|(i, c)| (key_hash(&[c[0] % 64]), 4096 + 8 * (i as u32) + u32::from(c[1]) * 0x10000))
+        .map(|(i, c)| (key_hash128(&[c[0] % 64]), 4096 + 8 * (i as u32) + u32::from(c[1]) * 0x10000))
         .collect();
     entries.sort_unstable();
     entries.dedup();
     let mut want: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
     for &(h, o) in &entries {
-        want.entry(h).or_default().push(o);
+        want.entry(h as u64).or_default().push(o);
     }
     let bytes = encode_key_section(&mut entries.clone());
     let s = KeySection::decode(&bytes, entries.len() as u64).expect("a section the engine built decodes");
     assert_eq!(s.len(), entries.len());
     for (h, offs) in &want {
         assert!(s.may_contain(*h), "filter lost a hash");
-        let got: Vec<u32> = s.offsets(*h).iter().map(|e| e.offset.get()).collect();
+        let found = s.offsets(*h);
+        let got: Vec<u32> = found.iter().map(|e| e.offset.get()).collect();
         assert_eq!(&got, offs, "offsets of a hash");
+        for e in found {
+            assert_eq!(e.order_key() >> 64, u128::from(*h), "the high half travelled with its entry");
+        }
     }
     for b in 64u8..128 {
         let h = key_hash(&[b]);
