@@ -369,6 +369,7 @@ fn spare_number(path: &Path) -> Option<u64> {
 /// the footer) is retried later, the segment staying live meanwhile; any
 /// other failure poisons the writer.
 fn sealer(shared: Arc<Shared>, jobs: Receiver<SealMsg>) {
+    crate::keys::log_filter::build_at_start(&shared);
     let mut waiting = std::collections::VecDeque::new();
     let mut cached = CachedSealed::new(shared.opts.cached_sealed_segments);
     let mut flushes = Vec::new();
@@ -404,7 +405,8 @@ fn sealer(shared: Arc<Shared>, jobs: Receiver<SealMsg>) {
                         took_us = started.elapsed().as_micros() as u64,
                         "sealed segment"
                     );
-                    publish_sealed(&shared, &seg, sealed);
+                    let filter = crate::keys::log_filter::before_publishing(&shared, &sealed);
+                    publish_sealed(&shared, &seg, sealed, filter);
                     drop(head);
                     cached.sealed(seg.path.clone());
                 }
@@ -467,8 +469,17 @@ const SEAL_RETRY: Duration = Duration::from_millis(50);
 /// Publishes the state with `seg` replaced by its sealed form. Readers
 /// holding the older state keep reading the live mapping, whose published
 /// end is final; both views hold the same records.
-pub(crate) fn publish_sealed(shared: &Shared, seg: &Arc<ActiveSegment>, sealed: Arc<SealedSegment>) {
-    shared.publish(|old| old.replacing(|s| matches!(s, Segment::Live(a) if Arc::ptr_eq(a, seg)).then(|| Segment::Sealed(sealed.clone()))));
+pub(crate) fn publish_sealed(
+    shared: &Shared,
+    seg: &Arc<ActiveSegment>,
+    sealed: Arc<SealedSegment>,
+    keys_filter: Option<std::sync::Arc<crate::keys::LogFilter>>,
+) {
+    shared.publish(|old| {
+        let mut state = old.replacing(|s| matches!(s, Segment::Live(a) if Arc::ptr_eq(a, seg)).then(|| Segment::Sealed(sealed.clone())));
+        state.keys_filter = keys_filter;
+        state
+    });
 }
 
 /// Syncs in the background for [`SyncPolicy::Background`].
@@ -509,7 +520,7 @@ mod tests {
         let opts = Options::new().segment_bytes(64 << 10).file_system(fs.clone());
         let prepared = preallocate(&*fs, &prealloc_path(dir.path(), 0), &opts).unwrap();
         let (seg, _map) = activate(&*fs, dir.path(), prepared, 0).unwrap();
-        let state = crate::snapshot::State { segments: vec![Segment::Live(seg.clone())] };
+        let state = crate::snapshot::State::new(vec![Segment::Live(seg.clone())]);
         let shared = Arc::new(Shared::new(dir.path().to_path_buf(), opts, state, 0, [0; 32]));
         fs.fail(Op::SyncFile, 0, u64::MAX, std::io::ErrorKind::Other);
         let (jobs, rx) = unbounded();

@@ -161,7 +161,7 @@ pub struct LogState {
 impl LogState {
     /// A log in `dir` whose only segment is `first`'s.
     pub fn new(dir: &Path, first: &SegmentWriter) -> LogState {
-        let state = State { segments: vec![Segment::Live(first.core.seg.clone())] };
+        let state = State::new(vec![Segment::Live(first.core.seg.clone())]);
         let opts = Options::new().file_system(std::sync::Arc::new(NoSyncFs));
         LogState { shared: Arc::new(Shared::new(dir.to_path_buf(), opts, state, 0, [0; 32])) }
     }
@@ -187,7 +187,7 @@ impl LogState {
     /// background sealer's step).
     pub fn seal(&self, seg: RotatedSegment) {
         let sealed = seal(self.shared.fs(), &seg.0, [0; 32], &|| Ok(())).expect("seal");
-        crate::log::publish_sealed(&self.shared, &seg.0, sealed);
+        crate::log::publish_sealed(&self.shared, &seg.0, sealed, None);
     }
 
     /// Removes the leading sealed segments holding only seqs below `seq`

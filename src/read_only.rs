@@ -489,7 +489,7 @@ impl ReadOnlyLog {
             changed = true;
         }
         if changed {
-            t.state = Arc::new(State { segments });
+            t.state = Arc::new(State::new(segments));
             t.cursor = cursor;
             for w in warnings {
                 t.warn(w);

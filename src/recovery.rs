@@ -168,7 +168,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         );
     }
     tracing::info!(dir = %dir.display(), segments = r.segments, records = r.records, took_us = r.duration.as_micros() as u64, "opened log");
-    Ok(Recovered { state: State { segments: rec.segments }, active: seg, map, writer, last_digest: rec.prev_digest, report: rec.report })
+    Ok(Recovered { state: State::new(rec.segments), active: seg, map, writer, last_digest: rec.prev_digest, report: rec.report })
 }
 
 type Active = (Arc<ActiveSegment>, MapWriter, WriterState);

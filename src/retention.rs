@@ -17,7 +17,6 @@ use crate::lifecycle::now_us;
 use crate::log::{Log, LogInner};
 use crate::segment::{SealedSegment, Segment};
 use crate::shared::Shared;
-use crate::snapshot::State;
 use crate::sync::Arc;
 use crate::task::Periodic;
 
@@ -140,7 +139,7 @@ pub(crate) fn apply(shared: &Shared, policy: &Retention) -> Result<RetentionRepo
         removed = plan(&old.segments, policy, cutoff);
         let segments = old.segments[removed.len()..].to_vec();
         first_seq = segments.first().map_or(0, Segment::base_seq);
-        State { segments }
+        old.with_segments(segments)
     });
     let mut report = RetentionReport { first_seq, ..RetentionReport::default() };
     // Oldest first: if a crash keeps only some of the unlinks, what remains

@@ -12,12 +12,27 @@ use crate::sync::Arc;
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) segments: Vec<Segment>,
+    /// A filter holding the keys of every sealed segment in `segments`
+    /// (see `keys/log_filter.rs`), once the sealer has built it.
+    pub(crate) keys_filter: Option<std::sync::Arc<crate::keys::LogFilter>>,
 }
 
 impl State {
+    /// A state of `segments` with no key filter yet.
+    pub(crate) fn new(segments: Vec<Segment>) -> State {
+        State { segments, keys_filter: None }
+    }
+
+    /// A state of `segments`, keeping this one's key filter: for segments
+    /// that hold no keys this one's sealed segments do not (a live segment
+    /// added, sealed segments removed or compacted).
+    pub(crate) fn with_segments(&self, segments: Vec<Segment>) -> State {
+        State { segments, keys_filter: self.keys_filter.clone() }
+    }
+
     /// This state with every segment `swap` gives a replacement for replaced.
     pub(crate) fn replacing(&self, swap: impl Fn(&Segment) -> Option<Segment>) -> State {
-        State { segments: self.segments.iter().map(|s| swap(s).unwrap_or_else(|| s.clone())).collect() }
+        self.with_segments(self.segments.iter().map(|s| swap(s).unwrap_or_else(|| s.clone())).collect())
     }
 }
 

@@ -18,7 +18,6 @@ use crate::options::SyncPolicy;
 use crate::raw::MapWriter;
 use crate::segment::{ActiveSegment, Segment};
 use crate::shared::Shared;
-use crate::snapshot::State;
 use crate::sync::Arc;
 
 /// One record to append: payload, optional key, optional timestamp.
@@ -161,7 +160,7 @@ impl WriterCore {
         shared.publish(|old| {
             let mut segments = old.segments.clone();
             segments.push(Segment::Live(seg.clone()));
-            State { segments }
+            old.with_segments(segments)
         });
         self.map = map;
         self.st = WriterState::fresh();

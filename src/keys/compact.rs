@@ -15,7 +15,7 @@
 //!    share one with odds of about n² / 2¹²⁹ (10⁻²⁶ for a billion keys).
 //!    Live records newer than the sealed segments replace older ones only
 //!    once durable. Memory: 16 bytes per distinct key, twice over while
-//!    merging, and one bit per 8 bytes of the segment being planned;
+//!    merging, and 4 bytes per record kept (at most one per key);
 //! 2. walks the sealed segments oldest first. A segment holding a record
 //!    that a newer one replaced, or an expired tombstone, is rewritten: its
 //!    kept frames go to `<name>.compact`, which is sealed and synced and
@@ -137,11 +137,11 @@ pub struct CompactReport {
     pub bytes_after: u64,
 }
 
-/// What goes from one sealed segment.
+/// What goes from one sealed segment: every record with a key but those
+/// in `kept`. Kept records are each the newest of a distinct key, so all
+/// the lists together hold at most one offset per distinct key.
 #[derive(Default)]
 struct Drops {
-    /// One bit per 8 bytes of frames: set at the offset of a frame that goes.
-    bits: Vec<u64>,
     /// Offsets of the frames with a key that stay, ascending.
     kept: Vec<u32>,
     replaced: u64,
@@ -149,23 +149,6 @@ struct Drops {
 }
 
 impl Drops {
-    fn new(s: &SealedSegment) -> Drops {
-        let words = (s.frames_end - HEADER_BYTES).div_ceil(8 * 64) as usize;
-        Drops { bits: vec![0; words], ..Drops::default() }
-    }
-
-    fn set(&mut self, offset: u64) {
-        let i = offset.saturating_sub(HEADER_BYTES) / 8;
-        if let Some(w) = self.bits.get_mut((i / 64) as usize) {
-            *w |= 1 << (i % 64);
-        }
-    }
-
-    fn get(&self, offset: u64) -> bool {
-        let i = offset.saturating_sub(HEADER_BYTES) / 8;
-        self.bits.get((i / 64) as usize).is_some_and(|w| w & (1 << (i % 64)) != 0)
-    }
-
     fn any(&self) -> bool {
         self.replaced + self.tombstones > 0
     }
@@ -191,7 +174,7 @@ fn plan(snap: &Snapshot, sealed: &[Arc<SealedSegment>], durable: u64, cutoff_us:
     let mut drops = Vec::with_capacity(sealed.len());
     let mut fresh: Vec<u128> = Vec::new();
     for s in sealed.iter().rev() {
-        let mut d = Drops::new(s);
+        let mut d = Drops::default();
         let keys = s.keys();
         let entries = keys.entries();
         // Tombstones can only have expired in a segment holding records
@@ -209,18 +192,13 @@ fn plan(snap: &Snapshot, sealed: &[Arc<SealedSegment>], durable: u64, cutoff_us:
             let group = &entries[i..j];
             let newer_elsewhere = seen.get(at) == Some(&k);
             let (last, older) = group.split_last().unwrap_or((&group[0], &[]));
-            for e in older {
-                d.set(u64::from(e.offset.get()));
-                d.replaced += 1;
-            }
+            d.replaced += older.len() as u64;
             let newest = u64::from(last.offset.get());
             if newer_elsewhere {
-                d.set(newest);
                 d.replaced += 1;
             } else {
                 fresh.push(k);
                 if old_enough && expired_tombstone(s, newest, cutoff_us)? {
-                    d.set(newest);
                     d.tombstones += 1;
                 } else {
                     d.kept.push(last.offset.get());
@@ -435,9 +413,10 @@ fn rewrite(shared: &Shared, s: &SealedSegment, drops: &Drops, prev: [u8; 32]) ->
             }
         } else {
             // Records without a key are kept too: walk every frame.
+            let mut kept_keyed = drops.kept.iter().map(|&o| u64::from(o)).peekable();
             for (off, f) in frames(s, false) {
-                f?;
-                if !drops.get(off) {
+                let keep = f?.key.is_empty() || kept_keyed.next_if_eq(&off).is_some();
+                if keep {
                     copy(&checked(off)?, &mut buf)?;
                 }
             }

@@ -9,8 +9,10 @@
 
 pub(crate) mod compact;
 mod live;
+pub(crate) mod log_filter;
 mod lookup;
 
 pub use compact::{CompactOptions, CompactReport, CompactionTask, DEFAULT_TOMBSTONE_RETENTION};
 pub(crate) use live::LiveKeys;
+pub(crate) use log_filter::LogFilter;
 pub use lookup::{KeyIter, Kv, KvIter};
