@@ -405,8 +405,9 @@ fn sealer(shared: Arc<Shared>, jobs: Receiver<SealMsg>) {
                         took_us = started.elapsed().as_micros() as u64,
                         "sealed segment"
                     );
-                    let filter = crate::keys::log_filter::before_publishing(&shared, &sealed);
-                    publish_sealed(&shared, &seg, sealed, filter);
+                    crate::keys::log_filter::publish_sealed_with_keys(&shared, &sealed.clone(), |filter| {
+                        publish_sealed(&shared, &seg, sealed, filter)
+                    });
                     drop(head);
                     cached.sealed(seg.path.clone());
                 }

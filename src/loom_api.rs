@@ -149,6 +149,25 @@ pub fn key_table_beside_a_reader() {
     assert_eq!(all, offsets.iter().rev().copied().collect::<Vec<_>>());
 }
 
+/// The log's key filter (`keys/log_filter.rs`): the sealer adds a sealed
+/// segment's key hashes to the filter and then publishes a state naming
+/// it, while a reader loads the state. Panics if a reader finds the filter
+/// in a state without the keys.
+pub fn key_filter_beside_a_reader() {
+    use crate::keys::log_filter::{insert_then_publish, LogFilter};
+    type Published = Option<std::sync::Arc<LogFilter>>;
+    let filter = std::sync::Arc::new(LogFilter::with_capacity(1));
+    let cell: Arc<crate::sync::SnapshotCell<Published>> = Arc::new(crate::sync::SnapshotCell::new(Arc::new(None)));
+    let (reader_cell, hashes) = (cell.clone(), [0x1234_5678_9abc_def0_u64, 42]);
+    let reader = loom::thread::spawn(move || {
+        if let Some(f) = &*reader_cell.load() {
+            assert!(hashes.iter().all(|&h| f.may_contain(h)), "a published key filter lacks a sealed segment's key");
+        }
+    });
+    insert_then_publish(&filter, hashes.into_iter(), || cell.store(Arc::new(Some(filter.clone()))));
+    reader.join().expect("reader thread");
+}
+
 /// A segment the writer rotated away from, waiting to be sealed.
 pub struct RotatedSegment(Arc<ActiveSegment>);
 

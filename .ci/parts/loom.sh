@@ -8,7 +8,8 @@
 # (the header check reads the holders before the populator count), whose
 # test passes only if the populator model fails; and with `mutant-keys` (a
 # key-table bucket head published Relaxed), whose test passes only if the
-# key-table model fails.
+# key-table model fails; and with `mutant-key-filter` (the key filter
+# published before a segment's keys are added), likewise for its model.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
@@ -45,3 +46,5 @@ mutant_must_be_caught mutant-sync mutant_sync_claiming_records_published_during_
 mutant_must_be_caught mutant-populator mutant_populator_reading_holds_first_is_caught --test populator
 # A key-table bucket head published before its entry's fields.
 mutant_must_be_caught mutant-keys mutant_keys_relaxed_head_is_caught --test keys
+# The log's key filter published before a sealed segment's keys are in it.
+mutant_must_be_caught mutant-key-filter mutant_key_filter_published_first_is_caught --test keys

@@ -18,15 +18,18 @@
 //! segment that holds it), at most [`MAX_KEYS`] keys' worth (160 MiB); past
 //! that the filter says "maybe" more often and lookups probe more segments.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
+
+use crate::sync::{AtomicU64, Ordering};
 
 use crate::segment::{SealedSegment, Segment};
 use crate::shared::Shared;
 use crate::snapshot::State;
 use crate::sync::Arc;
 
-/// Keys a new filter has room for at least.
-const MIN_KEYS: u64 = 1 << 16;
+/// Keys a new filter has room for at least (one block under loom, which
+/// tracks every atomic).
+const MIN_KEYS: u64 = if cfg!(loom) { 1 } else { 1 << 16 };
 /// Keys a filter is sized for at most.
 pub(crate) const MAX_KEYS: u64 = 1 << 27;
 /// Bits per key: ~1.5% false positives with 6 bits per key in 512-bit
@@ -82,35 +85,38 @@ impl Blocked {
 pub(crate) struct LogFilter {
     bloom: Blocked,
     capacity: u64,
-    inserted: AtomicU64,
+    inserted: StdAtomicU64,
 }
 
 impl std::fmt::Debug for LogFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogFilter").field("capacity", &self.capacity).field("inserted", &self.inserted.load(Ordering::Relaxed)).finish()
+        f.debug_struct("LogFilter")
+            .field("capacity", &self.capacity)
+            .field("inserted", &self.inserted.load(std::sync::atomic::Ordering::Relaxed))
+            .finish()
     }
 }
 
 impl LogFilter {
-    fn with_capacity(keys: u64) -> LogFilter {
+    pub(crate) fn with_capacity(keys: u64) -> LogFilter {
         let capacity = keys.clamp(MIN_KEYS, MAX_KEYS);
         let bloom = Blocked::new(capacity * BITS_PER_KEY);
-        LogFilter { bloom, capacity, inserted: AtomicU64::new(0) }
+        LogFilter { bloom, capacity, inserted: StdAtomicU64::new(0) }
+    }
+
+    /// Adds these key hashes.
+    pub(crate) fn insert_hashes(&self, hashes: impl Iterator<Item = u64>) {
+        let mut n = 0;
+        for h in hashes {
+            self.bloom.insert(h);
+            n += 1;
+        }
+        self.inserted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Adds the keys of `s` (each distinct hash once).
     fn insert(&self, s: &SealedSegment) {
-        let mut last = None;
-        let mut n = 0;
-        for e in s.keys().entries() {
-            let h = e.hash.get();
-            if last != Some(h) {
-                self.bloom.insert(h);
-                last = Some(h);
-                n += 1;
-            }
-        }
-        self.inserted.fetch_add(n, Ordering::Relaxed);
+        self.insert_hashes(distinct_hashes(s));
     }
 
     /// Whether a key with this hash may be in a sealed segment.
@@ -120,7 +126,32 @@ impl LogFilter {
     }
 
     fn full(&self) -> bool {
-        self.inserted.load(Ordering::Relaxed) > self.capacity && self.capacity < MAX_KEYS
+        self.inserted.load(std::sync::atomic::Ordering::Relaxed) > self.capacity && self.capacity < MAX_KEYS
+    }
+}
+
+/// The distinct key hashes of `s`'s key table (sorted, so duplicates are
+/// neighbours).
+fn distinct_hashes(s: &SealedSegment) -> impl Iterator<Item = u64> + '_ {
+    let mut last = None;
+    s.keys().entries().iter().map(|e| e.hash.get()).filter(move |&h| last.replace(h) != Some(h))
+}
+
+/// Adds `hashes` to `filter`, then runs `publish`, which publishes a state
+/// naming the filter: a reader that finds the filter in a state finds
+/// these keys in it (the loom model `keys.rs` checks the order).
+pub(crate) fn insert_then_publish<R>(filter: &LogFilter, hashes: impl Iterator<Item = u64>, publish: impl FnOnce() -> R) -> R {
+    #[cfg(not(all(loom, feature = "loom-mutant-key-filter")))]
+    {
+        filter.insert_hashes(hashes);
+        publish()
+    }
+    // The deliberate bug the loom model must catch: publishing first.
+    #[cfg(all(loom, feature = "loom-mutant-key-filter"))]
+    {
+        let r = publish();
+        filter.insert_hashes(hashes);
+        r
     }
 }
 
@@ -158,19 +189,19 @@ pub(crate) fn build_at_start(shared: &Shared) {
     shared.publish(|old| State { segments: old.segments.clone(), keys_filter: Some(f.clone()) });
 }
 
-/// The sealer, before it publishes `sealed`: its keys go into the filter
-/// (a new, bigger one if the current one is full, or the first one). The
-/// filter to publish with it.
-pub(crate) fn before_publishing(shared: &Shared, sealed: &SealedSegment) -> Option<std::sync::Arc<LogFilter>> {
+/// The sealer, publishing `sealed`: its keys go into the filter (a new,
+/// bigger one if the current one is full, or the first one), then
+/// `publish` publishes it with the filter it is given.
+pub(crate) fn publish_sealed_with_keys(shared: &Shared, sealed: &SealedSegment, publish: impl FnOnce(Option<std::sync::Arc<LogFilter>>)) {
     let state = shared.state.load();
     match &state.keys_filter {
         Some(f) if !f.full() => {
-            f.insert(sealed);
-            Some(f.clone())
+            let f = f.clone();
+            insert_then_publish(&f, distinct_hashes(sealed), || publish(Some(f.clone())));
         }
-        Some(_) => build(&state, Some(sealed)).map(std::sync::Arc::new),
-        None if sealed.keys().is_empty() => None,
-        None => build(&state, Some(sealed)).map(std::sync::Arc::new),
+        None if sealed.keys().is_empty() => publish(None),
+        // A first filter, or a bigger one: built whole before publishing.
+        _ => publish(build(&state, Some(sealed)).map(std::sync::Arc::new)),
     }
 }
 
