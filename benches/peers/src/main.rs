@@ -19,6 +19,11 @@
 //! * batch: N more records in batches of 100 through the engine's batch API, then a flush;
 //! * reopen: time to open that log again (recovery; closing is not timed);
 //!   scan: read everything back.
+//!
+//! `--keys` runs the key-lookup and compaction benchmark instead (see
+//! keys.rs): varvelog, fjall and redb loaded with keyed records, random
+//! lookups of present and absent keys, varvelog's compaction against a
+//! read-and-rewrite bound; writes keys.md and keys.json.
 
 // The same axis labels as `varve bench --plot`.
 #[path = "../../../src/bin/varve/bench/axis.rs"]
@@ -29,6 +34,7 @@ mod axis;
 mod clock;
 // The same machine description, load average and date as `varve bench`.
 mod engines;
+mod keys;
 #[path = "../../../src/bin/varve/bench/machine.rs"]
 mod machine;
 mod plot;
@@ -69,9 +75,31 @@ struct Args {
     /// Directory (file system) to run in; a fresh subdirectory is made and removed afterwards.
     #[arg(long, default_value_os_t = std::env::temp_dir())]
     dir: PathBuf,
-    /// Where to write peers.md, peers.json and peers.svg.
+    /// Where to write peers.md, peers.json and peers.svg (keys.md and keys.json with --keys).
     #[arg(long, default_value = "results")]
     out: PathBuf,
+    /// Run the key benchmark instead: load keyed records, look up present and absent keys,
+    /// compact (varvelog); writes keys.md and keys.json. Uses --rounds, --dir, --out and the --keys-* options.
+    #[arg(long)]
+    keys: bool,
+    /// With --keys: records loaded into each engine.
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..=u32::MAX as u64))]
+    keys_records: u64,
+    /// With --keys: distinct keys among them (record j has key j mod this, in a shuffled order).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000_000))]
+    keys_distinct: u64,
+    /// With --keys: lookups per row (present keys, then as many absent keys).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    keys_lookups: u64,
+    /// With --keys: most seconds of one pass of lookups; a pass cut short reports how many it did.
+    #[arg(long, default_value_t = 30.0, value_parser = positive_seconds)]
+    keys_lookup_seconds: f64,
+    /// With --keys: seed of the load order, payloads and lookup keys.
+    #[arg(long, default_value_t = 42)]
+    keys_seed: u64,
+    /// With --keys: engines to run, comma separated.
+    #[arg(long, value_delimiter = ',', value_parser = keys::parse_key_engine, default_value = "varvelog,fjall,redb")]
+    keys_engines: Vec<keys::KeyEngine>,
 }
 
 fn parse_engine(s: &str) -> Result<Engine, String> {
@@ -274,6 +302,19 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> Res<()> {
     let a = <Args as clap::Parser>::parse();
+    if a.keys {
+        return keys::run(&keys::Params {
+            records: a.keys_records,
+            distinct: a.keys_distinct,
+            lookups: a.keys_lookups,
+            lookup_seconds: a.keys_lookup_seconds,
+            rounds: a.rounds,
+            seed: a.keys_seed,
+            engines: a.keys_engines.clone(),
+            dir: a.dir.clone(),
+            out: a.out.clone(),
+        });
+    }
     let load_before = machine::load_average();
     let clock = clock::Clock::calibrate();
     eprintln!("timer: {}", clock.describe());
