@@ -569,32 +569,7 @@ pub fn run(p: &Params) -> Res<()> {
     let w = Workload::new(p);
     let root = p.dir.join(format!("varvelog-peers-keys-{}", std::process::id()));
     std::fs::create_dir_all(&root)?;
-    let mut results: Vec<(KeyEngine, Vec<Round>, Vec<String>)> = p.engines.iter().map(|e| (*e, Vec::new(), Vec::new())).collect();
-    for round in 0..p.rounds as usize {
-        // The same alternation as the default run.
-        let k = results.len();
-        let mut order: Vec<usize> = (0..k).map(|i| (i + round) % k).collect();
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for i in order {
-            let engine = results[i].0;
-            let dir = root.join(format!("r{round}-{}", engine.name().split_whitespace().next().unwrap_or("x")));
-            eprint!("keys round {}/{}: {:<10}", round + 1, p.rounds, engine.name());
-            let t = Instant::now();
-            match run_round(engine, &dir, &w) {
-                Ok(r) => {
-                    eprintln!(" {:.1} s", t.elapsed().as_secs_f64());
-                    results[i].1.push(r);
-                }
-                Err(e) => {
-                    eprintln!(" FAILED: {e}");
-                    results[i].2.push(e.to_string());
-                }
-            }
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-    }
+    let results = crate::run_rounds(&p.engines, p.rounds, &root, "keys round", 10, |e| e.name(), |e, dir| run_round(e, dir, &w));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&p.out)?;
 

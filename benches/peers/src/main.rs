@@ -320,33 +320,7 @@ fn run() -> Res<()> {
     eprintln!("timer: {}", clock.describe());
     let root = a.dir.join(format!("varvelog-peers-{}", std::process::id()));
     std::fs::create_dir_all(&root)?;
-    let mut results: Vec<(Engine, Vec<Round>, Vec<String>)> = a.engines.iter().map(|e| (*e, Vec::new(), Vec::new())).collect();
-    for round in 0..a.rounds as usize {
-        // Alternate the order: forwards on even rounds, backwards on odd ones,
-        // rotated so each engine takes each position.
-        let k = results.len();
-        let mut order: Vec<usize> = (0..k).map(|i| (i + round) % k).collect();
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for i in order {
-            let engine = results[i].0;
-            let dir = root.join(format!("r{round}-{}", engine.name().split_whitespace().next().unwrap_or("x")));
-            eprint!("round {}/{}: {:<26}", round + 1, a.rounds, engine.name());
-            let t = Instant::now();
-            match run_one(engine, &dir, &a, &clock) {
-                Ok(r) => {
-                    eprintln!(" {:.1} s", t.elapsed().as_secs_f64());
-                    results[i].1.push(r);
-                }
-                Err(e) => {
-                    eprintln!(" FAILED: {e}");
-                    results[i].2.push(e.to_string());
-                }
-            }
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-    }
+    let results = run_rounds(&a.engines, a.rounds, &root, "round", 26, |e| e.name(), |e, dir| run_one(e, dir, &a, &clock));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&a.out)?;
 
@@ -467,4 +441,45 @@ fn run() -> Res<()> {
     print!("{md}");
     eprintln!("wrote {}/peers.md, peers.json, peers.svg", a.out.display());
     Ok(())
+}
+
+/// Each engine once per round in its own directory under `root`,
+/// alternating the order: forwards on even rounds, backwards on odd ones,
+/// rotated so each engine takes each position. Per engine: its results and
+/// the errors of failed rounds. Progress goes to stderr as `label r/n: name`.
+pub fn run_rounds<E: Copy, R>(
+    engines: &[E],
+    rounds: u64,
+    root: &Path,
+    label: &str,
+    width: usize,
+    name: impl Fn(E) -> &'static str,
+    mut run: impl FnMut(E, &Path) -> Res<R>,
+) -> Vec<(E, Vec<R>, Vec<String>)> {
+    let mut results: Vec<(E, Vec<R>, Vec<String>)> = engines.iter().map(|e| (*e, Vec::new(), Vec::new())).collect();
+    for round in 0..rounds as usize {
+        let k = results.len();
+        let mut order: Vec<usize> = (0..k).map(|i| (i + round) % k).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let engine = results[i].0;
+            let dir = root.join(format!("r{round}-{}", name(engine).split_whitespace().next().unwrap_or("x")));
+            eprint!("{label} {}/{rounds}: {:<width$}", round + 1, name(engine));
+            let t = Instant::now();
+            match run(engine, &dir) {
+                Ok(r) => {
+                    eprintln!(" {:.1} s", t.elapsed().as_secs_f64());
+                    results[i].1.push(r);
+                }
+                Err(e) => {
+                    eprintln!(" FAILED: {e}");
+                    results[i].2.push(e.to_string());
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    results
 }

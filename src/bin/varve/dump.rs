@@ -1,9 +1,9 @@
 //! `varve dump DIR`: print records, without modifying the log.
 
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::PathBuf;
 
-use crate::util::{handle_write, open_log, parse_time, warnings_failure, write_record, CmdResult, Failure, Format, Start};
+use crate::util::{open_log, parse_time, print_records, warnings_failure, CmdResult, Format, Start};
 
 /// Arguments of `varve dump`.
 #[derive(clap::Args, Debug)]
@@ -31,16 +31,6 @@ pub fn run(args: &DumpArgs) -> CmdResult {
     let start = Start::new(args.from, args.since);
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let limit = args.limit.unwrap_or(u64::MAX);
-    for record in start.iter(&snap).take(usize::try_from(limit).unwrap_or(usize::MAX)) {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                handle_write(out.flush())?;
-                return Err(Failure::from(e));
-            }
-        };
-        handle_write(write_record(&mut out, &record, args.format))?;
-    }
-    handle_write(out.flush())?;
+    print_records(&mut out, start.iter(&snap).take(usize::try_from(limit).unwrap_or(usize::MAX)), args.format)?;
     warnings_failure(&log)
 }

@@ -5,9 +5,8 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use base64::Engine as _;
-use varvelog::Record;
 
-use crate::util::{handle_write, open_log, text_or_hex, warnings_failure, write_record, CmdResult, Failure, Format};
+use crate::util::{handle_write, open_log, print_records, text_or_hex, warnings_failure, write_record, CmdResult, Failure, Format};
 
 /// How KEY is written on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -72,9 +71,9 @@ pub fn run(args: &GetArgs) -> CmdResult {
     let shown = text_or_hex(&key);
     if args.all {
         let printed = if args.oldest_first {
-            print_all(&mut out, snap.iter_key(&key).rev(), args.format)
+            print_records(&mut out, snap.iter_key(&key).rev(), args.format)
         } else {
-            print_all(&mut out, snap.iter_key(&key), args.format)
+            print_records(&mut out, snap.iter_key(&key), args.format)
         };
         handle_write(out.flush())?;
         let printed = printed?;
@@ -99,21 +98,6 @@ pub fn run(args: &GetArgs) -> CmdResult {
             Err(Failure::problem(format!("no live record with key {shown} in {}{why}", args.dir.display())))
         }
     }
-}
-
-/// Prints `records`; how many, or the first damage met (after the records
-/// before it were printed).
-fn print_all<'a>(
-    out: &mut impl Write,
-    records: impl Iterator<Item = varvelog::Result<Record<'a>>>,
-    format: Format,
-) -> Result<u64, Failure> {
-    let mut n = 0;
-    for record in records {
-        handle_write(write_record(out, &record?, format))?;
-        n += 1;
-    }
-    Ok(n)
 }
 
 #[cfg(test)]

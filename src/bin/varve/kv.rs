@@ -1,10 +1,10 @@
 //! `varve kv DIR`: the latest-value view: the newest live record of every
 //! key, in seq order. Read-only, like `dump`.
 
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::PathBuf;
 
-use crate::util::{handle_write, open_log, warnings_failure, write_record, CmdResult, Failure, Format};
+use crate::util::{open_log, print_records, warnings_failure, CmdResult, Format};
 
 /// Arguments of `varve kv`.
 #[derive(clap::Args, Debug)]
@@ -24,16 +24,6 @@ pub fn run(args: &KvArgs) -> CmdResult {
     let snap = log.snapshot();
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let limit = usize::try_from(args.limit.unwrap_or(u64::MAX)).unwrap_or(usize::MAX);
-    for record in snap.kv().take(limit) {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                handle_write(out.flush())?;
-                return Err(Failure::from(e));
-            }
-        };
-        handle_write(write_record(&mut out, &record, args.format))?;
-    }
-    handle_write(out.flush())?;
+    print_records(&mut out, snap.kv().take(limit), args.format)?;
     warnings_failure(&log)
 }

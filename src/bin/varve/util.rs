@@ -182,6 +182,29 @@ impl Start {
     }
 }
 
+/// Prints `records` in `format`; how many, or the first damage met (the
+/// records before it printed and flushed).
+pub fn print_records<'a>(
+    out: &mut impl Write,
+    records: impl Iterator<Item = varvelog::Result<Record<'a>>>,
+    format: Format,
+) -> Result<u64, Failure> {
+    let mut n = 0;
+    for record in records {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                handle_write(out.flush())?;
+                return Err(Failure::from(e));
+            }
+        };
+        handle_write(write_record(out, &record, format))?;
+        n += 1;
+    }
+    handle_write(out.flush())?;
+    Ok(n)
+}
+
 /// How records are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
