@@ -494,6 +494,11 @@ impl<'a> RevIter<'a> {
             self.seg -= 1;
             let prev = self.snap.view(self.seg);
             if prev.count == 0 {
+                // An empty segment (compaction may have removed all its
+                // records) covers its seqs: go on from where it starts.
+                if prev.end_seq() == self.seq {
+                    self.seq = prev.base_seq;
+                }
                 continue;
             }
             if prev.end_seq() < self.seq {
