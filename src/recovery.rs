@@ -355,18 +355,23 @@ impl Recovery<'_> {
         Ok(Step::Active((seg, map, writer)))
     }
 
-    /// A segment compaction wrote whose footer is damaged or missing (it
-    /// was sealed before it was renamed into place, so this is damage to
-    /// it since): its frames are rescanned and its footer written again,
-    /// covering seqs up to the next segment. Compaction never writes the
-    /// last segment, so without a next one this is reported, not guessed.
+    /// A segment compaction wrote whose trailer is not valid: a re-link's
+    /// appended trailer torn by a crash, or damage (it was sealed before it
+    /// was renamed into place). Its frames, up to the first invalid one or
+    /// the old footer, are rescanned and its footer written again, covering
+    /// seqs up to the next segment. Compaction never writes the last
+    /// segment, so without a next one this is reported, not guessed.
     fn reseal_compacted(&mut self, path: &Path, file: &File, map: MapWriter, base: u64, next: Option<u64>) -> Result<Step> {
         let Some(next) = next else {
             return Err(Error::corrupt(path, 0, "a compacted segment without a footer at the end of the log"));
         };
         let len = map.shared().len();
-        let scan = scan_compacted(map.all_frames(len), base, next);
-        if self.strict() || scan.stop != ScanStop::End {
+        let all = map.all_frames(len);
+        let scan = scan_compacted(all, base, next);
+        // A re-link appends a trailer; a crash can leave that append torn
+        // after a whole footer: the frames then end where the footer starts.
+        let at_footer = all.get((scan.end - HEADER_BYTES) as usize..).is_some_and(|b| b.starts_with(&FOOTER_MAGIC));
+        if !(scan.stop == ScanStop::End || at_footer) {
             return Err(stop_error(path, &scan));
         }
         let digest = live_content_digest(map.shared(), map.all_frames(scan.end));

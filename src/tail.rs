@@ -331,7 +331,9 @@ impl Tail {
         let Some(i) = self.snap.segment_of(self.next) else { return Ok(()) };
         let view = self.snap.view(i);
         let off = match self.hint {
-            Some((base, off)) if base == view.base_seq => off,
+            // An offset in the file this tail read; a compacted segment is
+            // another file under the same name, so it is searched instead.
+            Some((base, off)) if base == view.base_seq && !view.sparse => off,
             _ if view.base_seq == self.next => HEADER_BYTES,
             _ => view.locate(self.next)?,
         };

@@ -273,12 +273,18 @@ fn apply(shared: &Shared, opts: &CompactOptions) -> Result<CompactReport> {
     let total: u64 = sealed.iter().map(|s| s.bytes().len() as u64).sum();
     let mut done = 0u64;
     let mut report = CompactReport::default();
-    // The new digest of the last segment handled, when it changed.
-    let mut relinked_from: Option<[u8; 32]> = None;
-    let mut marked = false;
+    // A pass that failed part way may have left links stale (its marker is
+    // still there): this pass re-links whatever does not follow, and then
+    // removes the marker.
+    let mut marked = shared.fs().open(&shared.dir.join(COMPACT_MARKER), false).is_ok();
+    // The digest of the segment before the one handled (its new one if it
+    // was rewritten or re-linked): each segment must link after it.
+    let mut prev_digest: Option<[u8; 32]> = None;
     for (s, drops) in sealed.iter().zip(&drops) {
-        let prev = relinked_from.unwrap_or(s.prev_digest);
-        if drops.any() {
+        // The first segment's predecessor may be gone (retention): its link
+        // stands as it is.
+        let prev = prev_digest.unwrap_or(s.prev_digest);
+        let handled = if drops.any() {
             if !marked {
                 mark(shared)?;
                 marked = true;
@@ -290,24 +296,26 @@ fn apply(shared: &Shared, opts: &CompactOptions) -> Result<CompactReport> {
             report.tombstones_removed += drops.tombstones;
             report.bytes_before += before;
             report.bytes_after += new.bytes().len() as u64;
-            relinked_from = Some(new.digest);
-            replace(shared, s, new);
-        } else if relinked_from.is_some_and(|p| p != s.prev_digest) {
+            replace(shared, s, new.clone());
+            new
+        } else if s.prev_digest != prev {
             let new = relink(shared.fs(), s, prev)?;
             report.segments_relinked += 1;
-            relinked_from = Some(new.digest);
-            replace(shared, s, new);
+            replace(shared, s, new.clone());
+            new
         } else {
-            relinked_from = None;
-        }
+            s.clone()
+        };
+        prev_digest = Some(handled.digest);
         done += s.bytes().len() as u64;
         if let Some(p) = &opts.progress {
             p(done, total);
         }
     }
-    if let Some(mut prev) = relinked_from {
-        // Segments sealed since the snapshot were chained after the old
-        // digest: re-link them, holding the chain so no seal comes between.
+    if let Some(mut prev) = prev_digest {
+        // Segments sealed since the snapshot were chained after the digest
+        // the last one had then: re-link them if it changed, holding the
+        // chain so no seal comes between.
         let mut head = lock(&shared.chain_head);
         let after = sealed.last().map_or(0, |s| s.end_seq());
         let state = shared.state.load();
