@@ -99,6 +99,30 @@ fn check(log: &Log, model: &Model) {
     }
 }
 
+/// Closes `log` and checks that `verify_dir` finds nothing wrong in `dir`.
+fn close_and_verify(log: Log, dir: &std::path::Path) {
+    log.close().unwrap();
+    let report = verify_dir(dir).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// Appends 6000 records over 50 keys (`k{i % 50}`, payload `i`) and syncs.
+fn append_versions(log: &Log) {
+    let mut w = log.writer().unwrap();
+    for i in 0..6000u64 {
+        w.append_entry(Entry::new(&i.to_le_bytes()).key(format!("k{}", i % 50).as_bytes())).unwrap();
+    }
+    w.sync().unwrap();
+}
+
+/// Every key [`append_versions`] wrote gives its newest record.
+fn check_newest_versions(log: &Log) {
+    for k in 0..50u64 {
+        let newest = (0..6000u64).rev().find(|i| i % 50 == k).unwrap();
+        assert_eq!(log.snapshot().get_key(format!("k{k}").as_bytes()).unwrap().unwrap().seq(), newest);
+    }
+}
+
 #[test]
 fn lookups_and_the_latest_value_view_agree_with_a_model_through_compactions_and_reopens() {
     // Goal: get_key, iter_key (both directions), kv, iter, iter_rev and get
@@ -163,9 +187,7 @@ fn lookups_and_the_latest_value_view_agree_with_a_model_through_compactions_and_
     assert!(removed > 1000 && tombstones > 0 && rewritten > 5, "compaction did little: {removed} {tombstones} {rewritten}");
     w.sync().unwrap();
     drop(w);
-    log.close().unwrap();
-    let report = verify_dir(dir.path()).unwrap();
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    close_and_verify(log, dir.path());
 }
 
 #[test]
@@ -272,9 +294,7 @@ fn compaction_in_the_background_beside_a_writer_a_tail_and_an_old_snapshot() {
         assert_eq!((r.seq(), r.payload()), (newest, &payload(newest)[..]));
     }
     drop((w, old, snap));
-    log.close().unwrap();
-    let report = verify_dir(dir.path()).unwrap();
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    close_and_verify(log, dir.path());
 }
 
 #[test]
@@ -282,8 +302,8 @@ fn segments_compaction_emptied_are_passed_over_both_ways() {
     // Goal: a sealed segment whose every record compaction removed (count
     // 0, but covering its seqs) is passed over by every read path: forward
     // and backward iteration, a range, get of its seqs, a time seek and a
-    // tail. Method: every record has the same key, so compaction leaves one
-    // record in the sealed segments; read across the emptied ones.
+    // tail. Method: the first records have keys of their own, all later ones
+    // one key, so compaction empties the segments between; read across them.
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), small()).unwrap();
     let mut w = log.writer().unwrap();
@@ -328,25 +348,15 @@ fn a_compaction_that_failed_part_way_leaves_a_whole_chain_after_the_next_pass() 
     let fs = std::sync::Arc::new(varvelog::fs::FaultFs::new());
     let opts = small().file_system(fs.clone());
     let log = Log::open(dir.path(), opts).unwrap();
-    let mut w = log.writer().unwrap();
-    for i in 0..6000u64 {
-        w.append_entry(Entry::new(&i.to_le_bytes()).key(format!("k{}", i % 50).as_bytes())).unwrap();
-    }
-    w.sync().unwrap();
-    drop(w);
+    append_versions(&log);
     fs.fail(varvelog::fs::Op::Rename, 1, 1, std::io::ErrorKind::Other);
     assert!(log.compact(&CompactOptions::new()).is_err(), "the injected rename failure did not fail the pass");
     fs.clear();
     let report = log.compact(&CompactOptions::new()).unwrap();
     assert!(report.segments_rewritten > 0);
     assert!(!dir.path().join("COMPACTING").exists(), "a whole pass leaves no marker");
-    for k in 0..50u64 {
-        let newest = (0..6000u64).rev().find(|i| i % 50 == k).unwrap();
-        assert_eq!(log.snapshot().get_key(format!("k{k}").as_bytes()).unwrap().unwrap().seq(), newest);
-    }
-    log.close().unwrap();
-    let report = verify_dir(dir.path()).unwrap();
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    check_newest_versions(&log);
+    close_and_verify(log, dir.path());
     Log::open(dir.path(), small().recovery_mode(varvelog::RecoveryMode::Strict)).unwrap().close().unwrap();
 }
 
@@ -360,12 +370,7 @@ fn a_torn_relink_of_a_compacted_segment_is_resealed_at_open() {
     // open, check every key's newest record, close, verify.
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), small()).unwrap();
-    let mut w = log.writer().unwrap();
-    for i in 0..6000u64 {
-        w.append_entry(Entry::new(&i.to_le_bytes()).key(format!("k{}", i % 50).as_bytes())).unwrap();
-    }
-    w.sync().unwrap();
-    drop(w);
+    append_versions(&log);
     assert!(log.compact(&CompactOptions::new()).unwrap().segments_rewritten > 1);
     log.close().unwrap();
     let mut segs: Vec<_> =
@@ -378,11 +383,6 @@ fn a_torn_relink_of_a_compacted_segment_is_resealed_at_open() {
     std::fs::write(dir.path().join("COMPACTING"), b"").unwrap();
     let log = Log::open(dir.path(), small()).unwrap();
     assert!(log.recovery_report().resealed.contains(victim), "{:?}", log.recovery_report());
-    for k in 0..50u64 {
-        let newest = (0..6000u64).rev().find(|i| i % 50 == k).unwrap();
-        assert_eq!(log.snapshot().get_key(format!("k{k}").as_bytes()).unwrap().unwrap().seq(), newest);
-    }
-    log.close().unwrap();
-    let report = verify_dir(dir.path()).unwrap();
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    check_newest_versions(&log);
+    close_and_verify(log, dir.path());
 }
