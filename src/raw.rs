@@ -518,9 +518,12 @@ impl ReadMap {
         if file.metadata()?.len() == 0 {
             return Ok(ReadMap::of(None));
         }
-        // SAFETY: segment files are owned by the engine: sealed files are never
-        // written or truncated again while the log is open (README contract),
-        // so the mapped bytes do not change under the returned slices.
+        // SAFETY: segment files are owned by the engine: no byte of a sealed
+        // file is written again or truncated away while the log is open
+        // (README contract). Compaction only appends to one (a re-link's
+        // trailer, past the length mapped here) or replaces it by a rename
+        // (this mapping keeps the old inode), so the mapped bytes do not
+        // change under the returned slices.
         let map = unsafe { Mmap::map(file)? };
         Ok(ReadMap::of(Some(map)))
     }
