@@ -34,6 +34,23 @@ pub enum Error {
         /// The lock file.
         path: PathBuf,
     },
+    /// Another consumer of the same name is open, in this process or
+    /// another (each named consumer's position file is locked while open).
+    #[error("consumer {name:?} is in use ({path} is locked)")]
+    ConsumerBusy {
+        /// The consumer's name.
+        name: String,
+        /// Its position file.
+        path: PathBuf,
+    },
+    /// A consumer name that cannot name a position file.
+    #[error("invalid consumer name {name:?}: {reason}")]
+    InvalidConsumerName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The log's single writer is already handed out in this process.
     #[error("the log already has a writer")]
     WriterBusy,

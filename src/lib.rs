@@ -34,6 +34,9 @@
 //!
 //! * `serde`: append and read serde values through a `Codec` (`Json`
 //!   built in); see [`typed`].
+//! * `async`: tails and named consumers as `futures_core::Stream`s
+//!   ([`Tail::into_stream`], [`Consumer::into_stream`]), woken by the
+//!   writer, on any runtime.
 //! * `cli`: the `varve` command-line tool (`cargo install varvelog --features cli`);
 //!   nothing the library needs.
 //!
@@ -59,6 +62,7 @@
 #[path = "loom_api.rs"]
 pub mod __loom;
 mod clock;
+mod consumers;
 pub mod docs;
 mod error;
 pub mod format;
@@ -71,6 +75,7 @@ mod options;
 mod range;
 mod raw;
 mod read_only;
+mod record;
 mod recovery;
 mod retention;
 mod segment;
@@ -85,6 +90,7 @@ mod verify;
 mod writer;
 
 pub use crate::clock::Clock;
+pub use crate::consumers::{Consumer, ConsumerInfo, ConsumerOptions, MAX_NAME_BYTES as MAX_CONSUMER_NAME_BYTES};
 pub use crate::error::{Error, Result};
 pub use crate::ingest::{Ingest, Ticket};
 pub use crate::keys::{CompactOptions, CompactReport, CompactionTask, KeyIter, Kv, KvIter, DEFAULT_TOMBSTONE_RETENTION};
@@ -94,12 +100,16 @@ pub use crate::options::{
     DEFAULT_SEGMENT_BYTES, DEFAULT_SPARE_SEGMENTS, SPARE_SEGMENTS_MAX,
 };
 pub use crate::range::{RangeIter, TimeRangeIter};
-pub use crate::read_only::{Batch, Follow, ReadOnlyLog};
+pub use crate::read_only::ReadOnlyLog;
 pub use crate::recovery::RecoveryReport;
 pub use crate::retention::{Retention, RetentionReport, RetentionTask};
-pub use crate::snapshot::{Iter, Record, RevIter, Snapshot};
+pub use crate::record::{OwnedRecord, Record};
+pub use crate::snapshot::{Iter, RevIter, Snapshot};
 pub use crate::stats::{ReaderStats, SegmentInfo, Stats};
-pub use crate::tail::{OwnedRecord, Tail, WaitStrategy};
+pub use crate::tail::{Batch, Tail, WaitStrategy};
+#[cfg(feature = "async")]
+pub use crate::tail::{ConsumerStream, TailStream};
+pub use bytes::Bytes;
 #[cfg(feature = "serde")]
 pub use crate::typed::{Codec, Json};
 pub use crate::verify::{verify_dir, verify_dir_with_progress, VerifyReport};

@@ -13,7 +13,8 @@ use std::ops::{Bound, RangeBounds};
 
 use crate::error::Result;
 use crate::segment::{SegView, Segment};
-use crate::snapshot::{Iter, Record, RevIter, Snapshot};
+use crate::record::Record;
+use crate::snapshot::{Iter, RevIter, Snapshot};
 
 /// Records of a seq range, from [`Snapshot::range`], from either end
 /// (`.rev()` walks it newest first).
@@ -149,7 +150,7 @@ impl<'a> TimeRangeIter<'a> {
             };
             self.cur = Some((view, off + frame.padded_len, frame.seq + 1));
             if (self.lo..=self.hi).contains(&frame.timestamp_us) {
-                return Ok(Some(Record::from_frame(&frame)));
+                return Ok(Some(view.record(&frame)));
             }
         }
     }

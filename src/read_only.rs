@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::Backoff;
-
 use crate::error::{Error, Result};
 use crate::format::{
     decode_frame, key_hash, parse_segment_file_name, segment_file_name, FrameError, FLAG_BATCH_CONTINUES, HEADER_BYTES,
@@ -20,17 +18,13 @@ use crate::log::LOCK_FILE_NAME;
 use crate::raw::LiveMap;
 use crate::segment::view::frame_error;
 use crate::segment::{check_header, ActiveSegment, HeaderOutcome, SealedSegment, Segment};
-use crate::snapshot::{Iter, Record, Snapshot, State};
+use crate::snapshot::{Snapshot, State};
 use crate::stats::{ReaderCounters, ReaderStats};
 use crate::sync::Arc;
 use crate::verify::VerifyReport;
 
 /// How often a reader that finds no new records may list the directory.
 const RESCAN_INTERVAL: Duration = Duration::from_millis(2);
-/// Longest sleep of a waiting follower between two looks at the log.
-const FOLLOW_SLEEP_MAX: Duration = Duration::from_millis(1);
-/// First sleep of a waiting follower, after spinning.
-const FOLLOW_SLEEP_MIN: Duration = Duration::from_micros(20);
 /// Listings a rescan retries when a listed file vanished before it was opened.
 const RELIST_ATTEMPTS: usize = 8;
 /// Rescans an opening reader makes before reporting an incomplete segment.
@@ -43,7 +37,8 @@ const STUCK_LIMIT: Duration = Duration::from_secs(1);
 /// Cheap to clone; clones share the view.
 ///
 /// Take [`ReadOnlyLog::snapshot`]s and read them exactly like the snapshots
-/// of a [`crate::Log`], or follow new records with [`ReadOnlyLog::follow_from`].
+/// of a [`crate::Log`], or follow new records with a [`crate::Tail`]
+/// ([`ReadOnlyLog::tail_from`]) or a named [`crate::Consumer`].
 ///
 /// # The multi-process contract
 ///
@@ -101,11 +96,11 @@ const STUCK_LIMIT: Duration = Duration::from_secs(1);
 /// let reader = Log::open_read_only(dir.path())?;   // takes no lock, writes nothing
 /// assert_eq!(reader.snapshot().len(), 1);
 ///
-/// let mut follow = reader.follow_from(0);
+/// let mut tail = reader.tail_from(0)?;
 /// writer.append(b"second")?;
 /// let mut seen = Vec::new();
 /// while seen.len() < 2 {
-///     for record in follow.wait(Duration::from_secs(5))? {
+///     for record in tail.wait(Duration::from_secs(5))? {
 ///         seen.push(record?.payload().to_vec());
 ///     }
 /// }
@@ -232,6 +227,16 @@ impl ReadOnlyLog {
         Ok(log)
     }
 
+    /// Whether `state` is what this reader shows now.
+    pub(crate) fn is_current(&self, state: &Arc<State>) -> bool {
+        Arc::ptr_eq(&self.lock().state, state)
+    }
+
+    /// Counts a follower's wake-up after it slept.
+    pub(crate) fn count_wakeup(&self) {
+        ReaderCounters::bump(&self.inner.counters.tail_wakeups);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Tracked> {
         self.inner.tracked.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -275,7 +280,7 @@ impl ReadOnlyLog {
     }
 
     /// Like `refresh`, but lists the directory at most every few milliseconds.
-    fn refresh_throttled(&self) -> Result<bool> {
+    pub(crate) fn refresh_throttled(&self) -> Result<bool> {
         let mut t = self.lock();
         if self.refresh_live(&mut t)? {
             return Ok(true);
@@ -323,20 +328,6 @@ impl ReadOnlyLog {
     #[must_use]
     pub fn stats(&self) -> ReaderStats {
         self.inner.counters.read()
-    }
-
-    /// A follower that yields every record from `seq` on, in order, as the
-    /// writer publishes them, across rotations. See [`Follow`].
-    #[must_use]
-    pub fn follow_from(&self, seq: u64) -> Follow {
-        Follow { log: self.clone(), next: seq, snap: self.snapshot() }
-    }
-
-    /// A follower that starts after the last record published now.
-    #[must_use]
-    pub fn follow_from_end(&self) -> Follow {
-        let snap = self.snapshot();
-        Follow { log: self.clone(), next: snap.next_seq(), snap }
     }
 
     /// Loads the live segment's published position and walks its new frames.
@@ -704,116 +695,3 @@ fn walk(frames: &[u8], seg: &ActiveSegment, cur: &mut Cursor, stop_count: Option
     }
 }
 
-/// Follows a log another process writes: yields every record from a
-/// starting seq on, in order, without skipping or repeating one, across
-/// segment rotations. From [`ReadOnlyLog::follow_from`].
-///
-/// The writer of another process cannot wake this one, so a waiting follower
-/// spins briefly and then sleeps in growing steps up to 1 ms: new records are
-/// seen within about a millisecond, and an idle follower costs about a
-/// thousand cheap wake-ups per second.
-#[derive(Debug)]
-pub struct Follow {
-    log: ReadOnlyLog,
-    next: u64,
-    snap: Snapshot,
-}
-
-impl Follow {
-    /// The seq of the next record this follower yields.
-    #[must_use]
-    pub fn position(&self) -> u64 {
-        self.next
-    }
-
-    /// Records published but not yet yielded, as of the last look at the log.
-    #[must_use]
-    pub fn lag(&self) -> u64 {
-        self.snap.next_seq().saturating_sub(self.next)
-    }
-
-    /// The records available now from the follower's position, without waiting.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Io`] or a corruption error met while catching up with the writer (see
-    /// [`ReadOnlyLog::refresh`]).
-    pub fn poll(&mut self) -> Result<Batch<'_>> {
-        self.wait(Duration::ZERO)
-    }
-
-    /// Waits until a record at or past the follower's position is published
-    /// (or retention removed the position, or `timeout` passed), then returns
-    /// the records available. The batch may be empty after a timeout. Each
-    /// record yielded moves the position on; records left unconsumed in the
-    /// batch are yielded again by the next call.
-    ///
-    /// The first item is [`Error::Truncated`] if retention removed the
-    /// follower's position; damage is an `Err` naming file and offset.
-    ///
-    /// # Errors
-    ///
-    /// As [`Follow::poll`].
-    pub fn wait(&mut self, timeout: Duration) -> Result<Batch<'_>> {
-        let deadline = Instant::now().checked_add(timeout);
-        let backoff = Backoff::new();
-        let mut sleep = FOLLOW_SLEEP_MIN;
-        let mut slept = false;
-        loop {
-            self.log.refresh_throttled()?;
-            self.snap = Snapshot::new(self.log.lock().state.clone());
-            let truncated = self.snap.first_seq().is_some_and(|first| self.next < first);
-            if self.snap.next_seq() > self.next || truncated {
-                if slept {
-                    ReaderCounters::bump(&self.log.inner.counters.tail_wakeups);
-                }
-                break;
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                break;
-            }
-            if !backoff.is_completed() {
-                backoff.snooze();
-                continue;
-            }
-            let left = deadline.map_or(sleep, |d| d - now);
-            std::thread::sleep(sleep.min(left));
-            slept = true;
-            sleep = (sleep * 2).min(FOLLOW_SLEEP_MAX);
-        }
-        Ok(Batch { iter: self.snap.iter_from(self.next), next: &mut self.next })
-    }
-}
-
-/// Records a [`Follow`] can yield now, from [`Follow::wait`]. Borrowed from
-/// the mappings, like every [`Record`]. Its [`Iterator::size_hint`] is
-/// exact, as for [`crate::Iter`] (and for the same reason it is not an
-/// [`ExactSizeIterator`]).
-#[must_use = "iterators are lazy and do nothing unless consumed"]
-pub struct Batch<'a> {
-    iter: Iter<'a>,
-    next: &'a mut u64,
-}
-
-impl<'a> Iterator for Batch<'a> {
-    type Item = Result<Record<'a>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let item = self.iter.next()?;
-        if let Ok(r) = &item {
-            *self.next = r.seq() + 1;
-        }
-        Some(item)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.iter.size_hint()
-    }
-}
-
-impl std::fmt::Debug for Batch<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Batch").field("next", &*self.next).finish()
-    }
-}

@@ -35,6 +35,7 @@ pub struct Retention {
     max_age: Option<Duration>,
     max_total_bytes: Option<u64>,
     min_seq: Option<u64>,
+    consumer_hold: Option<u64>,
 }
 
 impl Retention {
@@ -70,6 +71,26 @@ impl Retention {
         self.min_seq = Some(seq);
         self
     }
+
+    /// Keep segments holding records a named [`crate::Consumer`] has not
+    /// committed past (one that never committed holds everything), even if
+    /// the limits above would remove them, while such segments take at most
+    /// `max_held_bytes` in total: beyond that the oldest go anyway, so a
+    /// consumer that stopped cannot fill the disk (it then gets
+    /// [`Error::Truncated`] and may [`crate::Consumer::seek`] on). Remove a
+    /// consumer no longer wanted with [`Log::remove_consumer`].
+    ///
+    /// ```
+    /// use varvelog::Retention;
+    /// // At most 1 GiB, but up to 4 GiB more for consumers that lag.
+    /// let policy = Retention::new().max_total_bytes(1 << 30).keep_for_consumers(4 << 30);
+    /// # let _ = policy;
+    /// ```
+    #[must_use]
+    pub fn keep_for_consumers(mut self, max_held_bytes: u64) -> Self {
+        self.consumer_hold = Some(max_held_bytes);
+        self
+    }
 }
 
 /// What one retention pass removed.
@@ -84,6 +105,9 @@ pub struct RetentionReport {
     pub removed_bytes: u64,
     /// The first seq in the log after the pass.
     pub first_seq: u64,
+    /// Segments the limits would have removed but that were kept for named
+    /// consumers ([`Retention::keep_for_consumers`]).
+    pub held_for_consumers: usize,
 }
 
 impl RetentionReport {
@@ -102,8 +126,35 @@ fn segment_bytes(s: &Segment) -> u64 {
     }
 }
 
-/// The leading sealed segments `policy` removes from `segments`.
-fn plan(segments: &[Segment], policy: &Retention, cutoff_us: Option<u64>) -> Vec<Arc<SealedSegment>> {
+/// What consumers ask retention to keep: the least position any of them
+/// resumes from, and the most bytes kept for them.
+#[derive(Clone, Copy)]
+struct Hold {
+    least: u64,
+    max_bytes: u64,
+}
+
+/// The leading sealed segments `policy` removes from `segments`, and how
+/// many more it would remove but keeps for consumers.
+fn plan(segments: &[Segment], policy: &Retention, cutoff_us: Option<u64>, hold: Option<Hold>) -> (Vec<Arc<SealedSegment>>, usize) {
+    let mut out = limits(segments, policy, cutoff_us);
+    let Some(hold) = hold else { return (out, 0) };
+    // Segments with records at or past the least position are held, the
+    // newest first, while they fit in the allowance.
+    let held_from = out.iter().position(|s| s.end_seq() > hold.least).unwrap_or(out.len());
+    let mut held: u64 = out[held_from..].iter().map(|s| s.bytes().len() as u64).sum();
+    let mut keep_from = held_from;
+    while held > hold.max_bytes && keep_from < out.len() {
+        held -= out[keep_from].bytes().len() as u64;
+        keep_from += 1;
+    }
+    let kept = out.len() - keep_from;
+    out.truncate(keep_from);
+    (out, kept)
+}
+
+/// The leading sealed segments the limits of `policy` remove.
+fn limits(segments: &[Segment], policy: &Retention, cutoff_us: Option<u64>) -> Vec<Arc<SealedSegment>> {
     let mut total: u64 = segments.iter().map(segment_bytes).sum();
     let mut out = Vec::new();
     // The last segment is the active one; it never goes.
@@ -125,23 +176,33 @@ fn plan(segments: &[Segment], policy: &Retention, cutoff_us: Option<u64>) -> Vec
 pub(crate) fn apply(shared: &Shared, policy: &Retention) -> Result<RetentionReport> {
     let cutoff = policy.max_age.map(|a| now_us().saturating_sub(u64::try_from(a.as_micros()).unwrap_or(u64::MAX)));
     let current = shared.state.load();
-    if plan(&current.segments, policy, cutoff).is_empty() {
+    if limits(&current.segments, policy, cutoff).is_empty() {
         let first_seq = current.segments.first().map_or(0, Segment::base_seq);
         return Ok(RetentionReport { first_seq, ..RetentionReport::default() });
     }
-    drop(current);
+    let hold = match policy.consumer_hold {
+        Some(max_bytes) => crate::consumers::least_position(&shared.dir)?.map(|least| Hold { least, max_bytes }),
+        None => None,
+    };
+    let (now, held) = plan(&current.segments, policy, cutoff, hold);
+    if now.is_empty() {
+        let first_seq = current.segments.first().map_or(0, Segment::base_seq);
+        return Ok(RetentionReport { first_seq, held_for_consumers: held, ..RetentionReport::default() });
+    }
+    drop((now, current));
     // Compaction replaces sealed files: never remove one it is replacing.
     let _maintenance = crate::sync::lock(&shared.maintenance);
     // Decide again under the publication lock, against the state we replace.
     let mut removed = Vec::new();
     let mut first_seq = 0;
+    let mut held_for_consumers = 0;
     shared.publish(|old| {
-        removed = plan(&old.segments, policy, cutoff);
+        (removed, held_for_consumers) = plan(&old.segments, policy, cutoff, hold);
         let segments = old.segments[removed.len()..].to_vec();
         first_seq = segments.first().map_or(0, Segment::base_seq);
         old.with_segments(segments)
     });
-    let mut report = RetentionReport { first_seq, ..RetentionReport::default() };
+    let mut report = RetentionReport { first_seq, held_for_consumers, ..RetentionReport::default() };
     // Oldest first: if a crash keeps only some of the unlinks, what remains
     // on disk is still a contiguous run of segments.
     for s in &removed {

@@ -2,9 +2,9 @@
 
 use crate::error::{Error, Result};
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::format::{segment_file_name, DecodedFrame, FLAG_TOMBSTONE, HEADER_BYTES};
+use crate::format::{segment_file_name, DecodedFrame, HEADER_BYTES};
+use crate::record::Record;
 use crate::segment::{SegView, Segment};
 use crate::sync::Arc;
 
@@ -33,59 +33,6 @@ impl State {
     /// This state with every segment `swap` gives a replacement for replaced.
     pub(crate) fn replacing(&self, swap: impl Fn(&Segment) -> Option<Segment>) -> State {
         self.with_segments(self.segments.iter().map(|s| swap(s).unwrap_or_else(|| s.clone())).collect())
-    }
-}
-
-/// One record, borrowed from the snapshot's mappings: no copy, no allocation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Record<'a> {
-    seq: u64,
-    timestamp_us: u64,
-    flags: u8,
-    key: &'a [u8],
-    payload: &'a [u8],
-}
-
-impl<'a> Record<'a> {
-    #[inline]
-    pub(crate) fn from_frame(f: &DecodedFrame<'a>) -> Record<'a> {
-        Record { seq: f.seq, timestamp_us: f.timestamp_us, flags: f.flags, key: f.key, payload: f.payload }
-    }
-
-    /// The record's sequence number.
-    #[must_use]
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-
-    /// Microseconds since the Unix epoch.
-    #[must_use]
-    pub fn timestamp(&self) -> u64 {
-        self.timestamp_us
-    }
-
-    /// The timestamp as a [`SystemTime`].
-    #[must_use]
-    pub fn time(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_micros(self.timestamp_us)
-    }
-
-    /// The key, or `None` if the record has none (an empty key is no key).
-    #[must_use]
-    pub fn key(&self) -> Option<&'a [u8]> {
-        (!self.key.is_empty()).then_some(self.key)
-    }
-
-    /// The payload. It starts 8-byte aligned within the mapping.
-    #[must_use]
-    pub fn payload(&self) -> &'a [u8] {
-        self.payload
-    }
-
-    /// Whether the record was appended as a tombstone for its key.
-    #[must_use]
-    pub fn is_tombstone(&self) -> bool {
-        self.flags & FLAG_TOMBSTONE != 0
     }
 }
 
@@ -231,7 +178,7 @@ impl Snapshot {
         // In a compacted segment the seq may have been removed: the frame
         // found is then a later one, or there is none.
         match view.next_frame(off, seq, true)? {
-            Some(f) if f.seq == seq => Ok(Some(Record::from_frame(&f))),
+            Some(f) if f.seq == seq => Ok(Some(view.record(&f))),
             _ => Ok(None),
         }
     }
@@ -408,7 +355,7 @@ impl<'a> Iterator for Iter<'a> {
                 Ok(Some(f)) => {
                     self.off += f.padded_len;
                     self.seq = f.seq + 1;
-                    Some(Ok(Record::from_frame(&f)))
+                    Some(Ok(view.record(&f)))
                 }
                 Ok(None) => {
                     // Past the segment's last record (in a compacted one,
@@ -540,7 +487,7 @@ impl<'a> Iterator for RevIter<'a> {
         if let Err(e) = self.step_back(&frame, view) {
             self.error = Some(e);
         }
-        Some(Ok(Record::from_frame(&frame)))
+        Some(Ok(view.record(&frame)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

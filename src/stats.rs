@@ -2,8 +2,9 @@
 //! [`crate::Log::stats`] (and [`crate::ReadOnlyLog::stats`] for a reader in
 //! another process).
 //!
-//! Reader lag is per reader: [`crate::Tail::lag`] in this process,
-//! [`crate::Follow::lag`] in another.
+//! Reader lag is per reader: [`crate::Tail::lag`] and
+//! [`crate::Consumer::lag`] while reading, [`crate::Log::consumers`] for
+//! every named consumer's committed position.
 //!
 //! The writer's hot path pays one `Relaxed` load and store per counter on
 //! cache lines only it writes (no read-modify-write, no contention); syncs,

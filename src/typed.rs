@@ -40,7 +40,7 @@
 use zerocopy::{ConvertError, FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::error::{Error, Result};
-use crate::snapshot::Record;
+use crate::record::Record;
 use crate::writer::{Entry, Writer};
 
 impl<'a> Record<'a> {
@@ -107,7 +107,7 @@ mod codec {
     use serde::{Deserialize, Serialize};
 
     use crate::error::{Error, Result};
-    use crate::snapshot::Record;
+    use crate::record::Record;
     use crate::writer::{Entry, Writer};
 
     /// Turns serde values into payload bytes and back (feature `serde`).

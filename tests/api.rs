@@ -220,7 +220,7 @@ fn a_followers_batch_reports_exactly_how_many_records_it_holds() {
     let dir = tempfile::tempdir().unwrap();
     let log = model_log(dir.path(), 500);
     let reader = varvelog::ReadOnlyLog::open(dir.path()).unwrap();
-    let mut follow = reader.follow_from(0);
+    let mut follow = reader.tail_from(0).unwrap();
     let mut batch = follow.poll().unwrap();
     assert_eq!(batch.size_hint(), (500, Some(500)));
     batch.by_ref().take(120).for_each(|r| assert!(r.is_ok()));

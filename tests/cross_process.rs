@@ -79,7 +79,7 @@ fn reader_in_another_process_receives_every_record_in_order() {
         .expect("start the writer process");
     let deadline = Instant::now() + Duration::from_secs(60);
     let reader = open_when_ready(dir.path(), deadline);
-    let mut follow = reader.follow_from(0);
+    let mut follow = reader.tail_from(0).unwrap();
     let mut next = 0u64;
     while next < RECORDS {
         assert!(Instant::now() < deadline, "follower stuck at {next}");

@@ -36,7 +36,7 @@ fn follower_receives_every_record_in_order_across_rotations() {
     let log = Log::open(dir.path(), opts()).unwrap();
     let mut w = log.writer().unwrap();
     let reader = Log::open_read_only(dir.path()).unwrap();
-    let mut follow = reader.follow_from(0);
+    let mut follow = reader.tail_from(0).unwrap();
     let mut next = 0u64;
     let mut written = 0u64;
     for round in 0..80u64 {
@@ -100,7 +100,7 @@ fn read_only_open_changes_no_byte_and_takes_no_lock() {
     assert_eq!(snap.iter().count(), 3000);
     assert_eq!(snap.iter_rev().count(), 3000);
     reader.refresh().unwrap();
-    let mut follow = reader.follow_from(2990);
+    let mut follow = reader.tail_from(2990).unwrap();
     assert_eq!(follow.poll().unwrap().count(), 10);
     assert_eq!(fingerprint(dir.path()), before, "a read-only open changed the directory");
 
@@ -191,9 +191,8 @@ fn read_only_reader_that_fell_behind_retention_moves_on_to_the_retained_segments
         let r = r.unwrap();
         assert_eq!(r.payload(), payload(r.seq()));
     }
-    let mut follow = reader.follow_from(1);
-    match follow.wait(Duration::from_secs(1)).unwrap().next() {
-        Some(Err(Error::Truncated { requested: 1, first_available })) => assert_eq!(first_available, first),
+    match reader.tail_from(1) {
+        Err(Error::Truncated { requested: 1, first_available }) => assert_eq!(first_available, first),
         other => panic!("expected Truncated, got {other:?}"),
     }
 }
@@ -213,16 +212,15 @@ fn follower_behind_removed_segments_gets_truncated_error() {
         }
     }
     let reader = ReadOnlyLog::open(dir.path()).unwrap();
-    let mut follow = reader.follow_from(0);
+    let mut follow = reader.tail_from(0).unwrap();
     assert_eq!(follow.poll().unwrap().next().unwrap().unwrap().seq(), 0);
     let first = segment_files(dir.path())[0].clone();
     std::fs::remove_file(&first).unwrap();
     reader.refresh().unwrap();
     let first_available = reader.snapshot().first_seq().unwrap();
     assert!(first_available > 1);
-    let mut follow = reader.follow_from(1);
-    match follow.wait(Duration::from_secs(1)).unwrap().next() {
-        Some(Err(Error::Truncated { requested: 1, first_available: f })) => assert_eq!(f, first_available),
+    match reader.tail_from(1) {
+        Err(Error::Truncated { requested: 1, first_available: f }) => assert_eq!(f, first_available),
         other => panic!("expected Truncated, got {other:?}"),
     }
 }

@@ -169,7 +169,7 @@ fn tails_start_at_end_at_seq_and_at_time() {
     assert_eq!(end.try_next().unwrap().unwrap().seq(), 3000);
     assert_eq!(future.try_next().unwrap().unwrap().seq(), 3000);
     let owned = mid.try_next().unwrap().unwrap().to_owned_record();
-    assert_eq!((owned.seq, owned.payload), (1235, payload(1235)));
+    assert_eq!((owned.seq(), owned.payload()), (1235, &payload(1235)[..]));
 }
 
 #[test]

@@ -6,7 +6,8 @@ use crate::format::{key_hash, DecodedFrame};
 use crate::log::Log;
 use crate::segment::view::KeysOf;
 use crate::segment::SegView;
-use crate::snapshot::{Iter, Record, Snapshot};
+use crate::record::Record;
+use crate::snapshot::{Iter, Snapshot};
 
 impl Log {
     /// The latest-value view of the log as it is now: the newest live
@@ -121,7 +122,7 @@ impl Snapshot {
             for &off in &offsets {
                 let f = view.keyed_frame(off)?;
                 if f.key == key {
-                    return Ok(Some(((i, off), Record::from_frame(&f))));
+                    return Ok(Some(((i, off), view.record(&f))));
                 }
             }
         }
@@ -276,8 +277,9 @@ pub struct KeyIter<'a> {
 impl<'a> KeyIter<'a> {
     fn take(&mut self, pos: Option<Position>) -> Option<Result<Record<'a>>> {
         let (i, off) = pos?;
-        match self.snap.view(i).keyed_frame(off) {
-            Ok(f) if f.key == self.key => Some(Ok(Record::from_frame(&f))),
+        let view = self.snap.view(i);
+        match view.keyed_frame(off) {
+            Ok(f) if f.key == self.key => Some(Ok(view.record(&f))),
             Ok(_) => None,
             Err(e) => {
                 self.done = true;

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::record::Record;
 use crate::format::{decode_frame, DecodedFrame, FrameError, IndexEntry, HEADER_BYTES};
 
 use super::{ActiveSegment, LiveIndex, SealedSegment, Segment};
@@ -25,6 +26,7 @@ pub(crate) enum KeysOf<'a> {
 /// A consistent view of one segment: its frames up to a fixed end.
 #[derive(Clone, Copy)]
 pub(crate) struct SegView<'a> {
+    segment: &'a Segment,
     pub(crate) path: &'a Path,
     frames: &'a [u8],
     pub(crate) base_seq: u64,
@@ -46,6 +48,7 @@ impl<'a> SegView<'a> {
     pub(crate) fn of(segment: &'a Segment, committed: Option<(u64, u64)>) -> SegView<'a> {
         match segment {
             Segment::Sealed(s) => SegView {
+                segment,
                 path: &s.path,
                 frames: s.frames(),
                 base_seq: s.base_seq,
@@ -62,6 +65,7 @@ impl<'a> SegView<'a> {
                 // may name frames past `end`; lookups filter those by seq.
                 let index_len = a.index.len();
                 SegView {
+                    segment,
                     path: &a.path,
                     frames: a.map.frames(end),
                     base_seq: a.base_seq,
@@ -74,6 +78,12 @@ impl<'a> SegView<'a> {
                 }
             }
         }
+    }
+
+    /// The record `frame` of this segment holds.
+    #[inline]
+    pub(crate) fn record(&self, frame: &DecodedFrame<'a>) -> Record<'a> {
+        Record::new(frame, self.segment)
     }
 
     /// One past the last seq in view.

@@ -43,7 +43,7 @@ pub fn run(args: &TailArgs) -> CmdResult {
     let first = start.seq(&snap);
     // Without -f: the records published when we started, then stop.
     let end = if args.follow { u64::MAX } else { snap.next_seq() };
-    let mut follow = log.follow_from(first);
+    let mut follow = log.tail_from(first)?;
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut left = args.limit.unwrap_or(u64::MAX);
     while left > 0 && follow.position() < end {
