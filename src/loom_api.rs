@@ -234,6 +234,19 @@ impl LogState {
         self.shared.tail_waiters.wake();
     }
 
+    /// One poll of an async tail waiting for record `seq` (what
+    /// `TailStream::poll_next` does when it finds nothing): `true` if a
+    /// snapshot shows it, else `waker`, registered under `id`, is woken by
+    /// the writer's next `wake_tails`.
+    pub fn poll_for(&self, id: u64, seq: u64, waker: &std::task::Waker) -> bool {
+        self.shared.tail_waiters.poll_ready(id, waker, || self.snapshot().next_seq() > seq)
+    }
+
+    /// Drops an async tail's registration (its stream was dropped).
+    pub fn forget_waker(&self, id: u64) {
+        self.shared.tail_waiters.deregister(id);
+    }
+
     /// Parks like a tail until a snapshot shows a record with seq `seq`
     /// (under loom a lost wake-up is a deadlock, which loom reports).
     pub fn wait_for(&self, seq: u64) {

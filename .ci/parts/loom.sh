@@ -9,7 +9,9 @@
 # test passes only if the populator model fails; and with `mutant-keys` (a
 # key-table bucket head published Relaxed), whose test passes only if the
 # key-table model fails; and with `mutant-key-filter` (the key filter
-# published before a segment's keys are added), likewise for its model.
+# published before a segment's keys are added), likewise for its model; and
+# with `mutant-waker` (an async tail that does not re-check after registering
+# its waker), whose test passes only if the tail wake-up model fails.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
@@ -48,3 +50,5 @@ mutant_must_be_caught mutant-populator mutant_populator_reading_holds_first_is_c
 mutant_must_be_caught mutant-keys mutant_keys_relaxed_head_is_caught --test keys
 # The log's key filter published before a sealed segment's keys are in it.
 mutant_must_be_caught mutant-key-filter mutant_key_filter_published_first_is_caught --test keys
+# An async tail that registers its waker but trusts the check made before.
+mutant_must_be_caught mutant-waker mutant_waker_without_recheck_is_caught --test tail_wakeup

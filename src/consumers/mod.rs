@@ -20,8 +20,8 @@ use crate::read_only::ReadOnlyLog;
 use crate::record::{OwnedRecord, Record};
 use crate::tail::{Batch, Source, Tail, WaitStrategy};
 
-pub use position::MAX_NAME_BYTES;
 use position::PositionFile;
+pub use position::MAX_NAME_BYTES;
 
 /// How a [`Consumer`] starts and commits.
 ///
@@ -319,10 +319,12 @@ impl Consumer {
         self.file.path()
     }
 
+    #[cfg(feature = "async")]
     pub(crate) fn tail_mut(&mut self) -> &mut Tail {
         &mut self.tail
     }
 
+    #[cfg(feature = "async")]
     pub(crate) fn auto_commit_now(&mut self) -> Result<()> {
         self.auto_commit()
     }

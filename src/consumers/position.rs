@@ -65,8 +65,11 @@ impl Slot {
         let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or_default());
         let crc = u32::from_le_bytes([b[44], b[45], b[46], b[47]]);
         let version = u16::from_le_bytes([b[4], b[5]]);
-        (&b[0..4] == MAGIC && version == VERSION && crc32c::crc32c(&b[..44]) == crc)
-            .then(|| Slot { generation: u64_at(8), position: u64_at(16), committed_at_us: u64_at(24) })
+        (&b[0..4] == MAGIC && version == VERSION && crc32c::crc32c(&b[..44]) == crc).then(|| Slot {
+            generation: u64_at(8),
+            position: u64_at(16),
+            committed_at_us: u64_at(24),
+        })
     }
 }
 
@@ -104,11 +107,24 @@ pub(crate) fn newest(bytes: &[u8]) -> Option<Slot> {
     }
 }
 
+/// The committed slot of a position file's bytes: `None` if nothing was
+/// committed (all zeros), a corruption error if bytes are there but no slot
+/// is valid.
+fn committed_in(path: &Path, bytes: &[u8]) -> Result<Option<Slot>> {
+    match newest(bytes) {
+        Some(slot) => Ok(Some(slot)),
+        None => match bytes.iter().position(|&b| b != 0) {
+            None => Ok(None),
+            Some(at) => Err(Error::corrupt(path, at as u64, "consumer position file has no valid slot")),
+        },
+    }
+}
+
 /// Reads the committed slot of the position file at `path` without
 /// locking it (for listings and retention).
 pub(crate) fn read(path: &Path) -> Result<Option<Slot>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("read consumer position", path, e))?;
-    Ok(newest(&bytes))
+    committed_in(path, &bytes)
 }
 
 /// An open position file, locked for its consumer.
@@ -151,7 +167,7 @@ impl PositionFile {
         let mut bytes = vec![0u8; FILE_BYTES as usize];
         let n = read_fully_at(&file, &mut bytes).map_err(|e| Error::io("read consumer position", &path, e))?;
         bytes.truncate(n);
-        let last = newest(&bytes);
+        let last = committed_in(&path, &bytes)?;
         Ok(PositionFile { file, path, last })
     }
 
