@@ -101,19 +101,19 @@ pub use crate::options::{
 };
 pub use crate::range::{RangeIter, TimeRangeIter};
 pub use crate::read_only::ReadOnlyLog;
+pub use crate::record::{OwnedRecord, Record};
 pub use crate::recovery::RecoveryReport;
 pub use crate::retention::{Retention, RetentionReport, RetentionTask};
-pub use crate::record::{OwnedRecord, Record};
 pub use crate::snapshot::{Iter, RevIter, Snapshot};
 pub use crate::stats::{ReaderStats, SegmentInfo, Stats};
 pub use crate::tail::{Batch, Tail, WaitStrategy};
 #[cfg(feature = "async")]
 pub use crate::tail::{ConsumerStream, TailStream};
-pub use bytes::Bytes;
 #[cfg(feature = "serde")]
 pub use crate::typed::{Codec, Json};
 pub use crate::verify::{verify_dir, verify_dir_with_progress, VerifyReport};
 pub use crate::writer::{Entry, Writer};
+pub use bytes::Bytes;
 
 /// The README's Rust examples, compiled and run as doc tests.
 #[cfg(doctest)]

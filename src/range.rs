@@ -12,8 +12,8 @@
 use std::ops::{Bound, RangeBounds};
 
 use crate::error::Result;
-use crate::segment::{SegView, Segment};
 use crate::record::Record;
+use crate::segment::{SegView, Segment};
 use crate::snapshot::{Iter, RevIter, Snapshot};
 
 /// Records of a seq range, from [`Snapshot::range`], from either end

@@ -694,4 +694,3 @@ fn walk(frames: &[u8], seg: &ActiveSegment, cur: &mut Cursor, stop_count: Option
         }
     }
 }
-

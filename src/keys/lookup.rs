@@ -4,9 +4,9 @@
 use crate::error::{Error, Result};
 use crate::format::{key_hash, DecodedFrame};
 use crate::log::Log;
+use crate::record::Record;
 use crate::segment::view::KeysOf;
 use crate::segment::SegView;
-use crate::record::Record;
 use crate::snapshot::{Iter, Snapshot};
 
 impl Log {

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::record::Record;
 use crate::format::{decode_frame, DecodedFrame, FrameError, IndexEntry, HEADER_BYTES};
+use crate::record::Record;
 
 use super::{ActiveSegment, LiveIndex, SealedSegment, Segment};
 

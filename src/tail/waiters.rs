@@ -163,4 +163,3 @@ impl Waiters {
         self.count.load(Ordering::Relaxed)
     }
 }
-
