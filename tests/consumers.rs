@@ -226,6 +226,10 @@ fn retention_keeps_segments_a_consumer_has_not_committed_past_up_to_its_cap() {
     assert!((1..=2).contains(&r.held_for_consumers), "{r:?}");
     assert!(r.first_seq > 1500);
     assert!(matches!(log.consumer("slow"), Err(Error::Truncated { requested: 1500, .. })));
+    // Unless told to skip what was removed.
+    let skipping = log.consumer_with("slow", ConsumerOptions::new().skip_removed(true)).unwrap();
+    assert_eq!((skipping.position(), skipping.committed()), (r.first_seq, r.first_seq));
+    drop(skipping);
     // A consumer that never committed starts at what is left.
     assert_eq!(log.consumer("late").unwrap().position(), r.first_seq);
     // Without the hold, retention ignores consumers.

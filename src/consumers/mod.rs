@@ -37,6 +37,7 @@ pub struct ConsumerOptions {
     every: Option<Duration>,
     sync: bool,
     from_end: bool,
+    skip_removed: bool,
 }
 
 impl ConsumerOptions {
@@ -83,6 +84,17 @@ impl ConsumerOptions {
     #[must_use]
     pub fn start_from_end(mut self, on: bool) -> Self {
         self.from_end = on;
+        self
+    }
+
+    /// What to do when retention removed the records at a consumer's
+    /// committed position: fail with [`Error::Truncated`] (`false`, the
+    /// default), or resume at the first record still in the log (`true`;
+    /// the records between are lost to this consumer, and a warning is
+    /// logged through `tracing`).
+    #[must_use]
+    pub fn skip_removed(mut self, on: bool) -> Self {
+        self.skip_removed = on;
         self
     }
 }
@@ -157,12 +169,26 @@ pub struct Consumer {
 impl Consumer {
     fn open(src: Source, name: &str, opts: ConsumerOptions) -> Result<Consumer> {
         let file = PositionFile::open(src.dir(), name)?;
+        if let Source::ReadOnly(log) = &src {
+            // See the segments the writer created since the reader opened,
+            // so the end below is the log's end.
+            log.refresh()?;
+        }
         let next_seq = src.next_seq();
         let position = match file.committed() {
             // A position past the end: the log lost records the consumer
             // had read (a machine crash before they were durable); the
             // seqs are given out again, so read them when they come.
-            Some(slot) => slot.position.min(next_seq),
+            Some(slot) if slot.position > next_seq => {
+                tracing::warn!(
+                    consumer = name,
+                    committed = slot.position,
+                    next_seq,
+                    "consumer position past the end of the log; resuming at the end"
+                );
+                next_seq
+            }
+            Some(slot) => slot.position,
             None if opts.from_end => next_seq,
             None => 0,
         };
@@ -170,6 +196,15 @@ impl Consumer {
             // Never committed and the log's start was removed: begin at
             // what is there now.
             Err(Error::Truncated { first_available, .. }) if file.committed().is_none() => Tail::new(src, first_available)?,
+            Err(Error::Truncated { requested, first_available }) if opts.skip_removed => {
+                tracing::warn!(
+                    consumer = name,
+                    committed = requested,
+                    first_available,
+                    "records at the consumer's position were removed; skipping to the first one left"
+                );
+                Tail::new(src, first_available)?
+            }
             other => other?,
         };
         let committed = tail.position();
