@@ -1,6 +1,6 @@
-//! The `varve` binary on real logs: stat, dump, get, kv, tail, verify,
-//! export, import and compact; exit codes; one-line errors on bad input;
-//! and that inspection never modifies a log.
+//! The `varve` binary on real logs: stat, dump, get, kv, tail, consumers,
+//! verify, export, import and compact; exit codes; one-line errors on bad
+//! input; and that inspection never modifies a log.
 #![cfg(feature = "cli")]
 
 use std::io::{BufRead, BufReader};
@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use varvelog::format::FORMAT_VERSION;
-use varvelog::{Entry, Log, Options};
+use varvelog::{Entry, Log, Options, ReadOnlyLog};
 
 mod common;
 use common::{fingerprint, on_tmpfs};
@@ -280,7 +280,7 @@ fn bad_input_gets_one_line_and_the_documented_exit_status() {
     // errors exit 2, problems in the log exit 1; --help exits 0.
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing");
-    for cmd in ["stat", "dump", "verify", "tail"] {
+    for cmd in ["stat", "dump", "verify", "tail", "consumers"] {
         assert_one_line_error(&varve(&[cmd, p(&missing)]), 2, "no such directory");
     }
     assert_one_line_error(&varve(&["export", "--jsonl", p(&missing)]), 2, "no such directory");
@@ -327,7 +327,7 @@ fn bad_input_gets_one_line_and_the_documented_exit_status() {
 
 #[test]
 fn inspection_commands_never_modify_a_log() {
-    // Goal: stat, dump, get, kv, tail, verify and export change no byte,
+    // Goal: stat, dump, get, kv, tail, consumers, verify and export change no byte,
     // even on a log that needs recovery (torn tail). Method: fingerprint
     // every file before and after running them all.
     let dir = tempfile::tempdir().unwrap();
@@ -348,6 +348,8 @@ fn inspection_commands_never_modify_a_log() {
         vec!["get", d, "user-1", "--all"],
         vec!["kv", d],
         vec!["tail", d, "-n", "5"],
+        vec!["consumers", d],
+        vec!["consumers", "--json", d],
         vec!["export", "--jsonl", d],
         vec!["verify", d],
     ] {
@@ -1101,4 +1103,422 @@ fn compact_refuses_a_log_another_process_has_open_and_bad_arguments() {
     // 0 is a duration: tombstones go at once.
     let o = varve(&["compact", p(dir.path()), "--tombstone-retention", "0", "-q"]);
     assert!(o.status.success() && o.stdout.is_empty(), "{}{}", stdout(&o), stderr(&o));
+}
+
+/// `varve consumers --json` of `dir`, parsed.
+fn consumers_json(dir: &Path) -> serde_json::Value {
+    let o = varve(&["consumers", "--json", p(dir)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).expect("consumers --json is one JSON document")
+}
+
+/// Where `varve consumers --json` says consumer `name` of `dir` resumes.
+fn consumer_position(dir: &Path, name: &str) -> Option<u64> {
+    let v = consumers_json(dir);
+    let c = v["consumers"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("{name} not listed: {v}"));
+    c["position"].as_u64()
+}
+
+/// The seqs of `tail --format json` output.
+fn printed_seqs(o: &Output) -> Vec<u64> {
+    json_lines(o).iter().map(|v| v["seq"].as_u64().unwrap()).collect()
+}
+
+#[test]
+fn consumers_lists_position_lag_and_last_commit_before_and_after_a_commit() {
+    // Goal: `consumers` shows each named consumer as the library stored it:
+    // none at first, then "never committed" with the whole log as lag, then
+    // the committed position, lag and time (relative and RFC 3339) once it
+    // commits, and the process holding one open; in the table and in JSON,
+    // without changing a position file. Method: consumers opened and
+    // committed through the library in this process, listed by the CLI.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 100);
+    let o = varve(&["consumers", p(dir.path())]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("no named consumers of {}\n", p(dir.path())));
+    assert_eq!(consumers_json(dir.path()), serde_json::json!({"dir": p(dir.path()), "consumers": []}));
+
+    let reader = ReadOnlyLog::open(dir.path()).unwrap();
+    drop(reader.consumer("audit").unwrap()); // opened, never committed
+    let mut billing = reader.consumer("billing").unwrap();
+    for _ in 0..40 {
+        billing.next_timeout(Duration::from_secs(1)).unwrap().expect("published");
+    }
+    let before = varve(&["consumers", p(dir.path())]);
+    let before_json = consumers_json(dir.path());
+    billing.commit().unwrap();
+    let committed_at = reader.consumers().unwrap()[1].committed_at.expect("billing committed");
+    let committed_us = committed_at.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
+    let rfc3339 = humantime::format_rfc3339_micros(committed_at).to_string();
+    let pos_files: Vec<Vec<u8>> =
+        ["audit", "billing"].iter().map(|n| std::fs::read(dir.path().join(format!("consumers/{n}.pos"))).unwrap()).collect();
+
+    // Before billing's commit: both never committed, lag = every record.
+    let text = stdout(&before);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    for (row, name) in rows[1..].iter().zip(["audit", "billing"]) {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells[..4], [name, "never", "committed", "100"], "{text}");
+    }
+    for c in before_json["consumers"].as_array().unwrap() {
+        assert_eq!(
+            (c["position"].clone(), c["lag"].clone(), c["committed_time"].clone()),
+            (serde_json::Value::Null, 100.into(), serde_json::Value::Null)
+        );
+    }
+
+    // After: billing resumes at 40, 60 behind, committed just now; this
+    // process holds it open.
+    let o = varve(&["consumers", p(dir.path())]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let rows: Vec<&str> = text.lines().collect();
+    let header: Vec<&str> = rows[0].split_whitespace().collect();
+    assert_eq!(header, ["name", "position", "lag", "committed", "committed", "at", "open", "by"], "{text}");
+    assert!(rows[1].split_whitespace().eq(["audit", "never", "committed", "100"]), "{text}");
+    let billing_row: Vec<&str> = rows[2].split_whitespace().collect();
+    assert_eq!(billing_row[..3], ["billing", "40", "60"], "{text}");
+    assert!(billing_row[3].ends_with('s') && billing_row[4] == "ago", "an age: {text}");
+    assert_eq!(billing_row[5], rfc3339, "{text}");
+    assert_eq!(billing_row[6..], ["process", &std::process::id().to_string()], "{text}");
+
+    let v = consumers_json(dir.path());
+    let cs = v["consumers"].as_array().unwrap();
+    assert_eq!(cs.len(), 2);
+    assert_eq!(cs[0]["name"], "audit");
+    assert_eq!(cs[0]["position"], serde_json::Value::Null);
+    assert_eq!(cs[0]["open_by_pid"], serde_json::Value::Null);
+    assert_eq!(cs[1]["name"], "billing");
+    assert_eq!((cs[1]["position"].as_u64(), cs[1]["lag"].as_u64()), (Some(40), Some(60)));
+    assert_eq!(cs[1]["committed_timestamp"], committed_us);
+    assert_eq!(cs[1]["committed_time"], rfc3339.as_str());
+    assert_eq!(cs[1]["open_by_pid"], std::process::id());
+    assert!(cs[1]["file"].as_str().unwrap().ends_with("consumers/billing.pos"), "{v}");
+
+    // Closed, it is no longer open by anyone; listing changed no position file.
+    drop(billing);
+    assert_eq!(consumers_json(dir.path())["consumers"][1]["open_by_pid"], serde_json::Value::Null);
+    let after: Vec<Vec<u8>> =
+        ["audit", "billing"].iter().map(|n| std::fs::read(dir.path().join(format!("consumers/{n}.pos"))).unwrap()).collect();
+    assert_eq!(after, pos_files, "listing consumers changed a position file");
+}
+
+#[test]
+fn tail_consumer_resumes_where_the_previous_run_stopped() {
+    // Goal: `tail --consumer` prints each record exactly once over runs
+    // that stop at --limit or at the end, with and without -f, across
+    // segments, and leaves the position where a program's consumer goes on.
+    // Method: a 3000-record log read in runs of 1200, 1000 (with -f) and
+    // the rest; the runs' seqs, joined, are 0..3000 with their payloads;
+    // after each run, `consumers` lists the next seq.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 3000);
+    assert!(segment_files(dir.path()).len() >= 3, "the runs must cross segments");
+    let d = p(dir.path());
+    let mut seen = Vec::new();
+    for (args, next) in [
+        (vec!["tail", d, "--consumer", "c", "--limit", "1200", "--format", "json"], 1200),
+        (vec!["tail", "-f", d, "--consumer", "c", "--limit", "1000", "--format", "json"], 2200),
+        (vec!["tail", d, "--consumer", "c", "--format", "json"], 3000),
+        (vec!["tail", d, "--consumer", "c", "--format", "json"], 3000),
+    ] {
+        let o = varve(&args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        for v in json_lines(&o) {
+            assert_eq!(json_payload(&v), payload(v["seq"].as_u64().unwrap()));
+            seen.push(v["seq"].as_u64().unwrap());
+        }
+        assert_eq!(seen.len() as u64, next, "{args:?}");
+        assert_eq!(consumer_position(dir.path(), "c"), Some(next), "{args:?}");
+    }
+    assert_eq!(seen, (0..3000).collect::<Vec<u64>>(), "a record was repeated or skipped");
+    let resumed = ReadOnlyLog::open(dir.path()).unwrap().consumer("c").unwrap();
+    assert_eq!(resumed.position(), 3000);
+    drop(resumed);
+
+    // A consumer is not a tail's start: another name starts at the first
+    // record, in the text format too.
+    let o = varve(&["tail", d, "--consumer", "other", "--limit", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("0 2023-11-14T22:13:20.000000Z"), "{}", stdout(&o));
+    assert_eq!(consumer_position(dir.path(), "other"), Some(2));
+}
+
+#[test]
+fn tail_consumer_follows_a_writer_and_commits_what_it_printed() {
+    // Goal: `tail -f --consumer` follows another process's appends and
+    // commits as it prints; a second run goes on after it. Method: this
+    // process writes 500 records while the CLI follows with --limit 300,
+    // then a second run prints the remaining 200.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::new().segment_bytes(SEGMENT)).unwrap();
+    let mut w = log.writer().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_varve"))
+        .args(["tail", "-f", p(dir.path()), "--consumer", "live", "--limit", "300", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || BufReader::new(out).lines().map(|l| l.unwrap()).collect::<Vec<String>>());
+    for i in 0..500 {
+        w.append(&payload(i)).unwrap();
+        if i % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let status = wait_for_exit(&mut child, Duration::from_secs(30), "varve tail -f --consumer did not finish");
+    assert!(status.success());
+    let first: Vec<u64> =
+        reader.join().unwrap().iter().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap()).collect();
+    assert_eq!(first, (0..300).collect::<Vec<u64>>());
+    assert_eq!(consumer_position(dir.path(), "live"), Some(300));
+    let o = varve(&["tail", p(dir.path()), "--consumer", "live", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(printed_seqs(&o), (300..500).collect::<Vec<u64>>());
+}
+
+#[test]
+fn tail_consumer_commits_what_went_out_when_its_reader_goes_away() {
+    // Goal: when standard output closes (`| head`), the last commit covers
+    // what was written out, and no more than that: the next run starts
+    // there. Method: read 5 lines of a ~300 KB output and close the pipe
+    // while the CLI is still writing; then, on an idle log under -f, read
+    // every line and close the pipe.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 3000);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_varve"))
+        .args(["tail", p(dir.path()), "--consumer", "h"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    for k in 0..5 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.starts_with(&format!("{k} ")), "{line}");
+    }
+    drop(out);
+    let status = wait_for_exit(&mut child, Duration::from_secs(10), "varve tail --consumer kept running after its reader went away");
+    assert!(status.success(), "{status:?}");
+    let at = consumer_position(dir.path(), "h").expect("what went out is committed");
+    assert!((5..3000).contains(&at), "committed {at}: the 5 records read were written out, the rest could not be");
+    let o = varve(&["tail", p(dir.path()), "--consumer", "h", "--format", "json"]);
+    assert_eq!(printed_seqs(&o), (at..3000).collect::<Vec<u64>>());
+
+    // Idle under -f: the reader goes away between records.
+    let small = tempfile::tempdir().unwrap();
+    make_log(small.path(), 3);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_varve"))
+        .args(["tail", "-f", p(small.path()), "--consumer", "idle"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    for _ in 0..3 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "tail printed fewer than 3 records");
+    }
+    drop(out);
+    let status = wait_for_exit(&mut child, Duration::from_secs(5), "varve tail -f --consumer kept running after its reader went away");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(consumer_position(small.path(), "idle"), Some(3));
+}
+
+#[test]
+fn tail_follow_consumer_commits_each_batch_as_it_prints_it() {
+    // Goal: under -f, each batch is committed once printed, not only when
+    // the command ends, so a killed follower resumes after what it printed.
+    // Method: follow a 3-record log, read the 3 lines, wait for the commit
+    // to show in `consumers`, kill the CLI; the next run prints nothing
+    // old and the 4th record when it comes.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 3);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_varve"))
+        .args(["tail", "-f", p(dir.path()), "--consumer", "k"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    for k in 0..3 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.starts_with(&format!("{k} ")), "{line}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while consumer_position(dir.path(), "k") != Some(3) {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the printed batch was not committed while following");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(consumer_position(dir.path(), "k"), Some(3));
+    let o = varve(&["tail", p(dir.path()), "--consumer", "k"]);
+    assert!(o.status.success() && o.stdout.is_empty(), "{}{}", stdout(&o), stderr(&o));
+    let log = Log::open(dir.path(), Options::new().segment_bytes(SEGMENT)).unwrap();
+    log.writer().unwrap().append(b"fourth").unwrap();
+    let o = varve(&["tail", p(dir.path()), "--consumer", "k", "--format", "json"]);
+    assert_eq!(printed_seqs(&o), [3]);
+}
+
+#[test]
+fn tail_consumer_never_commits_a_record_it_could_not_write() {
+    // Goal: a record is committed only once it was written out. Method:
+    // standard output is /dev/full, so the first write fails; the run
+    // exits 1 and the consumer still starts at the first record.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 3000);
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_varve")).args(["tail", p(dir.path()), "--consumer", "full"]).stdout(full).output().unwrap();
+    assert_one_line_error(&o, 1, "writing output");
+    assert!(matches!(consumer_position(dir.path(), "full"), None | Some(0)), "a record that was never written out was committed");
+    let o = varve(&["tail", p(dir.path()), "--consumer", "full", "--limit", "1", "--format", "json"]);
+    assert_eq!(printed_seqs(&o), [0]);
+}
+
+#[test]
+fn tail_consumer_without_follow_stops_at_the_end_it_saw_and_the_next_run_goes_on() {
+    // Goal: without -f, `tail --consumer` prints what was published when
+    // it started, even while a writer appends, and commits no record past
+    // that: the next run starts right after the last record printed.
+    // Method: a thread appends bursts of records while the CLI runs three
+    // times; the runs' seqs, joined, are 0..n without a gap.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::new().segment_bytes(SEGMENT)).unwrap();
+    let mut w = log.writer().unwrap();
+    for i in 0..100 {
+        w.append(&payload(i)).unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let appending = stop.clone();
+    let writer = std::thread::spawn(move || {
+        let mut i = 100;
+        while !appending.load(std::sync::atomic::Ordering::Relaxed) {
+            for _ in 0..20 {
+                w.append(&payload(i)).unwrap();
+                i += 1;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let o = varve(&["tail", p(dir.path()), "--consumer", "runs", "--format", "json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        seen.extend(printed_seqs(&o));
+        assert_eq!(consumer_position(dir.path(), "runs"), Some(seen.len() as u64));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(seen.len() > 100, "the later runs saw the writer's appends");
+    assert_eq!(seen, (0..seen.len() as u64).collect::<Vec<u64>>(), "a record was repeated or skipped between runs");
+}
+
+#[test]
+fn tail_consumer_stops_at_damage_with_the_records_before_it_committed() {
+    // Goal: a damaged record ends `tail --consumer` with status 1 after
+    // the records before it are printed and committed; the next run starts
+    // at the damaged record. Method: flip a payload byte of the second
+    // segment's first record.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 3000);
+    let seg = segment_files(dir.path())[1].clone();
+    let base: u64 = seg.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[4096 + 32 + 2] ^= 0x20; // inside the first frame's payload
+    std::fs::write(&seg, &bytes).unwrap();
+    let o = varve(&["tail", p(dir.path()), "--consumer", "d", "--format", "json"]);
+    assert_one_line_error(&o, 1, "checksum mismatch");
+    assert_eq!(printed_seqs(&o), (0..base).collect::<Vec<u64>>());
+    assert_eq!(consumer_position(dir.path(), "d"), Some(base));
+    let o = varve(&["tail", p(dir.path()), "--consumer", "d"]);
+    assert_one_line_error(&o, 1, "checksum mismatch");
+    assert!(o.stdout.is_empty(), "{}", stdout(&o));
+}
+
+#[test]
+fn tail_consumer_whose_records_retention_removed_fails_saying_so() {
+    // Goal: a consumer whose next record is gone cannot resume silently
+    // somewhere else: exit 1, one line with both seqs, position unchanged.
+    // Method: commit a consumer at seq 0, then remove the segments below
+    // seq 2000 with retention.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 3000);
+    let mut old = ReadOnlyLog::open(dir.path()).unwrap().consumer("old").unwrap();
+    old.commit().unwrap();
+    drop(old);
+    let log = Log::open(dir.path(), Options::new().segment_bytes(SEGMENT)).unwrap();
+    log.retain(&varvelog::Retention::new().min_seq(2000)).unwrap();
+    let first = log.snapshot().first_seq().unwrap();
+    drop(log);
+    assert!(first > 0, "retention removed nothing");
+    let o = varve(&["tail", p(dir.path()), "--consumer", "old"]);
+    assert_one_line_error(&o, 1, &format!("consumer \"old\" resumes at seq 0, which retention has removed from {}", p(dir.path())));
+    assert!(stderr(&o).contains(&format!("the log now starts at seq {first}")), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    assert_eq!(consumer_position(dir.path(), "old"), Some(0));
+}
+
+#[test]
+fn tail_consumer_in_use_fails_naming_the_process_and_changes_nothing() {
+    // Goal: a consumer has one reader at a time: while this process holds
+    // it open, `tail --consumer` (with or without -f) exits 1 with one
+    // line naming this process, prints nothing and leaves the position
+    // alone; once it is closed, the CLI reads from its position.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 10);
+    let reader = ReadOnlyLog::open(dir.path()).unwrap();
+    let mut held = reader.consumer("billing").unwrap();
+    held.next_timeout(Duration::from_secs(1)).unwrap().expect("published");
+    held.commit().unwrap();
+    let pos_file = dir.path().join("consumers/billing.pos");
+    let before = std::fs::read(&pos_file).unwrap();
+    let busy = format!("consumer \"billing\" of {} is in use by process {}", p(dir.path()), std::process::id());
+    for follow in [false, true] {
+        let mut args = vec!["tail", p(dir.path()), "--consumer", "billing"];
+        if follow {
+            args.push("-f");
+        }
+        let o = varve(&args);
+        assert_one_line_error(&o, 1, &busy);
+        assert!(o.stdout.is_empty(), "{}", stdout(&o));
+    }
+    assert_eq!(std::fs::read(&pos_file).unwrap(), before, "a refused run changed the position");
+    drop(held);
+    let o = varve(&["tail", p(dir.path()), "--consumer", "billing", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(printed_seqs(&o), (1..10).collect::<Vec<u64>>());
+}
+
+#[test]
+fn tail_consumer_rejects_invalid_names_and_other_starts() {
+    // Goal: a name that cannot name a consumer is a usage error (status 2,
+    // one line) that creates nothing; --consumer cannot be combined with
+    // -n, --from or --since.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 10);
+    let long = "x".repeat(65);
+    for bad in ["a/b", ".hidden", "a b", "é", long.as_str()] {
+        let o = varve(&["tail", p(dir.path()), "--consumer", bad]);
+        assert_one_line_error(&o, 2, &format!("invalid consumer name {bad:?}"));
+        assert!(o.stdout.is_empty());
+    }
+    assert!(!dir.path().join("consumers").exists(), "an invalid name created the consumers directory");
+    for other in [vec!["-n", "3"], vec!["--from", "3"], vec!["--since", "1h"]] {
+        let mut args = vec!["tail", p(dir.path()), "--consumer", "c"];
+        args.extend(other.iter());
+        let o = varve(&args);
+        assert_eq!(o.status.code(), Some(2), "{other:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("cannot be used with"), "{other:?}: {}", stderr(&o));
+    }
+    assert!(!dir.path().join("consumers").exists(), "a refused command created a consumer");
 }

@@ -1,12 +1,14 @@
 //! `varve`: look inside varvelog logs, follow them, check them, look up
 //! keys, compact, move records in and out, and benchmark the engine.
 //!
-//! Inspection commands (`stat`, `dump`, `get`, `kv`, `tail`, `verify`,
-//! `export`) open the log read-only: they take no lock, modify nothing, and
+//! Inspection commands (`stat`, `dump`, `get`, `kv`, `tail`, `consumers`,
+//! `verify`, `export`) open the log read-only: they take no lock, modify
+//! nothing (`tail --consumer` writes only its consumer's position file), and
 //! work while another process writes the log.
 
 mod bench;
 mod compact;
+mod consumers;
 mod dump;
 mod export;
 mod get;
@@ -34,6 +36,9 @@ Examples:
   varve get /var/lib/app/log user-42 --all --format json
   varve kv /var/lib/app/log                the newest live record of every key
   varve tail -f /var/lib/app/log           follow a log another process is writing
+  varve tail -f --consumer billing /var/lib/app/log
+                                           follow from where consumer billing last stopped
+  varve consumers /var/lib/app/log         every named consumer: position, lag, last commit
   varve verify /var/lib/app/log            full check; exit status 1 if anything is wrong
   varve export --jsonl /var/lib/app/log > records.jsonl
   varve import --jsonl /tmp/copy < records.jsonl
@@ -41,9 +46,9 @@ Examples:
   varve bench                              the benchmark (see varve bench --help)
 
 Exit status: 0 success; 1 a problem was found (damage, unsupported format
-version, I/O error, bad import data, the log locked by another process) or
-get found no live record with the key; 2 usage error (bad arguments, DIR
-missing or not a log).";
+version, I/O error, bad import data, the log locked by another process, the
+consumer in use) or get found no live record with the key; 2 usage error
+(bad arguments, DIR missing or not a log, an invalid consumer name).";
 
 /// Look inside varvelog logs, follow, check, look up keys in, compact,
 /// export and import them, and benchmark the engine.
@@ -84,8 +89,17 @@ enum Command {
     Kv(kv::KvArgs),
     /// Print the last records; with -f, keep printing new ones as another
     /// process appends them.
-    #[command(after_help = "Examples:\n  varve tail DIR -n 5\n  varve tail -f DIR\n  varve tail -f DIR --from 0 --format json")]
+    ///
+    /// With --consumer NAME, read as that named consumer: start where it
+    /// last committed, and commit each batch once it is written out, so the
+    /// next run goes on from there (records are printed at least once).
+    #[command(after_help = "Examples:\n  varve tail DIR -n 5\n  varve tail -f DIR\n  varve tail -f DIR --from 0 --format json\n  \
+                            varve tail -f DIR --consumer billing")]
     Tail(tail::TailArgs),
+    /// List the log's named consumers: where each resumes, its lag in
+    /// records, when it last committed, and the process that has it open.
+    #[command(after_help = "Examples:\n  varve consumers DIR\n  varve consumers DIR --json")]
+    Consumers(consumers::ConsumersArgs),
     /// Check every frame checksum, seq continuity, segment digest and the
     /// digest chain, with a progress bar. Exit status 1 if anything is wrong.
     #[command(after_help = "Example:\n  varve verify DIR && echo intact")]
@@ -136,6 +150,7 @@ fn main() -> ExitCode {
         Command::Get(a) => get::run(a),
         Command::Kv(a) => kv::run(a),
         Command::Tail(a) => tail::run(a),
+        Command::Consumers(a) => consumers::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Export(a) => export::run(a),
         Command::Import(a) => import::run(a),

@@ -118,6 +118,29 @@ pub fn format_time(us: u64) -> String {
     humantime::format_rfc3339_micros(UNIX_EPOCH + Duration::from_micros(us)).to_string()
 }
 
+/// How long ago `t` was, in at most two units as `varve` takes durations
+/// (`350ms`, `42s`, `3m 12s`, `5h 7m`, `2days 3h`); `in ...` for a time
+/// ahead of this machine's clock.
+pub fn format_age(t: SystemTime) -> String {
+    match SystemTime::now().duration_since(t) {
+        Ok(d) => format!("{} ago", two_units(d)),
+        Err(e) => format!("in {}", two_units(e.duration())),
+    }
+}
+
+/// `d` in its two largest units, rounded down.
+fn two_units(d: Duration) -> String {
+    let s = d.as_secs();
+    let plural = |n: u64| if n == 1 { "day" } else { "days" };
+    match s {
+        0 => format!("{}ms", d.as_millis()),
+        1..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}{} {}h", s / 86_400, plural(s / 86_400), s % 86_400 / 3600),
+    }
+}
+
 /// Parses a point in time: RFC 3339 (`2024-05-01T12:00:00Z`, also with a
 /// space and without the zone: UTC), microseconds since the epoch
 /// (`1714564800000000`), or an age (`90s`, `15m`, `2h`, `1day` ago).
@@ -390,8 +413,15 @@ pub fn human_bytes(n: u64) -> String {
 /// writer holds the flock. `/proc/locks` is the one place that lists flock
 /// holders with their pid.
 pub fn writer_pid(dir: &Path) -> Option<u32> {
+    flock_pid(&dir.join(varvelog::LOCK_FILE_NAME))
+}
+
+/// The pid of the process holding a `flock` on the file at `path` (a log's
+/// `LOCK`, a named consumer's position file), read from `/proc/locks`; see
+/// [`writer_pid`].
+pub fn flock_pid(path: &Path) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(dir.join(varvelog::LOCK_FILE_NAME)).ok()?;
+    let meta = std::fs::metadata(path).ok()?;
     let locks = std::fs::read_to_string("/proc/locks").ok()?;
     let dev = meta.dev();
     // glibc's major()/minor() of a dev_t.
@@ -442,6 +472,27 @@ mod tests {
         assert!(parse_time("2h ago").unwrap() < fifteen_min_ago);
         assert!(parse_time("yesterday-ish").unwrap_err().contains("not a time"));
         assert_eq!(format_time(1_700_000_000_000_001), "2023-11-14T22:13:20.000001Z");
+    }
+
+    #[test]
+    fn ages_use_two_units_that_parse_back_as_durations() {
+        // Goal: `consumers` prints ages in the duration forms `varve`
+        // reads, rounded down to two units. Method: one age per unit
+        // boundary, and each printed form parsed back.
+        let cases = [
+            (Duration::from_micros(350_900), "350ms"),
+            (Duration::from_secs(42), "42s"),
+            (Duration::from_secs(3 * 60 + 12), "3m 12s"),
+            (Duration::from_secs(5 * 3600 + 7 * 60 + 59), "5h 7m"),
+            (Duration::from_secs(86_400 + 3600), "1day 1h"),
+            (Duration::from_secs(2 * 86_400 + 3 * 3600 + 1), "2days 3h"),
+        ];
+        for (d, text) in cases {
+            assert_eq!(two_units(d), text);
+            assert!(humantime::parse_duration(text).unwrap() <= d, "{text}");
+        }
+        assert!(format_age(SystemTime::now() - Duration::from_secs(90)).starts_with("1m 3"));
+        assert!(format_age(SystemTime::now() + Duration::from_secs(600)).starts_with("in 9m"));
     }
 
     #[test]
