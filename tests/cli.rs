@@ -1522,3 +1522,27 @@ fn tail_consumer_rejects_invalid_names_and_other_starts() {
     }
     assert!(!dir.path().join("consumers").exists(), "a refused command created a consumer");
 }
+
+#[test]
+fn consumers_remove_forgets_a_consumer_that_is_not_open() {
+    // Goal: a consumer no one needs (a typo of `tail --consumer`, say) can
+    // be removed from the shell, but never one that is open. Method: hold
+    // one open in this process and try; drop it, remove it, list.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 10);
+    let reader = ReadOnlyLog::open(dir.path()).unwrap();
+    let held = reader.consumer("typo").unwrap();
+    let o = varve(&["consumers", p(dir.path()), "--remove", "typo"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("in use by process"), "{}", stderr(&o));
+    assert!(dir.path().join("consumers/typo.pos").exists());
+    drop(held);
+    let o = varve(&["consumers", p(dir.path()), "--remove", "typo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("removed consumer \"typo\" of {}\n", p(dir.path())));
+    assert_eq!(consumers_json(dir.path())["consumers"], serde_json::json!([]));
+    let o = varve(&["consumers", p(dir.path()), "--remove", "typo"]);
+    assert!(o.status.success() && stdout(&o).starts_with("no consumer named"), "{}", stdout(&o));
+    let o = varve(&["consumers", p(dir.path()), "--remove", "../x"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

@@ -506,4 +506,14 @@ impl ReadOnlyLog {
     pub fn consumers(&self) -> Result<Vec<ConsumerInfo>> {
         list(self.dir(), self.snapshot().next_seq())
     }
+
+    /// Forgets consumer `name`; as [`Log::remove_consumer`]. Its position
+    /// file is the only thing removed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Log::remove_consumer`].
+    pub fn remove_consumer(&self, name: &str) -> Result<bool> {
+        remove(self.dir(), name)
+    }
 }

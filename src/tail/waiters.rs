@@ -93,6 +93,7 @@ impl Waiters {
     /// under `id` (replacing an earlier one of the same id) so that the
     /// writer's next [`Waiters::wake`] wakes it, and returns `ready()`
     /// re-checked after registering. `ready` must be a few atomic loads.
+    #[cfg(any(feature = "async", loom))]
     pub(crate) fn poll_ready(&self, id: u64, waker: &Waker, mut ready: impl FnMut() -> bool) -> bool {
         if ready() {
             return true;
@@ -119,6 +120,7 @@ impl Waiters {
     }
 
     /// Removes the waker registered under `id`, if the writer has not taken it.
+    #[cfg(any(feature = "async", loom))]
     pub(crate) fn deregister(&self, id: u64) {
         let mut g = crate::sync::lock(&self.lock);
         if let Some(i) = g.iter().position(|(i, _)| *i == id) {

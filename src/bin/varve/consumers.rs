@@ -1,6 +1,7 @@
 //! `varve consumers DIR`: every named consumer of a log, where it resumes,
 //! how far behind it is and when it last committed. Read-only: takes no
-//! lock (not even a consumer's) and changes nothing.
+//! lock (not even a consumer's) and changes nothing, except that
+//! `--remove NAME` deletes that consumer's position file.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,6 +20,10 @@ pub struct ConsumersArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Forget this consumer instead of listing: delete its position file
+    /// (it must not be open). Retention then keeps nothing for it.
+    #[arg(long, value_name = "NAME", conflicts_with = "json")]
+    pub remove: Option<String>,
 }
 
 /// `consumers --json`: one object, fields in this order (docs/cli.md).
@@ -51,6 +56,11 @@ struct Listed {
 
 pub fn run(args: &ConsumersArgs) -> CmdResult {
     let log = open_log(&args.dir)?;
+    if let Some(name) = &args.remove {
+        let removed = log.remove_consumer(name).map_err(|e| crate::tail::consumer_failure(&args.dir, name, e))?;
+        let what = if removed { "removed consumer" } else { "no consumer named" };
+        return handle_write(writeln!(std::io::stdout().lock(), "{what} {name:?} of {}", args.dir.display()));
+    }
     let listed: Vec<Listed> = log
         .consumers()?
         .into_iter()

@@ -225,7 +225,7 @@ fn print_batch(
 }
 
 /// The failure of opening consumer `name`, saying what to do about it.
-fn consumer_failure(dir: &Path, name: &str, e: Error) -> Failure {
+pub fn consumer_failure(dir: &Path, name: &str, e: Error) -> Failure {
     match e {
         Error::ConsumerBusy { path, .. } => {
             let who = flock_pid(&path).map_or_else(|| "another reader".to_string(), |pid| format!("process {pid}"));
