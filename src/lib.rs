@@ -35,7 +35,7 @@
 //! * `serde`: append and read serde values through a `Codec` (`Json`
 //!   built in); see [`typed`].
 //! * `async`: tails and named consumers as `futures_core::Stream`s
-//!   ([`Tail::into_stream`], [`Consumer::into_stream`]), woken by the
+//!   (`Tail::into_stream`, `Consumer::into_stream`), woken by the
 //!   writer, on any runtime.
 //! * `cli`: the `varve` command-line tool (`cargo install varvelog --features cli`);
 //!   nothing the library needs.

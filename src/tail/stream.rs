@@ -114,6 +114,7 @@ fn unreachable_ready() -> Result<OwnedRecord> {
 /// ```
 #[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub struct TailStream {
     tail: Tail,
     waiting: Waiting,
@@ -121,6 +122,7 @@ pub struct TailStream {
 
 impl Tail {
     /// This tail as an async [`Stream`] of owned records.
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub fn into_stream(self) -> TailStream {
         TailStream { tail: self, waiting: Waiting::new() }
     }
@@ -154,6 +156,7 @@ impl Drop for TailStream {
 /// commit by hand through [`ConsumerStream::get_mut`].
 #[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub struct ConsumerStream {
     consumer: Consumer,
     waiting: Waiting,
@@ -161,6 +164,7 @@ pub struct ConsumerStream {
 
 impl Consumer {
     /// This consumer as an async [`Stream`] of owned records.
+    #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub fn into_stream(self) -> ConsumerStream {
         ConsumerStream { consumer: self, waiting: Waiting::new() }
     }
