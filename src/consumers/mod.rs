@@ -129,7 +129,9 @@ pub struct ConsumerInfo {
 /// had not committed (at-least-once delivery), and never misses a record.
 ///
 /// Only one consumer of a name is open at a time, across processes
-/// ([`Error::ConsumerBusy`] otherwise). A consumer of a
+/// ([`Error::ConsumerBusy`] otherwise). The lock is an `flock` on the
+/// position file, so a process forked while a consumer is open (and that
+/// does not exec) shares it until it exits. A consumer of a
 /// [`ReadOnlyLog`] writes its position file and nothing else.
 ///
 /// ```

@@ -123,8 +123,19 @@ fn committed_in(path: &Path, bytes: &[u8]) -> Result<Option<Slot>> {
 /// Reads the committed slot of the position file at `path` without
 /// locking it (for listings and retention).
 pub(crate) fn read(path: &Path) -> Result<Option<Slot>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io("read consumer position", path, e))?;
-    committed_in(path, &bytes)
+    // Without the lock a read can overlap commits; two of them in one read
+    // could show both slots torn. Damage is reported only if it stays.
+    let mut attempts = 0;
+    loop {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read consumer position", path, e))?;
+        match committed_in(path, &bytes) {
+            Err(_) if attempts < 3 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// An open position file, locked for its consumer.

@@ -268,7 +268,10 @@ pub fn run_and_kill(test: &str, envs: &[(&str, String)], early: bool, delay: std
     let reader = std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(n) = line.strip_prefix("ACK ").and_then(|n| n.parse::<u64>().ok()) {
+            // The test harness prints `test NAME ... ` without a newline
+            // before the child's first line, so an ACK may follow it.
+            let ack = line.find("ACK ").map(|at| &line[at + 4..]);
+            if let Some(n) = ack.and_then(|n| n.trim().parse::<u64>().ok()) {
                 let _ = tx.send(n);
             }
         }
