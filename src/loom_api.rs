@@ -242,6 +242,11 @@ impl LogState {
         self.shared.tail_waiters.poll_ready(id, waker, || self.snapshot().next_seq() > seq)
     }
 
+    /// Tails waiting now: parked threads and registered async wakers.
+    pub fn waiting(&self) -> usize {
+        self.shared.tail_waiters.parked()
+    }
+
     /// Drops an async tail's registration (its stream was dropped).
     pub fn forget_waker(&self, id: u64) {
         self.shared.tail_waiters.deregister(id);

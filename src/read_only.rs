@@ -261,11 +261,11 @@ impl ReadOnlyLog {
         Snapshot::new(t.state.clone())
     }
 
-    /// Catches up with the writer: loads its published position and, if
-    /// nothing new was published, lists the directory for new segments (a
-    /// rotation) and removed ones (retention). Returns whether the view
-    /// changed. Errors are typed: damage found on the way, or the log being
-    /// cut back under the reader by a recovering writer.
+    /// Catches up with the writer: loads its published position, lists the
+    /// directory for new segments (rotations) and removed ones (retention),
+    /// and loads the position of the newest segment. Returns whether the
+    /// view changed. Errors are typed: damage found on the way, or the log
+    /// being cut back under the reader by a recovering writer.
     ///
     /// # Errors
     ///
@@ -273,10 +273,10 @@ impl ReadOnlyLog {
     /// directory cannot be read.
     pub fn refresh(&self) -> Result<bool> {
         let mut t = self.lock();
-        if self.refresh_live(&mut t)? {
-            return Ok(true);
-        }
-        self.rescan(&mut t, false)
+        let live = self.refresh_live(&mut t)?;
+        let listed = self.rescan(&mut t, false)?;
+        let newest = self.refresh_live(&mut t)?;
+        Ok(live || listed || newest)
     }
 
     /// Like `refresh`, but lists the directory at most every few milliseconds.

@@ -104,6 +104,12 @@ impl std::fmt::Debug for Record<'_> {
 /// does) rather than copies; a retention pass that removes the segment
 /// meanwhile does not invalidate them.
 ///
+/// The price of not copying: while any owned record of a segment lives, so
+/// do its mapping, its file's disk space (even after retention unlinked
+/// it) and, for the live segment, its in-memory index and key table. To
+/// keep a few records for long, copy them out
+/// (`Bytes::copy_from_slice(record.payload())`).
+///
 /// ```
 /// # fn main() -> varvelog::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();

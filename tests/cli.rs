@@ -1127,11 +1127,13 @@ fn printed_seqs(o: &Output) -> Vec<u64> {
 #[test]
 fn consumers_lists_position_lag_and_last_commit_before_and_after_a_commit() {
     // Goal: `consumers` shows each named consumer as the library stored it:
-    // none at first, then "never committed" with the whole log as lag, then
-    // the committed position, lag and time (relative and RFC 3339) once it
-    // commits, and the process holding one open; in the table and in JSON,
-    // without changing a position file. Method: consumers opened and
-    // committed through the library in this process, listed by the CLI.
+    // none at first; a file without a position yet (its first open was
+    // interrupted) as "never committed"; an opened consumer at the start it
+    // stored, with the whole log as lag; then the committed position, lag
+    // and time (relative and RFC 3339) once it commits, and the process
+    // holding one open; in the table and in JSON, without changing a
+    // position file. Method: consumers opened and committed through the
+    // library in this process, listed by the CLI.
     let dir = tempfile::tempdir().unwrap();
     make_log(dir.path(), 100);
     let o = varve(&["consumers", p(dir.path())]);
@@ -1140,7 +1142,10 @@ fn consumers_lists_position_lag_and_last_commit_before_and_after_a_commit() {
     assert_eq!(consumers_json(dir.path()), serde_json::json!({"dir": p(dir.path()), "consumers": []}));
 
     let reader = ReadOnlyLog::open(dir.path()).unwrap();
-    drop(reader.consumer("audit").unwrap()); // opened, never committed
+    // A position file as a first open interrupted before storing a position
+    // leaves it: all zeros.
+    std::fs::create_dir_all(dir.path().join("consumers")).unwrap();
+    std::fs::write(dir.path().join("consumers/audit.pos"), [0u8; 1024]).unwrap();
     let mut billing = reader.consumer("billing").unwrap();
     for _ in 0..40 {
         billing.next_timeout(Duration::from_secs(1)).unwrap().expect("published");
@@ -1154,20 +1159,19 @@ fn consumers_lists_position_lag_and_last_commit_before_and_after_a_commit() {
     let pos_files: Vec<Vec<u8>> =
         ["audit", "billing"].iter().map(|n| std::fs::read(dir.path().join(format!("consumers/{n}.pos"))).unwrap()).collect();
 
-    // Before billing's commit: both never committed, lag = every record.
+    // Before billing's commit: audit has no position, billing the start it
+    // stored when opened; both lag by every record.
     let text = stdout(&before);
     let rows: Vec<&str> = text.lines().collect();
     assert_eq!(rows.len(), 3, "{text}");
-    for (row, name) in rows[1..].iter().zip(["audit", "billing"]) {
-        let cells: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!(cells[..4], [name, "never", "committed", "100"], "{text}");
-    }
-    for c in before_json["consumers"].as_array().unwrap() {
-        assert_eq!(
-            (c["position"].clone(), c["lag"].clone(), c["committed_time"].clone()),
-            (serde_json::Value::Null, 100.into(), serde_json::Value::Null)
-        );
-    }
+    assert!(rows[1].split_whitespace().eq(["audit", "never", "committed", "100"]), "{text}");
+    assert!(rows[2].split_whitespace().take(3).eq(["billing", "0", "100"]), "{text}");
+    let before_cs = before_json["consumers"].as_array().unwrap();
+    assert_eq!(
+        (before_cs[0]["position"].clone(), before_cs[0]["lag"].clone(), before_cs[0]["committed_time"].clone()),
+        (serde_json::Value::Null, 100.into(), serde_json::Value::Null)
+    );
+    assert_eq!((before_cs[1]["position"].as_u64(), before_cs[1]["lag"].as_u64()), (Some(0), Some(100)));
 
     // After: billing resumes at 40, 60 behind, committed just now; this
     // process holds it open.

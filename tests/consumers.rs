@@ -118,7 +118,7 @@ fn consumers_are_listed_with_lag_and_can_be_removed() {
     drop(log.consumer("b").unwrap());
     let list = log.consumers().unwrap();
     let view: Vec<_> = list.iter().map(|c| (c.name.as_str(), c.position, c.lag)).collect();
-    assert_eq!(view, [("a", Some(20), 30), ("b", None, 50)]);
+    assert_eq!(view, [("a", Some(20), 30), ("b", Some(0), 50)], "an opened consumer stores where it starts");
     assert_eq!(ReadOnlyLog::open(dir.path()).unwrap().consumers().unwrap(), list);
     assert!(log.remove_consumer("b").unwrap());
     assert!(!log.remove_consumer("b").unwrap());
@@ -162,8 +162,9 @@ fn a_damaged_position_file_is_reported_not_reset() {
     c.commit().unwrap();
     let path = c.position_file().to_path_buf();
     drop(c);
-    // The second commit (generation 2) is in the slot at offset 0; tear it.
-    common::flip_byte(&path, 16, 0xff);
+    // Opening stored generation 1 (position 0), the commits 2 and 3; the
+    // last is in the slot at offset 512: tear it.
+    common::flip_byte(&path, 512 + 16, 0xff);
     assert_eq!(log.consumer("d").unwrap().position(), 4, "the other slot's commit");
     common::write_bytes_at(&path, 0, &common::garbage(1024, 7));
     match log.consumer("d") {
@@ -191,10 +192,125 @@ fn a_position_past_the_end_of_a_log_cut_back_resumes_at_the_new_end() {
     std::fs::create_dir(b.path().join("consumers")).unwrap();
     std::fs::copy(a.path().join("consumers/x.pos"), b.path().join("consumers/x.pos")).unwrap();
     let log = Log::open(b.path(), opts()).unwrap();
+    let c = log.consumer("x").unwrap();
+    assert_eq!(c.position(), 6);
+    // The lowered position is stored at once: dropped before any commit,
+    // the consumer still resumes at 6 once seqs 6.. exist again.
+    drop(c);
+    let mut w = log.writer().unwrap();
+    for seq in 6..20 {
+        append_model(&mut w, seq);
+    }
     let mut c = log.consumer("x").unwrap();
     assert_eq!(c.position(), 6);
-    append_model(&mut log.writer().unwrap(), 6);
     check_model(&c.next_timeout(WAIT).unwrap().unwrap(), 6);
+}
+
+#[test]
+fn a_consumer_starting_at_the_end_that_never_committed_resumes_at_its_start() {
+    // Goal: a consumer created at the end and stopped before its first
+    // commit does not skip what was published meanwhile. Method: open at
+    // the end (10), read 10..14, drop, append up to 30, reopen: 10.
+    let dir = tempfile::tempdir().unwrap();
+    write_model_log(dir.path(), 10);
+    let log = Log::open(dir.path(), opts()).unwrap();
+    let mut w = log.writer().unwrap();
+    let end = ConsumerOptions::new().start_from_end(true).commit_every_records(100);
+    let mut c = log.consumer_with("late", end).unwrap();
+    for seq in 10..15 {
+        append_model(&mut w, seq);
+    }
+    read_n(&mut c, 10, 5);
+    drop(c);
+    for seq in 15..30 {
+        append_model(&mut w, seq);
+    }
+    assert_eq!(log.consumers().unwrap()[0].position, Some(10));
+    assert_eq!(log.consumer_with("late", end).unwrap().position(), 10);
+}
+
+#[test]
+fn a_read_only_handle_opened_long_ago_sees_the_log_end_before_placing_a_consumer() {
+    // Goal: a stale read-only view neither lowers a committed position nor
+    // starts "from the end" at an old end. Method: open the reader, then
+    // append across many segments and commit far along through the writer;
+    // the old reader's consumer resumes at the commit, its end tail at the end.
+    let dir = tempfile::tempdir().unwrap();
+    write_model_log(dir.path(), 10);
+    let reader = ReadOnlyLog::open(dir.path()).unwrap();
+    let log = Log::open(dir.path(), opts()).unwrap();
+    let mut w = log.writer().unwrap();
+    for seq in 10..3000 {
+        append_model(&mut w, seq);
+    }
+    let mut c = log.consumer("far").unwrap();
+    read_n(&mut c, 0, 2900);
+    c.commit().unwrap();
+    drop(c);
+    assert_eq!(reader.consumer("far").unwrap().position(), 2900);
+    assert_eq!(reader.tail_from_end().unwrap().position(), 3000);
+    let end = ConsumerOptions::new().start_from_end(true);
+    assert_eq!(reader.consumer_with("new", end).unwrap().position(), 3000);
+}
+
+#[test]
+fn commits_by_time_happen_while_the_consumer_waits() {
+    // Goal: `commit_every` bounds how much a crash re-delivers even when
+    // the consumer sits idle. Method: read 3 records, then wait 300 ms for
+    // a record that never comes, with commits every 10 ms.
+    let dir = tempfile::tempdir().unwrap();
+    write_model_log(dir.path(), 3);
+    let log = Log::open(dir.path(), opts()).unwrap();
+    let mut c = log.consumer_with("idle", ConsumerOptions::new().commit_every(Duration::from_millis(10))).unwrap();
+    read_n(&mut c, 0, 3);
+    assert!(c.next_timeout(Duration::from_millis(300)).unwrap().is_none());
+    assert_eq!(c.committed(), 3);
+    assert_eq!(log.consumers().unwrap()[0].position, Some(3));
+}
+
+#[test]
+fn a_damaged_position_file_neither_stops_retention_nor_resists_removal() {
+    // Goal: one unreadable file cannot fill the disk or be stuck. Method:
+    // damage a consumer's file; retention with a hold still runs (keeping
+    // what the cap allows for it); `remove_consumer` removes it.
+    let dir = tempfile::tempdir().unwrap();
+    write_model_log(dir.path(), 3000);
+    let log = Log::open(dir.path(), opts()).unwrap();
+    let path = log.consumer("bad").unwrap().position_file().to_path_buf();
+    common::write_bytes_at(&path, 0, &common::garbage(1024, 3));
+    let all = Retention::new().min_seq(u64::MAX);
+    let r = log.retain(&all.keep_for_consumers(u64::MAX)).unwrap();
+    assert!(r.removed.is_empty() && r.held_for_consumers > 0, "{r:?}");
+    let r = log.retain(&all.keep_for_consumers(0)).unwrap();
+    assert!(!r.removed.is_empty(), "{r:?}");
+    assert!(log.remove_consumer("bad").unwrap());
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_tail_iterator_ends_after_an_error_until_it_seeks() {
+    // Goal: an iterator whose position was removed does not spin on the
+    // same error. Method: a tail at 0, retention removes 0; the iterator
+    // yields Truncated once, then None; after a seek it reads again.
+    let dir = tempfile::tempdir().unwrap();
+    write_model_log(dir.path(), 3000);
+    let log = Log::open(dir.path(), opts()).unwrap();
+    let mut tail = log.tail_from(0).unwrap();
+    let first = log.retain(&Retention::new().min_seq(2000)).unwrap().first_seq;
+    // The tail's snapshot still shows seg 0; drain it until it needs a
+    // newer one, which no longer has its next record.
+    let mut seen = 0;
+    let err = loop {
+        match tail.next().expect("an item before the end") {
+            Ok(_) => seen += 1,
+            Err(e) => break e,
+        }
+        assert!(seen < 3000, "never told about the removed records");
+    };
+    assert!(matches!(err, Error::Truncated { .. }), "{err}");
+    assert!(tail.next().is_none(), "the iterator ended");
+    tail.seek(first).unwrap();
+    assert_eq!(tail.next().unwrap().unwrap().seq(), first);
 }
 
 #[test]

@@ -254,3 +254,28 @@ fn read_only_open_rejects_bad_input_with_typed_errors() {
     std::fs::write(&seg, bytes).unwrap();
     assert!(matches!(ReadOnlyLog::open(&versioned), Err(Error::UnsupportedVersion { found: 99, .. })));
 }
+
+#[test]
+fn a_tail_reports_a_missing_segment_instead_of_waiting_or_misreading() {
+    // Goal: a gap in the middle of the log (a segment file removed by hand)
+    // is `Error::Missing` for a tail crossing it, as it is for a snapshot
+    // iterator. Method: a closed log of several segments; remove the third;
+    // tail a read-only view from the start, and from inside the gap.
+    let dir = tempfile::tempdir().unwrap();
+    common::write_model_log(dir.path(), 3000);
+    let files = common::segment_files(dir.path());
+    assert!(files.len() >= 4);
+    let (gap_from, gap_to) = (files[2].0, files[3].0);
+    std::fs::remove_file(&files[2].1).unwrap();
+    let reader = ReadOnlyLog::open(dir.path()).unwrap();
+    let mut tail = reader.tail_from(0).unwrap();
+    let err = loop {
+        match tail.next_timeout(Duration::from_secs(5)) {
+            Ok(Some(r)) => assert!(r.seq() < gap_from),
+            Ok(None) => panic!("the tail waited at the gap"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, Error::Missing { from, to, .. } if (from, to) == (gap_from, gap_to)), "{err}");
+    assert!(matches!(reader.tail_from(gap_from + 1), Err(Error::Missing { .. })));
+}

@@ -53,6 +53,7 @@ fn two_tails_waiting_for_different_records_are_both_woken() {
         log.wake_tails();
         ta.join().unwrap();
         tb.join().unwrap();
+        assert_eq!(log.waiting(), 0, "a registration or a parked count was left behind");
     });
 }
 
@@ -70,12 +71,12 @@ fn poll_until_published(log: &LogState, id: u64, seq: u64) {
 #[test]
 #[cfg_attr(any(feature = "mutant", feature = "mutant-waker"), ignore = "the mutants break wake-ups on purpose")]
 fn waiting_async_tail_is_always_woken_by_the_next_publication() {
-    // Goal: no lost wake-up for an async tail, beside a parked thread.
-    // Method: an async tail (waker registration) and a parked tail wait for
-    // record 0 while the writer appends it and wakes; every interleaving
-    // must end with both reading it. A second publication after the async
-    // tail was woken must find the writer's fast path again (its entry
-    // was taken) and leave no stale registration behind.
+    // Goal: no lost wake-up for an async tail, beside a parked thread, and
+    // no registration left behind. Method: an async tail (waker
+    // registration) and a parked tail wait for record 0 while the writer
+    // appends it and wakes; every interleaving must end with both reading
+    // it, and with the waiter count back at 0 once the async tail dropped
+    // its registration (the writer's fast path again).
     model(|| {
         let mut w = SegmentWriter::anonymous(0, 256);
         let log = LogState::new(Path::new("unused"), &w);
@@ -120,6 +121,7 @@ fn one_poll_sees_the_record_or_is_woken() {
         let ready = ta.join().unwrap();
         assert!(ready || flag.0.load(std::sync::atomic::Ordering::SeqCst), "an async tail missed its wake-up");
         log.forget_waker(1);
+        assert_eq!(log.waiting(), 0, "a registration was left behind");
     });
 }
 

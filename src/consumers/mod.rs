@@ -51,7 +51,11 @@ impl ConsumerOptions {
     /// Commits automatically once `n` records were read since the last
     /// commit. The commit happens when the consumer is asked for the next
     /// record, so it covers only records handed out by earlier calls: a
-    /// crash re-delivers at most the records not yet committed, never skips one.
+    /// crash re-delivers at most the records not yet committed, never skips
+    /// one, *provided each record is processed before the next is asked
+    /// for*. Code that takes records ahead of processing them (collecting a
+    /// batch from the iterator, stream adapters such as `chunks` or
+    /// `buffer_unordered`) must commit by hand after processing instead.
     #[must_use]
     pub fn commit_every_records(mut self, n: u64) -> Self {
         self.every_records = Some(n.max(1));
@@ -59,8 +63,9 @@ impl ConsumerOptions {
     }
 
     /// Commits automatically, as [`ConsumerOptions::commit_every_records`]
-    /// does, once `interval` passed since the last commit and something was
-    /// read since.
+    /// does (with the same proviso), once `interval` passed since the last
+    /// commit and something was read since, also while the consumer waits
+    /// for the writer.
     #[must_use]
     pub fn commit_every(mut self, interval: Duration) -> Self {
         self.every = Some(interval);
@@ -105,12 +110,12 @@ impl ConsumerOptions {
 pub struct ConsumerInfo {
     /// The consumer's name.
     pub name: String,
-    /// The seq it reads next when it resumes (`None`: it never committed).
+    /// The seq it reads next when it resumes (`None`: its file holds no
+    /// position yet, as when its first open was interrupted).
     pub position: Option<u64>,
     /// When it last committed.
     pub committed_at: Option<SystemTime>,
-    /// Records published at or past its position (all of them if it never
-    /// committed).
+    /// Records published at or past its position (all of them without one).
     pub lag: u64,
     /// Its position file.
     pub path: PathBuf,
@@ -170,13 +175,10 @@ pub struct Consumer {
 
 impl Consumer {
     fn open(src: Source, name: &str, opts: ConsumerOptions) -> Result<Consumer> {
-        let file = PositionFile::open(src.dir(), name)?;
-        if let Source::ReadOnly(log) = &src {
-            // See the segments the writer created since the reader opened,
-            // so the end below is the log's end.
-            log.refresh()?;
-        }
-        let next_seq = src.next_seq();
+        let mut file = PositionFile::open(src.dir(), name)?;
+        // A read-only view first catches up with the directory, so this is
+        // the log's end, not where the view stood.
+        let next_seq = src.next_seq()?;
         let position = match file.committed() {
             // A position past the end: the log lost records the consumer
             // had read (a machine crash before they were durable); the
@@ -209,8 +211,17 @@ impl Consumer {
             }
             other => other?,
         };
-        let committed = tail.position();
-        Ok(Consumer { name: name.to_string(), tail, file, opts, committed, last_commit: Instant::now() })
+        let start = tail.position();
+        if file.committed().map(|s| s.position) != Some(start) {
+            // Store where this consumer starts before it hands anything out:
+            // a new consumer's start (so one starting at the end does not
+            // skip what is published before its first commit), or a position
+            // lowered to the end or moved past removed records (so a reopen
+            // does not go back to the old one). Synced: it replaces a
+            // position that was.
+            file.store(start, now_us(), true)?;
+        }
+        Ok(Consumer { name: name.to_string(), tail, file, opts, committed: start, last_commit: Instant::now() })
     }
 
     /// The consumer's name.
@@ -250,8 +261,9 @@ impl Consumer {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] if the position file cannot be written; the committed
-    /// position is then unchanged.
+    /// [`Error::Io`] if the position file cannot be written, or (syncing)
+    /// flushed; [`Consumer::committed`] is then unchanged, though after a
+    /// failed flush the file may already hold the new position.
     pub fn commit(&mut self) -> Result<()> {
         self.store(self.opts.sync)
     }
@@ -284,6 +296,33 @@ impl Consumer {
         self.committed = position;
         self.last_commit = Instant::now();
         Ok(())
+    }
+
+    /// How long until [`ConsumerOptions::commit_every`] asks for a commit,
+    /// if it is set and records were read since the last commit.
+    pub(crate) fn commit_due_in(&self) -> Option<Duration> {
+        let every = self.opts.every?;
+        (self.tail.position() > self.committed).then(|| every.saturating_sub(self.last_commit.elapsed()))
+    }
+
+    /// Waits up to `timeout` for the next record, making the commits
+    /// [`ConsumerOptions::commit_every`] asks for while it waits.
+    fn wait_ready(&mut self, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            self.auto_commit()?;
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let slice = match (self.commit_due_in(), left) {
+                (Some(due), Some(left)) => due.min(left),
+                (due, left) => due.or(left).unwrap_or(Duration::MAX),
+            };
+            if self.tail.wait_ready(slice)? {
+                return Ok(true);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+        }
     }
 
     /// Commits if the options ask for it now.
@@ -325,8 +364,10 @@ impl Consumer {
     ///
     /// As [`Consumer::try_next`].
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Record<'_>>> {
-        self.auto_commit()?;
-        self.tail.next_timeout(timeout)
+        if !self.wait_ready(timeout)? {
+            return Ok(None);
+        }
+        self.tail.try_next()
     }
 
     /// Every record published now; see [`Tail::poll`].
@@ -346,8 +387,8 @@ impl Consumer {
     ///
     /// As [`Consumer::try_next`].
     pub fn wait(&mut self, timeout: Duration) -> Result<Batch<'_>> {
-        self.auto_commit()?;
-        self.tail.wait(timeout)
+        self.wait_ready(timeout)?;
+        self.tail.poll()
     }
 
     /// The position file (for tools and tests).
@@ -367,13 +408,18 @@ impl Consumer {
     }
 }
 
-/// A consumer is an endless iterator of owned records, as a [`Tail`] is;
-/// automatic commits happen as it is advanced.
+/// A consumer is an iterator of owned records that waits for the writer,
+/// as a [`Tail`] is (it ends only after an `Err` item); automatic commits
+/// happen as it is advanced and while it waits.
 impl Iterator for Consumer {
     type Item = Result<OwnedRecord>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Err(e) = self.auto_commit() {
+        if self.tail.ended {
+            return None;
+        }
+        if let Err(e) = self.wait_ready(Duration::MAX) {
+            self.tail.ended = true;
             return Some(Err(e));
         }
         self.tail.next()
@@ -382,21 +428,9 @@ impl Iterator for Consumer {
 
 /// The committed positions of the log in `dir`, by name.
 fn list(dir: &Path, next_seq: u64) -> Result<Vec<ConsumerInfo>> {
-    let sub = dir.join(position::DIR_NAME);
-    let entries = match std::fs::read_dir(&sub) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("list consumers", &sub, e)),
-    };
     let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("list consumers", &sub, e))?;
-        let file_name = entry.file_name();
-        let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(position::SUFFIX)) else { continue };
-        if position::check_name(name).is_err() {
-            continue;
-        }
-        let path = entry.path();
+    for path in position_files(dir)? {
+        let name = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(position::SUFFIX)).unwrap_or_default();
         let slot = match position::read(&path) {
             Ok(slot) => slot,
             // Removed since it was listed.
@@ -415,10 +449,44 @@ fn list(dir: &Path, next_seq: u64) -> Result<Vec<ConsumerInfo>> {
     Ok(out)
 }
 
-/// The least position any named consumer of the log in `dir` resumes from
-/// (0 for one that never committed); `None` without consumers.
+/// The least position any named consumer of the log in `dir` resumes from;
+/// `None` without consumers. A file without a position (being created, or
+/// damaged: logged) counts as 0, so retention keeps all it may for it.
 pub(crate) fn least_position(dir: &Path) -> Result<Option<u64>> {
-    Ok(list(dir, 0)?.iter().map(|c| c.position.unwrap_or(0)).min())
+    let mut least = None;
+    for path in position_files(dir)? {
+        let position = match position::read(&path) {
+            Ok(slot) => slot.map_or(0, |s| s.position),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "retention keeps records for a consumer whose position cannot be read");
+                0
+            }
+        };
+        least = Some(least.map_or(position, |l: u64| l.min(position)));
+    }
+    Ok(least)
+}
+
+/// The position files in the consumers directory of the log in `dir`.
+fn position_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let sub = dir.join(position::DIR_NAME);
+    let entries = match std::fs::read_dir(&sub) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("list consumers", &sub, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list consumers", &sub, e))?;
+        let name = entry.file_name();
+        let valid = name.to_str().and_then(|n| n.strip_suffix(position::SUFFIX)).is_some_and(|n| position::check_name(n).is_ok());
+        if valid {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Removes consumer `name`'s position file.
@@ -429,8 +497,9 @@ fn remove(dir: &Path, name: &str) -> Result<bool> {
         position::check_name(name)?;
         return Ok(false);
     }
-    let file = PositionFile::open(dir, name)?;
-    std::fs::remove_file(file.path()).map_err(|e| Error::io("remove consumer position", file.path(), e))?;
+    // Locked, not read: a damaged file can be removed too.
+    let (_locked, path) = position::lock(dir, name)?;
+    std::fs::remove_file(&path).map_err(|e| Error::io("remove consumer position", &path, e))?;
     let sub = dir.join(position::DIR_NAME);
     std::fs::File::open(&sub).and_then(|d| d.sync_all()).map_err(|e| Error::io("sync directory", &sub, e))?;
     Ok(true)

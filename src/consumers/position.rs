@@ -19,7 +19,7 @@
 //! file with no valid slot was created but never committed to.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -147,34 +147,10 @@ pub(crate) struct PositionFile {
 }
 
 impl PositionFile {
-    /// Opens (creating if needed) and locks the position file of `name`.
+    /// Opens (creating if needed) and locks the position file of `name`,
+    /// and reads its committed slot.
     pub(crate) fn open(dir: &Path, name: &str) -> Result<PositionFile> {
-        check_name(name)?;
-        let sub = dir.join(DIR_NAME);
-        if !sub.is_dir() {
-            std::fs::create_dir_all(&sub).map_err(|e| Error::io("create consumers directory", &sub, e))?;
-            sync_dir(dir)?;
-        }
-        let path = path(dir, name);
-        let existed = path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io("open consumer position", &path, e))?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|e| match e {
-            rustix::io::Errno::WOULDBLOCK => Error::ConsumerBusy { name: name.to_string(), path: path.clone() },
-            e => Error::io("lock consumer position", &path, e.into()),
-        })?;
-        if !existed {
-            // A new file is all zeros (no valid slot: nothing committed);
-            // its name survives a machine crash once the directory is synced.
-            file.set_len(FILE_BYTES).map_err(|e| Error::io("size consumer position", &path, e))?;
-            file.sync_all().map_err(|e| Error::io("sync consumer position", &path, e))?;
-            sync_dir(&sub)?;
-        }
+        let (file, path) = lock(dir, name)?;
         let mut bytes = vec![0u8; FILE_BYTES as usize];
         let n = read_fully_at(&file, &mut bytes).map_err(|e| Error::io("read consumer position", &path, e))?;
         bytes.truncate(n);
@@ -190,7 +166,13 @@ impl PositionFile {
     /// Stores `position` in the slot not holding the committed one; with
     /// `sync`, also makes it durable (fdatasync) before returning.
     pub(crate) fn store(&mut self, position: u64, now_us: u64, sync: bool) -> Result<()> {
-        let generation = self.last.map_or(1, |s| s.generation + 1);
+        let generation = match self.last {
+            None => 1,
+            Some(s) => s
+                .generation
+                .checked_add(1)
+                .ok_or_else(|| Error::corrupt(&self.path, 8, "consumer position generation is at its maximum"))?,
+        };
         let slot = Slot { generation, position, committed_at_us: now_us };
         let at = (generation % 2) * SLOT_STRIDE;
         self.file.write_all_at(&slot.encode(), at).map_err(|e| Error::io("write consumer position", &self.path, e))?;
@@ -210,6 +192,50 @@ impl PositionFile {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Opens (creating if needed) and locks the position file of `name`,
+/// without reading it (removal needs no valid content).
+pub(crate) fn lock(dir: &Path, name: &str) -> Result<(File, PathBuf)> {
+    check_name(name)?;
+    let sub = dir.join(DIR_NAME);
+    if !sub.is_dir() {
+        std::fs::create_dir_all(&sub).map_err(|e| Error::io("create consumers directory", &sub, e))?;
+        sync_dir(dir)?;
+    }
+    let path = path(dir, name);
+    // A remover may unlink the file between our open and our lock; the lock
+    // is then on a file no one else will find. Retry on the new file.
+    for _ in 0..8 {
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io("open consumer position", &path, e))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|e| match e {
+            rustix::io::Errno::WOULDBLOCK => Error::ConsumerBusy { name: name.to_string(), path: path.clone() },
+            e => Error::io("lock consumer position", &path, e.into()),
+        })?;
+        let same = match (file.metadata(), std::fs::metadata(&path)) {
+            (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+            _ => false,
+        };
+        if !same {
+            continue;
+        }
+        if !existed {
+            // A new file is all zeros (no valid slot yet); its name survives
+            // a machine crash once the directory is synced.
+            file.set_len(FILE_BYTES).map_err(|e| Error::io("size consumer position", &path, e))?;
+            file.sync_all().map_err(|e| Error::io("sync consumer position", &path, e))?;
+            sync_dir(&sub)?;
+        }
+        return Ok((file, path));
+    }
+    Err(Error::ConsumerBusy { name: name.to_string(), path })
 }
 
 fn read_fully_at(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -249,6 +275,19 @@ mod tests {
         file[512 + 3] ^= 1;
         assert_eq!(newest(&file), None);
         assert_eq!(newest(&file[..100]), None, "a short file is read without a panic");
+    }
+
+    #[test]
+    fn a_generation_at_its_maximum_is_damage_not_a_panic() {
+        // Goal: no overflow on bytes from disk. Method: a valid slot with
+        // generation u64::MAX, then a commit.
+        let dir = tempfile::tempdir().unwrap();
+        drop(PositionFile::open(dir.path(), "g").unwrap());
+        let slot = Slot { generation: u64::MAX, position: 3, committed_at_us: 1 }.encode();
+        std::fs::write(path(dir.path(), "g"), slot).unwrap();
+        let mut f = PositionFile::open(dir.path(), "g").unwrap();
+        assert_eq!(f.committed().map(|s| s.position), Some(3));
+        assert!(f.store(4, 2, false).unwrap_err().is_corruption());
     }
 
     #[test]

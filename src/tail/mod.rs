@@ -98,17 +98,24 @@ impl Source {
         }
     }
 
-    /// One past the last seq published, as this process sees it now.
-    pub(crate) fn next_seq(&self) -> u64 {
+    /// One past the last seq published, as this process sees it now (a
+    /// read-only view catches up with the directory first).
+    pub(crate) fn next_seq(&self) -> Result<u64> {
         match self {
-            Source::Local(log) => log.next_seq(),
-            Source::ReadOnly(log) => log.snapshot().next_seq(),
+            Source::Local(log) => Ok(log.next_seq()),
+            Source::ReadOnly(log) => {
+                log.refresh()?;
+                Ok(log.snapshot().next_seq())
+            }
         }
     }
 
     /// A tail from the first record whose timestamp is at least `ts_us`,
     /// or from the end if there is none yet.
     fn tail_from_time(self, ts_us: u64) -> Result<Tail> {
+        if let Source::ReadOnly(log) = &self {
+            log.refresh()?;
+        }
         let snap = self.snapshot();
         let seq = match snap.seek_time(ts_us).next() {
             Some(Ok(r)) => r.seq(),
@@ -162,7 +169,7 @@ struct Cursor {
 ///
 /// // As an iterator of owned records (blocks for the next one).
 /// writer.append(b"owned")?;
-/// let owned = tail.next().expect("a tail never ends")?;
+/// let owned = tail.next().expect("ends only after an error")?;
 /// assert_eq!(owned.payload(), b"owned");
 /// # Ok(()) }
 /// ```
@@ -172,6 +179,8 @@ pub struct Tail {
     cur: Cursor,
     wait: WaitStrategy,
     verify: bool,
+    /// The iterator yielded an error; it yields nothing more until a seek.
+    pub(crate) ended: bool,
 }
 
 impl std::fmt::Debug for Tail {
@@ -185,7 +194,7 @@ impl Tail {
     pub(crate) fn new(src: Source, seq: u64) -> Result<Tail> {
         let snap = src.snapshot();
         let cur = Cursor { next: seq, at: None, hint: None };
-        let mut tail = Tail { src, snap: snap.clone(), cur, wait: WaitStrategy::default(), verify: true };
+        let mut tail = Tail { src, snap: snap.clone(), cur, wait: WaitStrategy::default(), verify: true, ended: false };
         tail.relocate(snap)?;
         Ok(tail)
     }
@@ -214,10 +223,15 @@ impl Tail {
         self.cur.next
     }
 
-    /// Records published but not yet read by this tail.
+    /// Records published but not yet read by this tail (for a tail of a
+    /// [`ReadOnlyLog`], as of its last look at the log).
     #[must_use]
     pub fn lag(&self) -> u64 {
-        self.src.next_seq().saturating_sub(self.cur.next)
+        let end = match &self.src {
+            Source::Local(log) => log.next_seq(),
+            Source::ReadOnly(log) => log.snapshot().next_seq(),
+        };
+        end.saturating_sub(self.cur.next)
     }
 
     /// Moves the tail to `seq`.
@@ -228,6 +242,7 @@ impl Tail {
     pub fn seek(&mut self, seq: u64) -> Result<()> {
         let snap = self.src.snapshot();
         self.cur = Cursor { next: seq, at: None, hint: None };
+        self.ended = false;
         self.relocate(snap)
     }
 
@@ -252,10 +267,15 @@ impl Tail {
     ///
     /// As [`Tail::try_next`].
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Record<'_>>> {
-        if !self.ready()? && !self.wait_for_record(Instant::now().checked_add(timeout))? {
+        if !self.wait_ready(timeout)? {
             return Ok(None);
         }
         step(&self.snap, &mut self.cur, self.verify)
+    }
+
+    /// Whether the next record is published, waiting up to `timeout` for it.
+    pub(crate) fn wait_ready(&mut self, timeout: Duration) -> Result<bool> {
+        Ok(self.ready()? || self.wait_for_record(Instant::now().checked_add(timeout))?)
     }
 
     /// Every record published now from the tail's position, without
@@ -442,7 +462,10 @@ impl Tail {
         if self.cur.next >= self.snap.next_seq() {
             return Ok(());
         }
-        let Some(i) = self.snap.segment_of(self.cur.next) else { return Ok(()) };
+        let Some(i) = self.snap.segment_of(self.cur.next) else {
+            // Between two segments that do not meet: a file is absent.
+            return self.snap.missing(self.cur.next).map_or(Ok(()), Err);
+        };
         let view = self.snap.view(i);
         let off = match self.cur.hint {
             // An offset in the file this tail read; a compacted segment is
@@ -476,6 +499,9 @@ fn step<'s>(snap: &'s Snapshot, cur: &mut Cursor, verify: bool) -> Result<Option
         }
         if i + 1 >= snap.segment_count() {
             return Ok(None);
+        }
+        if let Some(gap) = snap.missing(cur.next) {
+            return Err(gap);
         }
         cur.at = Some((i + 1, HEADER_BYTES));
     }
@@ -523,19 +549,26 @@ impl std::fmt::Debug for Batch<'_> {
     }
 }
 
-/// A tail is an endless iterator of owned records: `next` blocks until the
-/// writer publishes one (use [`Tail::next_timeout`] or [`Tail::poll`] to
-/// bound the wait). An `Err` item is damage or [`crate::Error::Truncated`];
-/// the tail stays where it was.
+/// A tail is an iterator of owned records that waits for the writer: `next`
+/// blocks until one is published (use [`Tail::next_timeout`] or
+/// [`Tail::poll`] to bound the wait). It ends only after an `Err` item
+/// (damage, [`crate::Error::Truncated`], [`crate::Error::Missing`]): the tail
+/// stays where it was, and [`Tail::seek`] lets it go on.
 impl Iterator for Tail {
     type Item = Result<OwnedRecord>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
         loop {
             match self.next_timeout(Duration::MAX) {
                 Ok(Some(r)) => return Some(Ok(r.to_owned_record())),
                 Ok(None) => {}
-                Err(e) => return Some(Err(e)),
+                Err(e) => {
+                    self.ended = true;
+                    return Some(Err(e));
+                }
             }
         }
     }
@@ -590,10 +623,11 @@ impl ReadOnlyLog {
     ///
     /// # Errors
     ///
-    /// None today; the signature leaves room for the checks [`ReadOnlyLog::tail_from`] makes.
+    /// [`crate::Error::Io`] or a corruption error met while catching up with the
+    /// writer (see [`ReadOnlyLog::refresh`]).
     pub fn tail_from_end(&self) -> Result<Tail> {
         let src = Source::ReadOnly(self.clone());
-        let seq = src.next_seq();
+        let seq = src.next_seq()?;
         Tail::new(src, seq)
     }
 

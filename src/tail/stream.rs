@@ -37,11 +37,25 @@ struct Waiting {
     id: u64,
     delay: Option<Delay>,
     interval: Duration,
+    /// An error was yielded: the stream has ended.
+    ended: bool,
 }
 
 impl Waiting {
     fn new() -> Waiting {
-        Waiting { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), delay: None, interval: REMOTE_POLL_MIN }
+        Waiting { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), delay: None, interval: REMOTE_POLL_MIN, ended: false }
+    }
+
+    /// The tail's next record, `Pending` with the task set to be woken when
+    /// there may be one, or `None` after an error was yielded.
+    fn poll_item(&mut self, tail: &mut Tail, cx: &mut Context<'_>) -> Poll<Option<Result<OwnedRecord>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        self.poll_next(tail, cx).map(|item| {
+            self.ended = item.is_err();
+            Some(item)
+        })
     }
 
     /// The tail's next record, or `Pending` with the task set to be woken
@@ -93,9 +107,13 @@ fn unreachable_ready() -> Result<OwnedRecord> {
     Err(crate::Error::corrupt("", 0, "a tail found no record where its snapshot showed one"))
 }
 
-/// A [`Tail`] as a [`Stream`] of owned records, from [`Tail::into_stream`]:
-/// an endless stream (an `Err` item is damage or [`crate::Error::Truncated`]),
-/// woken by the writer. Runtime-agnostic.
+/// A [`Tail`] as a [`Stream`] of owned records, from [`Tail::into_stream`],
+/// woken by the writer; runtime-agnostic. It ends only after an `Err` item
+/// (damage, [`crate::Error::Truncated`], [`crate::Error::Missing`]).
+///
+/// Polling may make short blocking system calls (a read-only view lists
+/// its directory every few milliseconds), and each wait costs the
+/// registering task one `membarrier` (see `docs/design.md`).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -108,7 +126,7 @@ fn unreachable_ready() -> Result<OwnedRecord> {
 /// let mut stream = log.tail_from(0)?.into_stream();
 /// let mut writer = log.writer()?;
 /// writer.append(b"hello")?;
-/// let record = stream.next().await.expect("a tail never ends")?;
+/// let record = stream.next().await.expect("ends only after an error")?;
 /// assert_eq!(record.payload(), b"hello");
 /// # Ok(()) }
 /// ```
@@ -141,7 +159,7 @@ impl Stream for TailStream {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        this.waiting.poll_next(&mut this.tail, cx).map(Some)
+        this.waiting.poll_item(&mut this.tail, cx)
     }
 }
 
@@ -152,21 +170,28 @@ impl Drop for TailStream {
 }
 
 /// A named [`Consumer`] as a [`Stream`] of owned records, from
-/// [`Consumer::into_stream`]. Automatic commits happen as it is polled;
-/// commit by hand through [`ConsumerStream::get_mut`].
+/// [`Consumer::into_stream`]; it ends only after an `Err` item. Automatic
+/// commits happen as it is polled (and, for
+/// [`crate::ConsumerOptions::commit_every`], on a timer while it waits),
+/// with the proviso written there: a stream adapter that takes records
+/// ahead of processing them needs commits by hand, through
+/// [`ConsumerStream::get_mut`]. A commit is a `pwrite` (and with
+/// `sync_commits`, an `fdatasync`) made inside `poll_next`.
 #[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
 #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub struct ConsumerStream {
     consumer: Consumer,
     waiting: Waiting,
+    /// Wakes the task when a time-based commit comes due while it waits.
+    commit_timer: Option<Delay>,
 }
 
 impl Consumer {
     /// This consumer as an async [`Stream`] of owned records.
     #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
     pub fn into_stream(self) -> ConsumerStream {
-        ConsumerStream { consumer: self, waiting: Waiting::new() }
+        ConsumerStream { consumer: self, waiting: Waiting::new(), commit_timer: None }
     }
 }
 
@@ -188,10 +213,28 @@ impl Stream for ConsumerStream {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if this.waiting.ended {
+            return Poll::Ready(None);
+        }
         if let Err(e) = this.consumer.auto_commit_now() {
+            this.waiting.ended = true;
             return Poll::Ready(Some(Err(e)));
         }
-        this.waiting.poll_next(this.consumer.tail_mut(), cx).map(Some)
+        let item = this.waiting.poll_item(this.consumer.tail_mut(), cx);
+        if item.is_pending() {
+            match this.consumer.commit_due_in() {
+                Some(due) => {
+                    let timer = this.commit_timer.get_or_insert_with(|| Delay::new(due));
+                    if Pin::new(timer).poll(cx).is_ready() {
+                        // Due: poll again at once, which commits.
+                        this.commit_timer = None;
+                        cx.waker().wake_by_ref();
+                    }
+                }
+                None => this.commit_timer = None,
+            }
+        }
+        item
     }
 }
 

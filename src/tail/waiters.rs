@@ -159,7 +159,7 @@ impl Waiters {
         ok
     }
 
-    /// Tails parked right now (for tests and metrics).
+    /// Tails waiting right now, threads and async (for the loom models).
     #[allow(dead_code)]
     pub(crate) fn parked(&self) -> usize {
         self.count.load(Ordering::Relaxed)

@@ -36,7 +36,7 @@ struct ConsumersJson {
 #[derive(serde_derive::Serialize)]
 struct ConsumerJson {
     name: String,
-    /// The seq it reads next when it resumes (`null`: never committed).
+    /// The seq it reads next when it resumes (`null`: no position stored yet).
     position: Option<u64>,
     lag: u64,
     /// µs since the epoch (`null`: never committed).
