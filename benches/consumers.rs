@@ -10,6 +10,16 @@
 //! got each seq in order. A consumer case opens a consumer of a new name
 //! before each iteration and removes it after, outside the timing, so every
 //! iteration starts from 0 with nothing committed, as a new consumer does.
+//! A scan of the same records through `Snapshot::iter` is there for reference.
+//!
+//! Criterion measures its cases one after another, so a machine whose
+//! speed drifts between them (a shared VM) moves the ratios. The last part,
+//! `interleaved`, is not a criterion measurement: it reads the log in turn
+//! with the plain tail and with consumers without commits, with `commit()`
+//! every 1,000 and with `commit_every_records(1000)`, round after round (the
+//! order rotated each round), and prints each consumer's median ratio to
+//! the tail in the same round. It runs under `cargo bench`
+//! unless a filter is given that does not name it.
 //! `docs/benchmarks.md` has the figures and their ratios.
 
 use std::time::{Duration, Instant};
@@ -53,6 +63,10 @@ fn build() -> Built {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
+    let s = log.stats();
+    let segments = log.snapshot().segment_count();
+    assert!(segments >= 2 && s.segments_sealed as usize + 1 == segments, "{segments} segments, {} sealed", s.segments_sealed);
+    eprintln!("consumers bench log: {RECORDS} records in {segments} segments, the last one live");
     Built { _dir: dir, log, _writer: writer }
 }
 
@@ -141,8 +155,9 @@ fn read(c: &mut Criterion) {
     let built = build();
     let log = &built.log;
     let mut g = c.benchmark_group("consumers/read 3M");
-    // An iteration reads 3 M records (about 0.1 s): one iteration a sample.
-    g.sampling_mode(SamplingMode::Flat).sample_size(10).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    // An iteration reads 3 M records (a quarter of a second): one
+    // iteration a sample.
+    g.sampling_mode(SamplingMode::Flat).sample_size(20).measurement_time(Duration::from_secs(6)).warm_up_time(Duration::from_secs(1));
     g.throughput(Throughput::Elements(RECORDS));
     let mut tail = log.tail_from(0).expect("tail");
     let mut tail_case = |g: &mut BenchmarkGroup<'_, WallTime>, name: &str, read: fn(&mut Tail)| {
@@ -161,6 +176,21 @@ fn read(c: &mut Criterion) {
     // drifted during the run shows it.
     tail_case(&mut g, "tail, try_next (uncommitted)", read_tail);
     tail_case(&mut g, "tail, Iterator (OwnedRecord)", read_owned);
+    // For reference: the same records through a snapshot's iterator.
+    g.bench_function("snapshot, iter (a scan, for reference)", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let mut seen = Seen::default();
+                for r in log.snapshot().iter() {
+                    let r = r.expect("read");
+                    seen.see(r.seq(), r.payload());
+                }
+                seen.check();
+            }
+            start.elapsed()
+        })
+    });
     let mut k = 0u64;
     let cases = [
         ("consumer, no commit", Commit::Never),
@@ -240,5 +270,70 @@ fn build_small() -> Built {
     Built { _dir: dir, log, _writer: writer }
 }
 
-criterion_group!(benches, read, commit);
+/// Rounds of the interleaved comparison.
+const ROUNDS: usize = 15;
+
+/// Whether this run should do the interleaved comparison: under `cargo
+/// bench` (not `cargo test --benches`, which runs each case once), with no
+/// filter or one naming it.
+fn interleaved_wanted() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    args.iter().any(|a| a == "--bench") && (filters.is_empty() || filters.iter().any(|f| f.contains("interleaved")))
+}
+
+/// The plain tail and consumers without commits and committing every 1,000
+/// records (by hand and automatically) each read the whole log once per
+/// round, starting one later in the order each round; prints each
+/// consumer's throughput as a ratio to the tail's in the same round.
+fn interleaved(_: &mut Criterion) {
+    if !interleaved_wanted() {
+        return;
+    }
+    let built = build();
+    let log = &built.log;
+    let mut tail = log.tail_from(0).expect("tail");
+    let mut k = 0u64;
+    // `None`: the plain tail.
+    let arms = [
+        ("tail", None),
+        ("consumer, no commit", Some(Commit::Never)),
+        ("consumer, commit() every 1000", Some(Commit::Every)),
+        ("consumer, commit_every_records(1000)", Some(Commit::Automatic)),
+    ];
+    let mut secs = vec![[0f64; 4]; ROUNDS];
+    for (round, times) in secs.iter_mut().enumerate() {
+        for j in 0..arms.len() {
+            let i = (round + j) % arms.len();
+            let Some(commit) = arms[i].1 else {
+                let start = Instant::now();
+                read_tail(&mut tail);
+                times[i] = start.elapsed().as_secs_f64();
+                continue;
+            };
+            let mut c = fresh_consumer(log, &mut k, commit);
+            let start = Instant::now();
+            read_consumer(&mut c, commit);
+            times[i] = start.elapsed().as_secs_f64();
+            let name = c.name().to_string();
+            drop(c);
+            log.remove_consumer(&name).expect("remove consumer");
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "consumers/interleaved: {ROUNDS} rounds of 3M records each, the order rotated every round; tail median {:.1} ms",
+        median(secs.iter().map(|t| t[0] * 1e3).collect())
+    );
+    for (i, (name, _)) in arms.iter().enumerate().skip(1) {
+        let r: Vec<f64> = secs.iter().map(|t| t[0] / t[i]).collect();
+        let (lo, hi) = (r.iter().copied().fold(f64::MAX, f64::min), r.iter().copied().fold(0.0, f64::max));
+        println!("  {name}: {:.3}x the tail's throughput in the same round (median; rounds {lo:.3} to {hi:.3})", median(r));
+    }
+}
+
+criterion_group!(benches, read, commit, interleaved);
 criterion_main!(benches);
