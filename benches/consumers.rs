@@ -2,25 +2,26 @@
 //! uncommitted tail reading the same records, and what one commit costs.
 //!
 //! `cargo bench --bench consumers`. One log is built first and shared by
-//! every case: 3,000,000 records of 100-byte payloads in 64 MiB segments
-//! (6 sealed, the last one live; the writer stays open), every sealed
-//! segment kept in the page cache. Each iteration of the `read` group
-//! reads all 3,000,000 records from seq 0 with `try_next` (the `Iterator`
-//! case: `next`), across every segment into the live one, and checks it
-//! got each seq in order. A consumer case opens a consumer of a new name
-//! before each iteration and removes it after, outside the timing, so every
-//! iteration starts from 0 with nothing committed, as a new consumer does.
-//! A scan of the same records through `Snapshot::iter` is there for reference.
+//! every case of the `read` group: 3,000,000 records of 100-byte payloads
+//! in 64 MiB segments (6 sealed, the last one live; the writer stays open),
+//! every sealed segment kept in the page cache. Each iteration of the
+//! group reads all 3,000,000 records from seq 0 with `try_next` (the
+//! `Iterator` case: `next`), across every segment into the live one, and
+//! checks it got each seq in order. A consumer case opens a consumer of a
+//! new name before each iteration and removes it after, outside the
+//! timing, so every iteration starts from 0 with nothing committed, as a
+//! new consumer does. A scan of the same records through `Snapshot::iter`
+//! is there for reference.
 //!
 //! Criterion measures its cases one after another, so a machine whose
 //! speed drifts between them (a shared VM) moves the ratios. The last part,
-//! `interleaved`, is not a criterion measurement: it reads the log in turn
-//! with the plain tail and with consumers without commits, with `commit()`
-//! every 1,000 and with `commit_every_records(1000)`, round after round (the
-//! order rotated each round), and prints each consumer's median ratio to
-//! the tail in the same round. It runs under `cargo bench`
-//! unless a filter is given that does not name it.
-//! `docs/benchmarks.md` has the figures and their ratios.
+//! `interleaved`, is not a criterion measurement: on a log built the same
+//! way, it reads in turn with the plain tail and with consumers without
+//! commits, with `commit()` every 1,000 and with
+//! `commit_every_records(1000)`, round after round (the order rotated each
+//! round), and prints each consumer's median ratio to the tail in the same
+//! round. It runs under `cargo bench` unless a filter is given that does
+//! not name it. `docs/benchmarks.md` has the figures and their ratios.
 
 use std::time::{Duration, Instant};
 
@@ -155,8 +156,8 @@ fn read(c: &mut Criterion) {
     let built = build();
     let log = &built.log;
     let mut g = c.benchmark_group("consumers/read 3M");
-    // An iteration reads 3 M records (a quarter of a second): one
-    // iteration a sample.
+    // An iteration reads 3 M records (a quarter of a second): flat
+    // sampling, 20 samples of one or two iterations each.
     g.sampling_mode(SamplingMode::Flat).sample_size(20).measurement_time(Duration::from_secs(6)).warm_up_time(Duration::from_secs(1));
     g.throughput(Throughput::Elements(RECORDS));
     let mut tail = log.tail_from(0).expect("tail");
