@@ -5,7 +5,8 @@
 //!    preallocated, pre-faulted file mapping, CRC32C over them, a cross-core
 //!    atomic ping-pong, pwrite+fdatasync of the same bytes;
 //! 3. varvelog: append throughput (no timer in the loop), append latency
-//!    (every append timed), writer->tail latency with a paced writer, the
+//!    (every append timed), writer->tail latency with a paced writer and
+//!    busy-spinning, parked and async (`TailStream`) readers in turn, the
 //!    writer at full speed with tailing and scanning readers beside it, a
 //!    checksummed scan of everything, durable group commit, close and reopen.
 //!
@@ -27,6 +28,7 @@ mod engine;
 mod machine;
 mod plot;
 mod producers;
+mod readers;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -71,9 +73,10 @@ pub struct BenchArgs {
     /// Scanning readers reading the whole log over and over while the writer runs at full speed.
     #[arg(long, default_value_t = 1)]
     pub scanners: usize,
-    /// How tailing readers wait for new records.
-    #[arg(long, value_enum, default_value_t = Wait::Spin)]
-    pub wait: Wait,
+    /// How tailing readers wait for new records (comma separated): the
+    /// writer->tail phase runs each kind in turn, the mixed phase the first.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "spin,park,async")]
+    pub wait: Vec<Wait>,
     /// Sync policy of the append phases: never, always (every append), or every-N (Writer::sync after every N appends).
     #[arg(long, default_value = "never", value_parser = parse_sync)]
     pub sync: SyncMode,
@@ -115,6 +118,27 @@ pub enum Wait {
     Spin,
     /// Spin briefly, then park until the writer wakes the reader.
     Park,
+    /// `Tail::into_stream`, polled by a minimal executor that parks its
+    /// thread until the writer wakes the stream's task.
+    Async,
+}
+
+impl BenchArgs {
+    /// The kinds of tailing reader to run, each once, in the order given.
+    pub fn waits(&self) -> Vec<Wait> {
+        let mut kinds = Vec::new();
+        for &w in &self.wait {
+            if !kinds.contains(&w) {
+                kinds.push(w);
+            }
+        }
+        kinds
+    }
+
+    /// How the mixed phase's tailing readers wait: the first kind given.
+    pub fn mixed_wait(&self) -> Wait {
+        self.wait.first().copied().unwrap_or(Wait::Spin)
+    }
 }
 
 /// Where appends get their timestamps.
@@ -292,7 +316,8 @@ pub struct Results {
     append: Rate,
     producers: Vec<producers::ProducerRow>,
     append_lat: Lat,
-    tail: Option<engine::TailResult>,
+    /// The writer->tail phase, one per kind of reader (empty if it did not run).
+    tail: Vec<engine::TailResult>,
     mixed: Option<engine::MixedResult>,
     scan: Rate,
     durable: Vec<Durable>,
@@ -420,23 +445,33 @@ fn run_bench(args: &BenchArgs) -> Res<Results> {
     phase(&format!("varvelog: append latency, {} records, every append timed", args.latency_records));
     let append_lat = eng.append_latency(args.latency_records.max(1), max)?;
     settle(&eng);
-    let tail = if args.readers > 0 && tail_records > 0 {
+    let mut tail = Vec::new();
+    if args.readers > 0 && tail_records > 0 {
+        let kinds = args.waits();
         phase(&format!(
-            "varvelog: writer->tail latency, {} records paced at {}/s, {} {:?} reader(s)",
-            tail_records, args.tail_rate, args.readers, args.wait
+            "varvelog: writer->tail latency, {} records paced at {}/s for each of {} kind(s) of {} reader(s) in turn",
+            tail_records,
+            args.tail_rate,
+            kinds.len(),
+            args.readers
         ));
-        Some(eng.tail(tail_records, args.tail_rate, args.readers, args.wait)?)
+        for (i, &wait) in kinds.iter().enumerate() {
+            if i > 0 {
+                settle(&eng);
+            }
+            eprintln!("        {} reader(s)", report::wait_name(wait));
+            tail.push(eng.tail(tail_records, args.tail_rate, args.readers, wait)?);
+        }
     } else {
         phase("varvelog: writer->tail latency skipped (--readers 0 or --tail-records 0)");
-        None
-    };
+    }
     settle(&eng);
     let mixed = if args.readers + args.scanners > 0 {
         phase(&format!(
             "varvelog: {} records at full speed with {} tailing and {} scanning reader(s)",
             args.records, args.readers, args.scanners
         ));
-        Some(eng.mixed(args.records, args.readers, args.scanners, args.wait, max)?)
+        Some(eng.mixed(args.records, args.readers, args.scanners, args.mixed_wait(), max)?)
     } else {
         phase("varvelog: mixed phase skipped (no readers)");
         None
@@ -641,6 +676,18 @@ mod tests {
     }
 
     #[test]
+    fn wait_kinds_default_to_all_three_and_the_mixed_phase_takes_the_first() {
+        // Goal: `--wait` keeps its single-kind form (which also picks the
+        // mixed phase's readers) and runs each listed kind once.
+        let all = args(&[]);
+        assert_eq!((all.waits(), all.mixed_wait()), (vec![Wait::Spin, Wait::Park, Wait::Async], Wait::Spin));
+        let park = args(&["--wait", "park"]);
+        assert_eq!((park.waits(), park.mixed_wait()), (vec![Wait::Park], Wait::Park));
+        let twice = args(&["--wait", "async,spin,async"]);
+        assert_eq!((twice.waits(), twice.mixed_wait()), (vec![Wait::Async, Wait::Spin], Wait::Async));
+    }
+
+    #[test]
     fn stalls_count_only_samples_of_at_least_ten_microseconds() {
         // Goal: the stall figure in the report sums exactly the slow samples.
         let mut h = clock::histogram().unwrap();
@@ -700,9 +747,17 @@ mod tests {
         ]);
         let mut results = run_bench(&a).unwrap();
         assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0, "bench directory left behind");
-        check_report(&a, &results, parent.path());
+        let text = check_report(&a, &results, parent.path());
+        // Every kind of tailing reader ran, each reading every record, and
+        // each has its row.
+        let kinds: Vec<Wait> = results.tail.iter().map(|t| t.wait).collect();
+        assert_eq!(kinds, [Wait::Spin, Wait::Park, Wait::Async]);
+        assert!(results.tail.iter().all(|t| t.lat.count == 500 && t.rate.records == 500));
+        for row in ["writer->tail, spin", "writer->tail, park", "writer->tail, async"] {
+            assert!(text.contains(row), "no row {row:?}:\n{text}");
+        }
         // Phases that did not run are shown as not measured, not dropped.
-        (results.tail, results.mixed, a.readers, a.scanners) = (None, None, 0, 0);
+        (results.tail, results.mixed, a.readers, a.scanners) = (Vec::new(), None, 0, 0);
         let text = check_report(&a, &results, parent.path());
         // Mixed (throughput), writer->tail and tail lag (latency): rows of
         // n/a. (Names wrap inside their cells, so count rows, not phrases.)

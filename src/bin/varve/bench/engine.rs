@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use varvelog::{Log, Options, SyncPolicy, WaitStrategy, Writer};
+use varvelog::{Log, Options, SyncPolicy, Writer};
 
 use super::clock::{histogram, ticks, Clock};
+use super::readers::{follow, Follow};
 use super::{join, progress, Durable, Lat, Rate, Res, SyncMode, Wait};
 
 /// An open log and its writer, with the payload the workload appends.
@@ -20,8 +21,10 @@ pub struct Engine {
     clock: Clock,
 }
 
-/// What the tailing readers saw.
+/// What the tailing readers of one kind saw.
 pub struct TailResult {
+    /// How the readers waited.
+    pub wait: Wait,
     /// Writer send time to reader observation, all readers merged.
     pub lat: Lat,
     /// Latency of the paced appends themselves while tailed.
@@ -133,9 +136,10 @@ impl Engine {
         let stop = AtomicBool::new(false);
         let ready = AtomicUsize::new(0);
         let log = self.log.clone();
+        let f = Follow { log: &log, from, until, clock: &clock, stop: &stop, ready: &ready };
         let mut append_h = histogram()?;
         let (results, wrote) = std::thread::scope(|s| -> Res<_> {
-            let handles: Vec<_> = (0..readers).map(|_| s.spawn(|| tail_reader(&log, from, until, wait, &clock, &stop, &ready))).collect();
+            let handles: Vec<_> = (0..readers).map(|_| s.spawn(|| follow(&f, wait))).collect();
             while ready.load(Ordering::Acquire) < readers {
                 std::thread::yield_now();
             }
@@ -157,7 +161,13 @@ impl Engine {
             lat.add(&h)?;
             clamped += c;
         }
-        Ok(TailResult { lat: Lat::of(&lat), append_lat: Lat::of(&append_h), rate: Rate::new(n, self.payload.len(), elapsed), clamped })
+        Ok(TailResult {
+            wait,
+            lat: Lat::of(&lat),
+            append_lat: Lat::of(&append_h),
+            rate: Rate::new(n, self.payload.len(), elapsed),
+            clamped,
+        })
     }
 
     /// The writer appends `records` at full speed (each payload carrying its
@@ -170,9 +180,10 @@ impl Engine {
         let stop = AtomicBool::new(false);
         let ready = AtomicUsize::new(0);
         let log = self.log.clone();
+        let f = Follow { log: &log, from, until, clock: &clock, stop: &stop, ready: &ready };
         let payload_len = self.payload.len();
         let (tails, scans, wrote) = std::thread::scope(|s| -> Res<_> {
-            let tails: Vec<_> = (0..readers).map(|_| s.spawn(|| tail_reader(&log, from, until, wait, &clock, &stop, &ready))).collect();
+            let tails: Vec<_> = (0..readers).map(|_| s.spawn(|| follow(&f, wait))).collect();
             let scans: Vec<_> = (0..scanners).map(|_| s.spawn(|| scanner(&log, &stop, &ready))).collect();
             while ready.load(Ordering::Acquire) < readers + scanners {
                 std::thread::yield_now();
@@ -284,49 +295,6 @@ impl Engine {
         drop(self.log);
         start.elapsed()
     }
-}
-
-/// Follows the log from `from` to `until` with a [`varvelog::Tail`],
-/// recording for each record the time from the writer's send stamp (first 8
-/// payload bytes) to the moment the reader holds it. `Wait::Spin` uses
-/// `WaitStrategy::BusySpin`, `Wait::Park` the default spin-then-park.
-fn tail_reader(
-    log: &Log,
-    from: u64,
-    until: u64,
-    wait: Wait,
-    clock: &Clock,
-    stop: &AtomicBool,
-    ready: &AtomicUsize,
-) -> Res<(Histogram<u64>, u64)> {
-    let mut h = histogram()?;
-    let mut clamped = 0;
-    let strategy = match wait {
-        Wait::Spin => WaitStrategy::BusySpin,
-        Wait::Park => WaitStrategy::Park,
-    };
-    let mut tail = log.tail_from(from)?.wait_strategy(strategy);
-    ready.fetch_add(1, Ordering::Release);
-    let mut next = from;
-    while next < until {
-        let Some(r) = tail.next_timeout(Duration::from_millis(50))? else {
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            continue;
-        };
-        let now = ticks();
-        if r.seq() != next {
-            return Err(format!("tail: expected seq {next}, got {}", r.seq()).into());
-        }
-        let stamp = r.payload().get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).ok_or("payload too short for a stamp")?;
-        if now < stamp {
-            clamped += 1;
-        }
-        clock.record(&mut h, stamp, now);
-        next += 1;
-    }
-    Ok((h, clamped))
 }
 
 /// Scans the whole log over and over until `stop`; returns records read and time.

@@ -11,15 +11,23 @@ use std::path::Path;
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 
-use super::report::{rps, tail_skipped};
+use super::report::{rps, tail_skipped, wait_name};
 use super::{BenchArgs, Lat, Res, Results, CURVE_QUANTILES};
 
 const SIZE: (u32, u32) = (1500, 820);
 const CAPTION_PX: u32 = 92;
 const ENGINE: RGBColor = RGBColor(31, 119, 180);
 const BOUND: RGBColor = RGBColor(150, 150, 150);
-const PALETTE: [RGBColor; 5] =
-    [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(255, 127, 14)];
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
 
 /// Draws the results of `args`'s run into `path`.
 pub fn draw(path: &Path, args: &BenchArgs, r: &Results) -> Res<()> {
@@ -111,13 +119,16 @@ where
     let mut curves = Vec::new();
     let mut missing = Vec::new();
     push(&mut curves, "append, writer alone".into(), &r.append_lat, Some(("bound: memcpy of one frame", &r.memcpy_lat)));
-    match &r.tail {
-        Some(t) => push(&mut curves, "writer->tail".into(), &t.lat, Some(("bound: atomic ping-pong, one way", &r.ping_pong))),
-        None => {
-            missing.push(format!("writer->tail: n/a ({})", tail_skipped(args)));
-            let color = PALETTE[curves.iter().filter(|c| !c.bound).count() % PALETTE.len()];
-            curves.push(Curve { name: "bound: atomic ping-pong, one way".into(), lat: &r.ping_pong, bound: true, color });
-        }
+    // One curve per kind of reader; the ping-pong bound is drawn once, in
+    // the first kind's colour.
+    for (i, t) in r.tail.iter().enumerate() {
+        let bound = (i == 0).then_some(("bound: atomic ping-pong, one way", &r.ping_pong));
+        push(&mut curves, format!("writer->tail, {} reader", wait_name(t.wait)), &t.lat, bound);
+    }
+    if r.tail.is_empty() {
+        missing.push(format!("writer->tail: n/a ({})", tail_skipped(args)));
+        let color = PALETTE[curves.iter().filter(|c| !c.bound).count() % PALETTE.len()];
+        curves.push(Curve { name: "bound: atomic ping-pong, one way".into(), lat: &r.ping_pong, bound: true, color });
     }
     match &r.mixed {
         Some(m) => push(&mut curves, "tail lag, writer at full speed".into(), &m.tail_lag, None),

@@ -49,11 +49,27 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
-fn wait_name(w: Wait) -> &'static str {
+/// How a kind of tailing reader is named in the report.
+pub fn wait_name(w: Wait) -> &'static str {
     match w {
         Wait::Spin => "spinning",
         Wait::Park => "parking",
+        Wait::Async => "async",
     }
+}
+
+/// A kind of tailing reader in a table row's name, where room is short.
+fn wait_short(w: Wait) -> &'static str {
+    match w {
+        Wait::Spin => "spin",
+        Wait::Park => "park",
+        Wait::Async => "async",
+    }
+}
+
+/// The kinds of tailing reader, named, in the order they ran.
+fn wait_names(waits: &[Wait]) -> String {
+    waits.iter().map(|&w| wait_name(w)).collect::<Vec<_>>().join(", ")
 }
 
 /// Every line of the report fits a terminal this wide.
@@ -118,6 +134,21 @@ fn lat_rows(t: &mut Table, name: &str, l: &Lat, bound: Option<(&str, &Lat)>) {
     }
 }
 
+/// Figures of one kind side by side (`(name, short name, figures)`),
+/// then their common bound, then each one's ratio to it.
+fn lat_group(t: &mut Table, rows: &[(String, &str, &Lat)], bound: (&str, &Lat)) {
+    for (name, _, l) in rows {
+        t.add_row(lat_cells(name, l));
+    }
+    t.add_row(lat_cells(&format!("  bound: {}", bound.0), bound.1));
+    for (_, short, l) in rows {
+        let name = if rows.len() == 1 { "  ratio to the bound".to_string() } else { format!("  ratio, {short}") };
+        let mut row = vec![name];
+        row.extend(lat_figures(l).iter().zip(lat_figures(bound.1)).map(|(v, b)| ratio(*v as f64, b as f64)));
+        t.add_row(row);
+    }
+}
+
 /// Keeps column 0 (the figure's name) at least `name` wide and the others
 /// at least `figures` wide when cells wrap, so figures stay on one line.
 fn min_widths(t: &mut Table, name: u16, figures: u16) {
@@ -157,7 +188,8 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
         &mut o,
         "  workload  ",
         &format!(
-            "{} records/phase x {} B payload ({} B framed), segments {}, sync {}, clock {:?}, {} {} tailing reader(s), {} scanning reader(s)",
+            "{} records/phase x {} B payload ({} B framed), segments {}, sync {}, clock {:?}, {} tailing reader(s) of each kind \
+             ({}; the mixed phase's {}), {} scanning reader(s)",
             args.records,
             args.payload_bytes,
             r.frame_bytes,
@@ -165,7 +197,8 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
             args.sync,
             args.clock,
             args.readers,
-            wait_name(args.wait),
+            wait_names(&args.waits()),
+            wait_name(args.mixed_wait()),
             args.scanners
         ),
     );
@@ -280,21 +313,23 @@ fn latency_table(args: &BenchArgs, r: &Results) -> Table {
     let mut t = table(&header);
     let n = header.len();
     lat_rows(&mut t, "append, writer alone", &r.append_lat, Some(("memcpy of one frame", &r.memcpy_lat)));
-    let tail_name = format!("writer->tail ({} {} reader(s), {}/s)", args.readers, wait_name(args.wait), args.tail_rate);
-    match &r.tail {
-        Some(tail) => {
-            lat_rows(&mut t, &tail_name, &tail.lat, Some(("atomic ping-pong, one way", &r.ping_pong)));
-            lat_rows(&mut t, "the paced appends themselves", &tail.append_lat, Some(("memcpy of one frame", &r.memcpy_lat)));
-        }
-        None => {
-            t.add_row(not_measured(n, &tail_name, tail_skipped(args)));
-            t.add_row(lat_cells("  bound: atomic ping-pong, one way", &r.ping_pong));
-        }
+    if r.tail.is_empty() {
+        t.add_row(not_measured(n, &format!("writer->tail ({}/s)", args.tail_rate), tail_skipped(args)));
+        t.add_row(lat_cells("  bound: atomic ping-pong, one way", &r.ping_pong));
+    } else {
+        let tails: Vec<_> = r.tail.iter().map(|k| (format!("writer->tail, {}", wait_short(k.wait)), wait_short(k.wait), &k.lat)).collect();
+        lat_group(&mut t, &tails, ("atomic ping-pong, one way", &r.ping_pong));
+        let appends: Vec<_> =
+            r.tail.iter().map(|k| (format!("paced appends, {}", wait_short(k.wait)), wait_short(k.wait), &k.append_lat)).collect();
+        lat_group(&mut t, &appends, ("memcpy of one frame", &r.memcpy_lat));
     }
     match &r.mixed {
-        Some(m) => {
-            lat_rows(&mut t, "tail lag, writer at full speed (mixed)", &m.tail_lag, Some(("atomic ping-pong, one way", &r.ping_pong)))
-        }
+        Some(m) => lat_rows(
+            &mut t,
+            &format!("tail lag, writer at full speed (mixed, {} reader(s))", wait_name(args.mixed_wait())),
+            &m.tail_lag,
+            Some(("atomic ping-pong, one way", &r.ping_pong)),
+        ),
         None => {
             t.add_row(not_measured(n, "tail lag, writer at full speed (mixed)", "no readers"));
         }
@@ -358,14 +393,22 @@ fn notes(args: &BenchArgs, r: &Results) -> Vec<String> {
          (Options::cached_sealed_segments(usize::MAX)), so its scans read memory, as their bounds do."
             .into(),
     );
-    if let Some(t) = &r.tail {
-        notes.push(
-            "writer->tail: the paced writer stamps each payload with the timer just before Writer::append; each reader \
-             follows with Log::tail_from + Tail::next_timeout (checksums verified) and records stamp-to-observe per record."
-                .into(),
-        );
-        if t.clamped > 0 {
-            notes.push(format!("{} tail samples had the reader's clock behind the writer's and were counted as 0.", t.clamped));
+    if !r.tail.is_empty() {
+        notes.push(format!(
+            "writer->tail: a writer paced at {}/s stamps each payload with the timer just before Writer::append; {} \
+             reader(s) of each kind in turn, on the same log, record stamp-to-observe per record (checksums verified). \
+             spin: Tail::next_timeout with WaitStrategy::BusySpin; park: Tail::next_timeout with WaitStrategy::Park \
+             (spins briefly, then parks until the writer wakes it); async: Tail::into_stream, an owned record per item, \
+             polled on a thread of its own by pollster::block_on, which parks the thread whenever the stream is pending \
+             until the writer wakes its task. The paced appends rows time the writer's appends meanwhile (waking a \
+             waiting reader is part of an append). The writer achieved {}.",
+            args.tail_rate,
+            args.readers,
+            r.tail.iter().map(|t| format!("{} with {}", rps(t.rate.per_sec()), wait_short(t.wait))).collect::<Vec<_>>().join(", ")
+        ));
+        let clamped: u64 = r.tail.iter().map(|t| t.clamped).sum();
+        if clamped > 0 {
+            notes.push(format!("{clamped} tail samples had the reader's clock behind the writer's and were counted as 0."));
         }
     }
     let threads = 1 + if r.mixed.is_some() { args.readers + args.scanners } else { 0 };
@@ -413,7 +456,8 @@ pub fn json(args: &BenchArgs, r: &Results) -> Value {
         "workload": {
             "records": args.records, "payload_bytes": args.payload_bytes, "frame_bytes": r.frame_bytes,
             "segment_bytes": args.segment_bytes, "sync": args.sync.to_string(), "clock": format!("{:?}", args.clock), "readers": args.readers,
-            "scanners": args.scanners, "wait": wait_name(args.wait), "tail_records": r.tail.as_ref().map(|t| t.lat.count), "tail_rate": args.tail_rate,
+            "scanners": args.scanners, "wait": args.waits().iter().map(|&w| wait_name(w)).collect::<Vec<_>>(),
+            "mixed_wait": wait_name(args.mixed_wait()), "tail_records": r.tail.first().map(|t| t.lat.count), "tail_rate": args.tail_rate,
         },
         "timer": {"description": r.clock.describe(), "overhead_ns": r.clock.overhead_ns(), "ns_per_tick": r.clock.ns_per_tick},
         "bounds": {
@@ -433,10 +477,10 @@ pub fn json(args: &BenchArgs, r: &Results) -> Value {
             "append": rate_json(&r.append),
             "append_rounds": r.append_rounds.iter().map(rate_json).collect::<Vec<_>>(),
             "append_latency": lat_json(&r.append_lat),
-            "tail": r.tail.as_ref().map(|t| json!({
-                "latency": lat_json(&t.lat), "paced_append_latency": lat_json(&t.append_lat),
+            "tail": r.tail.iter().map(|t| json!({
+                "wait": wait_name(t.wait), "latency": lat_json(&t.lat), "paced_append_latency": lat_json(&t.append_lat),
                 "writer": rate_json(&t.rate), "clamped_samples": t.clamped,
-            })),
+            })).collect::<Vec<_>>(),
             "mixed": r.mixed.as_ref().map(|m| json!({
                 "append": rate_json(&m.rate), "tail_lag": lat_json(&m.tail_lag), "scanners": rate_json(&m.scan),
             })),
