@@ -75,6 +75,13 @@ fn automatic_commits_cover_only_records_handed_out_before_the_call() {
     assert_eq!(owned, [8, 9, 10, 11, 12]);
     assert_eq!(c.committed(), 12);
     drop(c);
+    // After a seek back, counting starts again from the seek: reading 2..6
+    // commits 6 (made when the fifth record was asked for).
+    let mut c = log.consumer_with("c", every4).unwrap();
+    c.seek(2).unwrap();
+    read_n(&mut c, 2, 5);
+    assert_eq!(c.committed(), 6);
+    drop(c);
     // By time: an interval of zero commits whenever something was read.
     let mut c = log.consumer_with("t", ConsumerOptions::new().commit_every(Duration::ZERO)).unwrap();
     read_n(&mut c, 0, 3);

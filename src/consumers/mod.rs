@@ -171,6 +171,9 @@ pub struct Consumer {
     /// The position last committed (where a reopened consumer resumes).
     committed: u64,
     last_commit: Instant,
+    /// The position at the last commit or seek: automatic commits count
+    /// the records read since.
+    since: u64,
 }
 
 impl Consumer {
@@ -221,7 +224,7 @@ impl Consumer {
             // position that was.
             file.store(start, now_us(), true)?;
         }
-        Ok(Consumer { name: name.to_string(), tail, file, opts, committed: start, last_commit: Instant::now() })
+        Ok(Consumer { name: name.to_string(), tail, file, opts, committed: start, last_commit: Instant::now(), since: start })
     }
 
     /// The consumer's name.
@@ -294,6 +297,7 @@ impl Consumer {
         }
         self.file.store(position, now_us(), sync)?;
         self.committed = position;
+        self.since = position;
         self.last_commit = Instant::now();
         Ok(())
     }
@@ -302,7 +306,7 @@ impl Consumer {
     /// if it is set and records were read since the last commit.
     pub(crate) fn commit_due_in(&self) -> Option<Duration> {
         let every = self.opts.every?;
-        (self.tail.position() > self.committed).then(|| every.saturating_sub(self.last_commit.elapsed()))
+        (self.tail.position() != self.committed).then(|| every.saturating_sub(self.last_commit.elapsed()))
     }
 
     /// Waits up to `timeout` for the next record, making the commits
@@ -326,12 +330,21 @@ impl Consumer {
     }
 
     /// Commits if the options ask for it now.
+    /// On every read: one or two compares when no automatic commit is due.
+    #[inline]
     fn auto_commit(&mut self) -> Result<()> {
-        let read = self.tail.position().saturating_sub(self.committed);
-        if read == 0 {
-            return Ok(());
-        }
+        let read = self.tail.position().saturating_sub(self.since);
         let by_count = self.opts.every_records.is_some_and(|n| read >= n);
+        if by_count || (self.opts.every.is_some() && self.tail.position() != self.committed) {
+            self.auto_commit_slow(by_count)
+        } else {
+            Ok(())
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn auto_commit_slow(&mut self, by_count: bool) -> Result<()> {
         let by_time = self.opts.every.is_some_and(|d| self.last_commit.elapsed() >= d);
         if by_count || by_time {
             self.commit()?;
@@ -345,7 +358,9 @@ impl Consumer {
     ///
     /// [`Error::Truncated`] if retention removed `seq`.
     pub fn seek(&mut self, seq: u64) -> Result<()> {
-        self.tail.seek(seq)
+        self.tail.seek(seq)?;
+        self.since = seq;
+        Ok(())
     }
 
     /// The next record if it is published; see [`Tail::try_next`].

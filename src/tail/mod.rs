@@ -138,6 +138,10 @@ struct Cursor {
     /// `(segment base seq, offset)` of record `next` as learnt from the
     /// previous frame's length; survives taking a new snapshot.
     hint: Option<(u64, u64)>,
+    /// While `next` is below it, record `next` is at `at` in the snapshot
+    /// (an appended segment's end as `step` last saw it; 0 when unknown):
+    /// `try_next` then skips looking for it.
+    end: u64,
 }
 
 /// A reader that follows the log: yields every record from a starting seq
@@ -193,7 +197,7 @@ impl Tail {
     /// A tail positioned at `seq` (which may be in the future).
     pub(crate) fn new(src: Source, seq: u64) -> Result<Tail> {
         let snap = src.snapshot();
-        let cur = Cursor { next: seq, at: None, hint: None };
+        let cur = Cursor { next: seq, at: None, hint: None, end: 0 };
         let mut tail = Tail { src, snap: snap.clone(), cur, wait: WaitStrategy::default(), verify: true, ended: false };
         tail.relocate(snap)?;
         Ok(tail)
@@ -241,7 +245,7 @@ impl Tail {
     /// [`crate::Error::Truncated`] if retention removed `seq`.
     pub fn seek(&mut self, seq: u64) -> Result<()> {
         let snap = self.src.snapshot();
-        self.cur = Cursor { next: seq, at: None, hint: None };
+        self.cur = Cursor { next: seq, at: None, hint: None, end: 0 };
         self.ended = false;
         self.relocate(snap)
     }
@@ -254,7 +258,7 @@ impl Tail {
     ///
     /// See above; damage at the record is a corruption error naming file and offset.
     pub fn try_next(&mut self) -> Result<Option<Record<'_>>> {
-        if !self.ready()? {
+        if self.cur.next >= self.cur.end && !self.ready()? {
             return Ok(None);
         }
         step(&self.snap, &mut self.cur, self.verify)
@@ -275,7 +279,7 @@ impl Tail {
 
     /// Whether the next record is published, waiting up to `timeout` for it.
     pub(crate) fn wait_ready(&mut self, timeout: Duration) -> Result<bool> {
-        Ok(self.ready()? || self.wait_for_record(Instant::now().checked_add(timeout))?)
+        Ok(self.cur.next < self.cur.end || self.ready()? || self.wait_for_record(Instant::now().checked_add(timeout))?)
     }
 
     /// Every record published now from the tail's position, without
@@ -459,6 +463,7 @@ impl Tail {
         snap.check_retained(self.cur.next)?;
         self.snap = snap;
         self.cur.at = None;
+        self.cur.end = 0;
         if self.cur.next >= self.snap.next_seq() {
             return Ok(());
         }
@@ -493,6 +498,7 @@ fn step<'s>(snap: &'s Snapshot, cur: &mut Cursor, verify: bool) -> Result<Option
                 cur.next = frame.seq + 1;
                 cur.at = Some((i, after));
                 cur.hint = Some((view.base_seq, after));
+                cur.end = if view.sparse { 0 } else { view.end_seq() };
                 return Ok(Some(view.record(&frame)));
             }
             cur.next = view.end_seq();
@@ -504,6 +510,7 @@ fn step<'s>(snap: &'s Snapshot, cur: &mut Cursor, verify: bool) -> Result<Option
             return Err(gap);
         }
         cur.at = Some((i + 1, HEADER_BYTES));
+        cur.end = 0;
     }
 }
 
