@@ -368,14 +368,9 @@ fn tail_follow_prints_records_another_process_appends() {
     let mut w = log.writer().unwrap();
     w.append(b"before the tail started").unwrap();
     let n = 2000u64;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_varve"))
-        .args(["tail", "-f", p(dir.path()), "--from", "0", "--limit", &(n + 1).to_string(), "--format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || BufReader::new(out).lines().map(|l| l.unwrap()).collect::<Vec<String>>());
+    let limit = (n + 1).to_string();
+    let (mut child, out) = spawn_varve(&["tail", "-f", p(dir.path()), "--from", "0", "--limit", &limit, "--format", "json"], true);
+    let reader = collect_lines(out);
     let mut i = 1u64;
     while i <= n {
         if i.is_multiple_of(10) {
@@ -523,21 +518,41 @@ fn tail_follow_exits_when_its_reader_goes_away_on_an_idle_log() {
     // the pipe; the process must exit (successfully) within 5 s.
     let dir = tempfile::tempdir().unwrap();
     make_log(dir.path(), 3);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_varve"))
-        .args(["tail", "-f", p(dir.path()), "-n", "3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    for _ in 0..2 {
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert!(!line.is_empty(), "tail printed fewer than 2 records");
-    }
+    let (mut child, mut out) = spawn_varve(&["tail", "-f", p(dir.path()), "-n", "3"], false);
+    read_lines(&mut out, 2);
     drop(out);
     let status = wait_for_exit(&mut child, Duration::from_secs(5), "varve tail -f kept running after its reader went away");
     assert!(status.success(), "{status:?}");
+}
+
+/// Starts `varve` with `args`, its standard output piped to the test (and
+/// standard error too if `keep_stderr`, else discarded).
+fn spawn_varve(args: &[&str], keep_stderr: bool) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_varve"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(if keep_stderr { Stdio::piped() } else { Stdio::null() })
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    (child, out)
+}
+
+/// Reads `n` lines of `out`; fails if it ends first.
+fn read_lines(out: &mut impl BufRead, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|k| {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            assert!(!line.is_empty(), "the output ended after {k} of {n} lines");
+            line
+        })
+        .collect()
+}
+
+/// Collects every line of `out` on a thread, until it ends.
+fn collect_lines(out: BufReader<std::process::ChildStdout>) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || out.lines().map(|l| l.unwrap()).collect())
 }
 
 /// Waits up to `limit` for `child` to exit; kills it and fails with `what`
@@ -1259,14 +1274,8 @@ fn tail_consumer_follows_a_writer_and_commits_what_it_printed() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), Options::new().segment_bytes(SEGMENT)).unwrap();
     let mut w = log.writer().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_varve"))
-        .args(["tail", "-f", p(dir.path()), "--consumer", "live", "--limit", "300", "--format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || BufReader::new(out).lines().map(|l| l.unwrap()).collect::<Vec<String>>());
+    let (mut child, out) = spawn_varve(&["tail", "-f", p(dir.path()), "--consumer", "live", "--limit", "300", "--format", "json"], true);
+    let reader = collect_lines(out);
     for i in 0..500 {
         w.append(&payload(i)).unwrap();
         if i % 50 == 0 {
@@ -1293,16 +1302,8 @@ fn tail_consumer_commits_what_went_out_when_its_reader_goes_away() {
     // every line and close the pipe.
     let dir = tempfile::tempdir().unwrap();
     make_log(dir.path(), 3000);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_varve"))
-        .args(["tail", p(dir.path()), "--consumer", "h"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    for k in 0..5 {
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
+    let (mut child, mut out) = spawn_varve(&["tail", p(dir.path()), "--consumer", "h"], true);
+    for (k, line) in read_lines(&mut out, 5).iter().enumerate() {
         assert!(line.starts_with(&format!("{k} ")), "{line}");
     }
     drop(out);
@@ -1316,18 +1317,8 @@ fn tail_consumer_commits_what_went_out_when_its_reader_goes_away() {
     // Idle under -f: the reader goes away between records.
     let small = tempfile::tempdir().unwrap();
     make_log(small.path(), 3);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_varve"))
-        .args(["tail", "-f", p(small.path()), "--consumer", "idle"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    for _ in 0..3 {
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert!(!line.is_empty(), "tail printed fewer than 3 records");
-    }
+    let (mut child, mut out) = spawn_varve(&["tail", "-f", p(small.path()), "--consumer", "idle"], false);
+    read_lines(&mut out, 3);
     drop(out);
     let status = wait_for_exit(&mut child, Duration::from_secs(5), "varve tail -f --consumer kept running after its reader went away");
     assert!(status.success(), "{status:?}");
@@ -1343,16 +1334,8 @@ fn tail_follow_consumer_commits_each_batch_as_it_prints_it() {
     // old and the 4th record when it comes.
     let dir = tempfile::tempdir().unwrap();
     make_log(dir.path(), 3);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_varve"))
-        .args(["tail", "-f", p(dir.path()), "--consumer", "k"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    for k in 0..3 {
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
+    let (mut child, mut out) = spawn_varve(&["tail", "-f", p(dir.path()), "--consumer", "k"], false);
+    for (k, line) in read_lines(&mut out, 3).iter().enumerate() {
         assert!(line.starts_with(&format!("{k} ")), "{line}");
     }
     let deadline = Instant::now() + Duration::from_secs(10);
