@@ -8,6 +8,36 @@ use bytes::Bytes;
 use crate::format::{DecodedFrame, FLAG_TOMBSTONE};
 use crate::segment::Segment;
 
+/// The accessors [`Record`] and [`OwnedRecord`] share, over their `seq`,
+/// `timestamp_us` and `flags` fields.
+macro_rules! record_metadata {
+    () => {
+        /// The record's sequence number.
+        #[must_use]
+        pub fn seq(&self) -> u64 {
+            self.seq
+        }
+
+        /// Microseconds since the Unix epoch.
+        #[must_use]
+        pub fn timestamp(&self) -> u64 {
+            self.timestamp_us
+        }
+
+        /// The timestamp as a [`SystemTime`].
+        #[must_use]
+        pub fn time(&self) -> SystemTime {
+            UNIX_EPOCH + Duration::from_micros(self.timestamp_us)
+        }
+
+        /// Whether the record was appended as a tombstone for its key.
+        #[must_use]
+        pub fn is_tombstone(&self) -> bool {
+            self.flags & FLAG_TOMBSTONE != 0
+        }
+    };
+}
+
 /// One record, borrowed from the snapshot's mappings: no copy, no allocation.
 ///
 /// [`Record::to_owned_record`] turns it into an [`OwnedRecord`] that keeps
@@ -29,23 +59,7 @@ impl<'a> Record<'a> {
         Record { seq: f.seq, timestamp_us: f.timestamp_us, flags: f.flags, key: f.key, payload: f.payload, segment }
     }
 
-    /// The record's sequence number.
-    #[must_use]
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-
-    /// Microseconds since the Unix epoch.
-    #[must_use]
-    pub fn timestamp(&self) -> u64 {
-        self.timestamp_us
-    }
-
-    /// The timestamp as a [`SystemTime`].
-    #[must_use]
-    pub fn time(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_micros(self.timestamp_us)
-    }
+    record_metadata!();
 
     /// The key, or `None` if the record has none (an empty key is no key).
     #[must_use]
@@ -57,12 +71,6 @@ impl<'a> Record<'a> {
     #[must_use]
     pub fn payload(&self) -> &'a [u8] {
         self.payload
-    }
-
-    /// Whether the record was appended as a tombstone for its key.
-    #[must_use]
-    pub fn is_tombstone(&self) -> bool {
-        self.flags & FLAG_TOMBSTONE != 0
     }
 
     /// The record as an [`OwnedRecord`], to keep past the snapshot or tail
@@ -122,7 +130,7 @@ impl std::fmt::Debug for Record<'_> {
 /// assert_eq!(handle.join().unwrap(), b"kept");
 /// # Ok(()) }
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OwnedRecord {
     seq: u64,
     timestamp_us: u64,
@@ -132,23 +140,7 @@ pub struct OwnedRecord {
 }
 
 impl OwnedRecord {
-    /// The record's sequence number.
-    #[must_use]
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-
-    /// Microseconds since the Unix epoch.
-    #[must_use]
-    pub fn timestamp(&self) -> u64 {
-        self.timestamp_us
-    }
-
-    /// The timestamp as a [`SystemTime`].
-    #[must_use]
-    pub fn time(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_micros(self.timestamp_us)
-    }
+    record_metadata!();
 
     /// The key, or `None` if the record has none.
     #[must_use]
@@ -160,12 +152,6 @@ impl OwnedRecord {
     #[must_use]
     pub fn payload(&self) -> &[u8] {
         &self.payload
-    }
-
-    /// Whether the record was appended as a tombstone for its key.
-    #[must_use]
-    pub fn is_tombstone(&self) -> bool {
-        self.flags & FLAG_TOMBSTONE != 0
     }
 
     /// The key as shared [`Bytes`] (a clone is a reference count).
@@ -190,18 +176,6 @@ impl OwnedRecord {
 impl From<Record<'_>> for OwnedRecord {
     fn from(r: Record<'_>) -> Self {
         r.to_owned_record()
-    }
-}
-
-impl std::fmt::Debug for OwnedRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OwnedRecord")
-            .field("seq", &self.seq)
-            .field("timestamp_us", &self.timestamp_us)
-            .field("flags", &self.flags)
-            .field("key", &self.key)
-            .field("payload", &self.payload)
-            .finish()
     }
 }
 
