@@ -99,3 +99,27 @@ fn check_model_owned(r: &varvelog::OwnedRecord, seq: u64) {
     assert_eq!(r.seq(), seq);
     assert_eq!(r.payload(), payload_for(seq));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_after_an_error_instead_of_repeating_it() {
+    // Goal: a stream whose position retention removed yields the error
+    // once, then ends (an adapter that skips errors must not spin on it).
+    // Method: a tail stream at 0 reads until its snapshot needs a newer one
+    // that no longer holds its next record.
+    let dir = tempfile::tempdir().unwrap();
+    write_model_log(dir.path(), 3000);
+    let log = Log::open(dir.path(), opts()).unwrap();
+    let mut stream = log.tail_from(0).unwrap().into_stream();
+    log.retain(&varvelog::Retention::new().min_seq(2000)).unwrap();
+    let mut seen = 0u64;
+    let err = loop {
+        match tokio::time::timeout(STALL, stream.next()).await.expect("stalled").expect("an item before the end") {
+            Ok(r) => assert_eq!(r.seq(), seen),
+            Err(e) => break e,
+        }
+        seen += 1;
+        assert!(seen < 3000, "never told about the removed records");
+    };
+    assert!(matches!(err, varvelog::Error::Truncated { .. }), "{err}");
+    assert!(stream.next().await.is_none(), "the stream ended");
+}

@@ -183,7 +183,8 @@ pub struct Tail {
     cur: Cursor,
     wait: WaitStrategy,
     verify: bool,
-    /// The iterator yielded an error; it yields nothing more until a seek.
+    /// The iterator or stream yielded an error; it yields nothing more
+    /// until a seek.
     pub(crate) ended: bool,
 }
 

@@ -37,23 +37,22 @@ struct Waiting {
     id: u64,
     delay: Option<Delay>,
     interval: Duration,
-    /// An error was yielded: the stream has ended.
-    ended: bool,
 }
 
 impl Waiting {
     fn new() -> Waiting {
-        Waiting { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), delay: None, interval: REMOTE_POLL_MIN, ended: false }
+        Waiting { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), delay: None, interval: REMOTE_POLL_MIN }
     }
 
     /// The tail's next record, `Pending` with the task set to be woken when
-    /// there may be one, or `None` after an error was yielded.
+    /// there may be one, or `None` after an error was yielded (the tail's
+    /// end, as for its iterator).
     fn poll_item(&mut self, tail: &mut Tail, cx: &mut Context<'_>) -> Poll<Option<Result<OwnedRecord>>> {
-        if self.ended {
+        if tail.ended {
             return Poll::Ready(None);
         }
         self.poll_next(tail, cx).map(|item| {
-            self.ended = item.is_err();
+            tail.ended = item.is_err();
             Some(item)
         })
     }
@@ -213,11 +212,11 @@ impl Stream for ConsumerStream {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if this.waiting.ended {
+        if this.consumer.tail_mut().ended {
             return Poll::Ready(None);
         }
         if let Err(e) = this.consumer.auto_commit_now() {
-            this.waiting.ended = true;
+            this.consumer.tail_mut().ended = true;
             return Poll::Ready(Some(Err(e)));
         }
         let item = this.waiting.poll_item(this.consumer.tail_mut(), cx);
