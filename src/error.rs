@@ -21,6 +21,19 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The object store a log is tiered to failed, could not be reached, or
+    /// refused a request (see `TierOptions`); the operation and the
+    /// object's URL are named.
+    #[error("{op} failed on {url}: {source}")]
+    Store {
+        /// What was being done (`"upload segment"`, `"fetch segment"`, …).
+        op: &'static str,
+        /// The object (or the log's prefix) in the store.
+        url: String,
+        /// The store client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// An earlier I/O error on a mutating path left the writer unusable.
     /// Readers keep working; close and reopen the log to recover.
     #[error("writer is poisoned by an earlier error ({cause}); close and reopen the log")]
@@ -210,6 +223,7 @@ impl Error {
                 Error::Io { op, path: path.clone(), source: io::Error::new(source.kind(), source.to_string()) }
             }
             Error::Poisoned { cause } => Error::Poisoned { cause: cause.clone() },
+            Error::Store { op, url, source } => Error::Store { op, url: url.clone(), source: source.to_string().into() },
             other => Error::corrupt("", 0, other.to_string()),
         }
     }

@@ -85,6 +85,8 @@ mod stats;
 mod sync;
 mod tail;
 mod task;
+#[cfg(feature = "tiered")]
+mod tiering;
 pub mod typed;
 mod verify;
 mod writer;
@@ -109,6 +111,9 @@ pub use crate::stats::{ReaderStats, SegmentInfo, Stats};
 pub use crate::tail::{Batch, Tail, WaitStrategy};
 #[cfg(feature = "async")]
 pub use crate::tail::{ConsumerStream, TailStream};
+#[cfg(feature = "tiered")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tiered")))]
+pub use crate::tiering::{TierOptions, TierStats, DEFAULT_CACHE_BYTES};
 #[cfg(feature = "serde")]
 pub use crate::typed::{Codec, Json};
 pub use crate::verify::{verify_dir, verify_dir_with_progress, VerifyReport};

@@ -79,6 +79,9 @@ pub(crate) struct LogInner {
     writer_slot: std::sync::Mutex<Option<WriterCore>>,
     report: RecoveryReport,
     threads: Vec<JoinHandle<()>>,
+    /// The uploader of a tiered log.
+    #[cfg(feature = "tiered")]
+    tier: Option<crate::tiering::Tier>,
     _lock: File,
 }
 
@@ -105,7 +108,13 @@ impl Log {
             std::io::ErrorKind::WouldBlock => Error::Locked { path: lock_path.clone() },
             _ => Error::io("lock", &lock_path, e),
         })?;
-        let rec = recover(&dir, &opts)?;
+        #[cfg_attr(not(feature = "tiered"), allow(unused_mut))]
+        let mut rec = recover(&dir, &opts)?;
+        #[cfg(feature = "tiered")]
+        let tier = match &opts.tier {
+            Some(t) => Some(crate::tiering::attach(&dir, t, &mut rec.state)?),
+            None => None,
+        };
         let durable_next = rec.active.base_seq + rec.writer.count;
         let payload_limit = opts.payload_limit();
         let key_limit = opts.key_limit();
@@ -138,6 +147,8 @@ impl Log {
             threads.push(spawn("varvelog-flusher", move || flusher(s, rx, interval))?);
             flush_kick = Some(tx);
         }
+        #[cfg(feature = "tiered")]
+        let tier = tier.map(|t| t.start(shared.clone())).transpose()?;
         let core = WriterCore { seg: rec.active, map: rec.map, st: rec.writer, ready: ready_rx, unsynced_bytes: 0 };
         let inner = LogInner {
             shared,
@@ -149,6 +160,8 @@ impl Log {
             writer_slot: std::sync::Mutex::new(Some(core)),
             report: rec.report,
             threads,
+            #[cfg(feature = "tiered")]
+            tier,
             _lock: lock,
         };
         Ok(Log { inner: std::sync::Arc::new(inner) })
@@ -231,6 +244,34 @@ impl Log {
         s
     }
 
+    /// What tiering to an object store has done since the log opened
+    /// (`None` if it is not tiered: see [`Options::tier`]).
+    #[cfg(feature = "tiered")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tiered")))]
+    #[must_use]
+    pub fn tier_stats(&self) -> Option<crate::TierStats> {
+        let tier = self.inner.tier.as_ref()?;
+        Some(tier.stats(&self.inner.shared.state.load()))
+    }
+
+    /// Waits until the segments the writer has rotated away from are
+    /// sealed and every sealed segment is uploaded and listed in the
+    /// manifest, for at most `timeout`. Appends go on meanwhile; those
+    /// still in the active segment are not waited for.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOptions`] if the log is not tiered; [`Error::Store`]
+    /// naming the last error met if the uploads are not done in time; a
+    /// seal's error (see [`Log::close`]).
+    #[cfg(feature = "tiered")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tiered")))]
+    pub fn wait_uploaded(&self, timeout: Duration) -> Result<()> {
+        let tier = self.inner.tier.as_ref().ok_or_else(|| Error::InvalidOptions("the log is not tiered (Options::tier)".into()))?;
+        self.inner.flush_seals()?;
+        tier.wait_uploaded(|| self.inner.shared.state.load(), timeout)
+    }
+
     /// For the tail, ingest, retention and verify modules.
     pub(crate) fn inner(&self) -> &std::sync::Arc<LogInner> {
         &self.inner
@@ -271,6 +312,12 @@ impl LogInner {
 
 impl Drop for LogInner {
     fn drop(&mut self) {
+        // First: the uploader evicts segment files, and must not once the
+        // directory may be handed to another process.
+        #[cfg(feature = "tiered")]
+        if let Some(t) = &mut self.tier {
+            t.stop();
+        }
         if self.shared.opts.sync_policy != SyncPolicy::Never && !self.shared.is_poisoned() {
             let _ = self.shared.sync_all();
         }
@@ -409,6 +456,9 @@ fn sealer(shared: Arc<Shared>, jobs: Receiver<SealMsg>) {
                         publish_sealed(&shared, &seg, sealed, filter)
                     });
                     drop(head);
+                    if let Some(kick) = shared.sealed_kick.get() {
+                        let _ = kick.try_send(());
+                    }
                     cached.sealed(seg.path.clone());
                 }
                 Err(e) if e.is_out_of_space_before_footer() => {

@@ -225,7 +225,7 @@ impl LogState {
     pub fn synced_end(&self) -> u64 {
         match &self.shared.state.load().segments[0] {
             Segment::Live(a) => a.synced_end.load(crate::sync::Ordering::Acquire),
-            Segment::Sealed(_) => u64::MAX,
+            Segment::Sealed(_) | Segment::Remote(_) => u64::MAX,
         }
     }
 

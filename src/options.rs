@@ -61,6 +61,8 @@ pub struct Options {
     pub(crate) spare_segments: Option<usize>,
     pub(crate) clock: Clock,
     pub(crate) fs: Arc<dyn FileSystem>,
+    #[cfg(feature = "tiered")]
+    pub(crate) tier: Option<crate::tiering::TierOptions>,
 }
 
 /// Default segment size: 64 MiB.
@@ -95,6 +97,8 @@ impl Default for Options {
             spare_segments: None,
             clock: Clock::default(),
             fs: Arc::new(StdFs),
+            #[cfg(feature = "tiered")]
+            tier: None,
         }
     }
 }
@@ -104,6 +108,17 @@ impl Options {
     #[must_use]
     pub fn new() -> Options {
         Options::default()
+    }
+
+    /// Tiers the log to an object store: sealed segments are uploaded in
+    /// the background, may leave the local disk once confirmed, and are
+    /// fetched back when read (see [`crate::TierOptions`]).
+    #[cfg(feature = "tiered")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tiered")))]
+    #[must_use]
+    pub fn tier(mut self, tier: crate::tiering::TierOptions) -> Self {
+        self.tier = Some(tier);
+        self
     }
 
     /// Size of each segment file while active (64 KiB ..= 2 GiB, a multiple of 4 KiB).

@@ -115,6 +115,7 @@ impl<'a> TimeRangeIter<'a> {
     fn candidate(&self, i: usize) -> bool {
         match &self.snap.state.segments[i] {
             Segment::Sealed(s) => s.count > 0 && s.max_ts >= self.lo && s.min_ts <= self.hi,
+            Segment::Remote(r) => r.meta.count > 0 && r.meta.max_ts >= self.lo && r.meta.min_ts <= self.hi,
             Segment::Live(_) => true,
         }
     }
@@ -127,7 +128,7 @@ impl<'a> TimeRangeIter<'a> {
             if !self.candidate(i) {
                 continue;
             }
-            let view = self.snap.view(i);
+            let view = self.snap.view_ready(i)?;
             if let Some((off, seq)) = view.seek_time(self.lo, true)? {
                 self.cur = Some((view, off, seq));
                 return Ok(true);

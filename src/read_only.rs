@@ -116,6 +116,9 @@ struct Inner {
     dir: PathBuf,
     tracked: Mutex<Tracked>,
     counters: ReaderCounters,
+    /// A log read from an object store (`open_remote`): `dir` is its URL.
+    #[cfg(feature = "tiered")]
+    remote: Option<crate::tiering::RemoteSource>,
 }
 
 /// What the reader knows: the segments in view and, for a live last
@@ -163,6 +166,18 @@ enum WalkStop {
     Bad(Error),
 }
 
+impl Inner {
+    fn new(dir: PathBuf, tracked: Tracked) -> Inner {
+        Inner {
+            dir,
+            tracked: Mutex::new(tracked),
+            counters: ReaderCounters::default(),
+            #[cfg(feature = "tiered")]
+            remote: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for ReadOnlyLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadOnlyLog").field("dir", &self.inner.dir).finish()
@@ -205,8 +220,7 @@ impl ReadOnlyLog {
             return Err(Error::NotALog { path: dir, reason: "no segment files and no LOCK file" });
         }
         let tracked = Tracked { state: Arc::new(State::default()), cursor: None, last_rescan: None, warnings: Vec::new(), stuck: None };
-        let log =
-            ReadOnlyLog { inner: std::sync::Arc::new(Inner { dir, tracked: Mutex::new(tracked), counters: ReaderCounters::default() }) };
+        let log = ReadOnlyLog { inner: std::sync::Arc::new(Inner::new(dir, tracked)) };
         {
             let mut t = log.lock();
             log.rescan(&mut t, true)?;
@@ -225,6 +239,86 @@ impl ReadOnlyLog {
             }
         }
         Ok(log)
+    }
+
+    /// Reads the log tiered to the object store at `url` (`s3://bucket/prefix`,
+    /// `gs://…`, `az://…`, `file:///…`), from the bucket alone: every segment
+    /// its manifest lists, fetched into a temporary cache directory (bounded,
+    /// [`crate::DEFAULT_CACHE_BYTES`]) when read. Credentials and endpoint come
+    /// from the environment, as for [`crate::TierOptions::from_url`]. New
+    /// uploads are seen by [`ReadOnlyLog::refresh`] and followers (at most
+    /// every second); the writer's active segment is not in the store, so
+    /// the log shows what has been sealed and uploaded.
+    ///
+    /// ```no_run
+    /// use varvelog::ReadOnlyLog;
+    /// let log = ReadOnlyLog::open_remote("s3://my-bucket/logs/orders")?;
+    /// for record in log.snapshot().iter() {
+    ///     println!("{}", record?.seq());
+    /// }
+    /// # Ok::<(), varvelog::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOptions`] for a URL no store is known for;
+    /// [`Error::NotALog`] if the prefix holds no manifest; [`Error::Store`]
+    /// if the store cannot be reached; a corruption error for a manifest
+    /// that cannot be read.
+    #[cfg(feature = "tiered")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tiered")))]
+    pub fn open_remote(url: &str) -> Result<ReadOnlyLog> {
+        ReadOnlyLog::open_remote_with(crate::TierOptions::from_url(url)?)
+    }
+
+    /// [`ReadOnlyLog::open_remote`] with a store, prefix, cache directory and
+    /// bound, and polling interval of your choosing (the local policy of
+    /// the options is not used).
+    ///
+    /// # Errors
+    ///
+    /// As [`ReadOnlyLog::open_remote`].
+    #[cfg(feature = "tiered")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tiered")))]
+    pub fn open_remote_with(opts: crate::TierOptions) -> Result<ReadOnlyLog> {
+        let source = crate::tiering::RemoteSource::open(&opts)?;
+        let tracked = Tracked { state: Arc::new(State::default()), cursor: None, last_rescan: None, warnings: Vec::new(), stuck: None };
+        let mut inner = Inner::new(source.url(), tracked);
+        inner.remote = Some(source);
+        let log = ReadOnlyLog { inner: std::sync::Arc::new(inner) };
+        log.rescan(&mut log.lock(), true)?;
+        Ok(log)
+    }
+
+    /// What fetching from the object store has done, for a log opened with
+    /// [`ReadOnlyLog::open_remote`] (`None` otherwise).
+    #[cfg(feature = "tiered")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tiered")))]
+    #[must_use]
+    pub fn tier_stats(&self) -> Option<crate::TierStats> {
+        self.inner.remote.as_ref().map(crate::tiering::RemoteSource::stats)
+    }
+
+    /// The log's directory, or an error for a log read from an object store
+    /// (named consumers keep their positions in the directory).
+    pub(crate) fn local_dir(&self) -> Result<&Path> {
+        #[cfg(feature = "tiered")]
+        if self.inner.remote.is_some() {
+            return Err(Error::InvalidOptions(format!(
+                "{} is read from an object store: named consumers need the log's directory",
+                self.inner.dir.display()
+            )));
+        }
+        Ok(&self.inner.dir)
+    }
+
+    /// How often a follower lists the directory (or reads the manifest).
+    fn rescan_interval(&self) -> Duration {
+        #[cfg(feature = "tiered")]
+        if let Some(r) = &self.inner.remote {
+            return r.poll();
+        }
+        RESCAN_INTERVAL
     }
 
     /// Whether `state` is what this reader shows now.
@@ -285,7 +379,7 @@ impl ReadOnlyLog {
         if self.refresh_live(&mut t)? {
             return Ok(true);
         }
-        if t.last_rescan.is_some_and(|at| at.elapsed() < RESCAN_INTERVAL) {
+        if t.last_rescan.is_some_and(|at| at.elapsed() < self.rescan_interval()) {
             return Ok(false);
         }
         self.rescan(&mut t, false)
@@ -384,6 +478,16 @@ impl ReadOnlyLog {
     fn rescan_once(&self, t: &mut Tracked, opening: bool) -> Result<bool> {
         ReaderCounters::bump(&self.inner.counters.rescans);
         t.last_rescan = Some(Instant::now());
+        #[cfg(feature = "tiered")]
+        if let Some(remote) = &self.inner.remote {
+            return Ok(match remote.rescan()? {
+                Some(segments) => {
+                    t.state = Arc::new(State::new(segments));
+                    true
+                }
+                None => false,
+            });
+        }
         let files = list_segments(&self.inner.dir)?;
         // Work on copies; commit only if everything below succeeds.
         let mut segments = t.state.segments.clone();
@@ -452,6 +556,7 @@ impl ReadOnlyLog {
             if let Some(prev) = segments.last() {
                 let end = match prev {
                     Segment::Sealed(s) => s.end_seq(),
+                    Segment::Remote(r) => r.meta.end_seq,
                     Segment::Live(a) => a.base_seq + a.committed().0,
                 };
                 if *base < end {

@@ -217,6 +217,9 @@ fn frames_of(segment: &Segment, end: usize) -> &[u8] {
     match segment {
         Segment::Sealed(s) => s.frames(),
         Segment::Live(a) => a.map.frames(crate::format::HEADER_BYTES.saturating_add(end as u64)),
+        // Records come from views made ready, whose segment is the fetched
+        // (sealed) form: a record never points at a remote segment.
+        Segment::Remote(_) => &[],
     }
 }
 

@@ -15,9 +15,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::lifecycle::now_us;
 use crate::log::{Log, LogInner};
-use crate::segment::{SealedSegment, Segment};
+use crate::segment::Segment;
 use crate::shared::Shared;
-use crate::sync::Arc;
 use crate::task::Periodic;
 
 /// What to keep. A sealed segment at the start of the log goes if **any**
@@ -93,6 +92,13 @@ impl Retention {
     }
 }
 
+impl Retention {
+    /// The timestamp before which `max_age` removes records, as of now.
+    pub(crate) fn cutoff_us(&self) -> Option<u64> {
+        self.max_age.map(|a| now_us().saturating_sub(u64::try_from(a.as_micros()).unwrap_or(u64::MAX)))
+    }
+}
+
 /// What one retention pass removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -118,11 +124,31 @@ impl RetentionReport {
     }
 }
 
-/// Size of a segment file on disk.
+/// Size of a segment file, on disk or in the object store.
 fn segment_bytes(s: &Segment) -> u64 {
     match s {
         Segment::Sealed(s) => s.bytes().len() as u64,
+        Segment::Remote(r) => r.meta.file_bytes,
         Segment::Live(a) => a.map.len(),
+    }
+}
+
+/// What retention looks at in a sealed segment, local or remote:
+/// `(end_seq, records, newest timestamp)`.
+fn sealed_bounds(s: &Segment) -> Option<(u64, u64, u64)> {
+    match s {
+        Segment::Sealed(s) => Some((s.end_seq(), s.count, s.max_ts)),
+        Segment::Remote(r) => Some((r.meta.end_seq, r.meta.count, r.meta.max_ts)),
+        Segment::Live(_) => None,
+    }
+}
+
+/// Where a removed segment was: its file, or its object's URL.
+fn segment_path(s: &Segment) -> &std::path::Path {
+    match s {
+        Segment::Sealed(s) => &s.path,
+        Segment::Remote(r) => &r.path,
+        Segment::Live(a) => &a.path,
     }
 }
 
@@ -136,16 +162,16 @@ struct Hold {
 
 /// The leading sealed segments `policy` removes from `segments`, and how
 /// many more it would remove but keeps for consumers.
-fn plan(segments: &[Segment], policy: &Retention, cutoff_us: Option<u64>, hold: Option<Hold>) -> (Vec<Arc<SealedSegment>>, usize) {
+fn plan(segments: &[Segment], policy: &Retention, cutoff_us: Option<u64>, hold: Option<Hold>) -> (Vec<Segment>, usize) {
     let mut out = limits(segments, policy, cutoff_us);
     let Some(hold) = hold else { return (out, 0) };
     // Segments with records at or past the least position are held, the
     // newest first, while they fit in the allowance.
-    let held_from = out.iter().position(|s| s.end_seq() > hold.least).unwrap_or(out.len());
-    let mut held: u64 = out[held_from..].iter().map(|s| s.bytes().len() as u64).sum();
+    let held_from = out.iter().position(|s| sealed_bounds(s).is_some_and(|(end, _, _)| end > hold.least)).unwrap_or(out.len());
+    let mut held: u64 = out[held_from..].iter().map(segment_bytes).sum();
     let mut keep_from = held_from;
     while held > hold.max_bytes && keep_from < out.len() {
-        held -= out[keep_from].bytes().len() as u64;
+        held -= segment_bytes(&out[keep_from]);
         keep_from += 1;
     }
     let kept = out.len() - keep_from;
@@ -153,20 +179,21 @@ fn plan(segments: &[Segment], policy: &Retention, cutoff_us: Option<u64>, hold: 
     (out, kept)
 }
 
-/// The leading sealed segments the limits of `policy` remove.
-fn limits(segments: &[Segment], policy: &Retention, cutoff_us: Option<u64>) -> Vec<Arc<SealedSegment>> {
+/// The leading sealed segments (local or remote) the limits of `policy`
+/// remove (also what tiering's local policy evicts from the disk).
+pub(crate) fn limits(segments: &[Segment], policy: &Retention, cutoff_us: Option<u64>) -> Vec<Segment> {
     let mut total: u64 = segments.iter().map(segment_bytes).sum();
     let mut out = Vec::new();
     // The last segment is the active one; it never goes.
     for s in segments.iter().take(segments.len().saturating_sub(1)) {
-        let Segment::Sealed(s) = s else { break };
-        let by_seq = policy.min_seq.is_some_and(|m| s.end_seq() <= m);
-        let by_age = cutoff_us.is_some_and(|c| s.count == 0 || s.max_ts < c);
+        let Some((end_seq, count, max_ts)) = sealed_bounds(s) else { break };
+        let by_seq = policy.min_seq.is_some_and(|m| end_seq <= m);
+        let by_age = cutoff_us.is_some_and(|c| count == 0 || max_ts < c);
         let by_size = policy.max_total_bytes.is_some_and(|m| total > m);
         if !(by_seq || by_age || by_size) {
             break;
         }
-        total -= s.bytes().len() as u64;
+        total -= segment_bytes(s);
         out.push(s.clone());
     }
     out
@@ -174,7 +201,7 @@ fn limits(segments: &[Segment], policy: &Retention, cutoff_us: Option<u64>) -> V
 
 /// One retention pass over the log behind `shared`.
 pub(crate) fn apply(shared: &Shared, policy: &Retention) -> Result<RetentionReport> {
-    let cutoff = policy.max_age.map(|a| now_us().saturating_sub(u64::try_from(a.as_micros()).unwrap_or(u64::MAX)));
+    let cutoff = policy.cutoff_us();
     let current = shared.state.load();
     if limits(&current.segments, policy, cutoff).is_empty() {
         let first_seq = current.segments.first().map_or(0, Segment::base_seq);
@@ -204,16 +231,23 @@ pub(crate) fn apply(shared: &Shared, policy: &Retention) -> Result<RetentionRepo
     });
     let mut report = RetentionReport { first_seq, held_for_consumers, ..RetentionReport::default() };
     // Oldest first: if a crash keeps only some of the unlinks, what remains
-    // on disk is still a contiguous run of segments.
+    // on disk is still a contiguous run of segments. A remote segment's
+    // object is deleted by the uploader, after it has written a manifest
+    // without it (see `tiering/`).
     for s in &removed {
-        shared.fs().remove(&s.path).map_err(|e| Error::io("remove segment", &s.path, e))?;
-        report.removed.push(s.path.clone());
-        report.removed_records += s.count;
-        report.removed_bytes += s.bytes().len() as u64;
-        shared.counters.retention_removed(1, s.bytes().len() as u64);
+        if let Segment::Sealed(s) = s {
+            shared.fs().remove(&s.path).map_err(|e| Error::io("remove segment", &s.path, e))?;
+        }
+        let bytes = segment_bytes(s);
+        report.removed.push(segment_path(s).to_path_buf());
+        report.removed_records += sealed_bounds(s).map_or(0, |(_, count, _)| count);
+        report.removed_bytes += bytes;
+        shared.counters.retention_removed(1, bytes);
+    }
+    if removed.iter().any(|s| matches!(s, Segment::Sealed(_))) {
+        shared.fs().sync_dir(&shared.dir).map_err(|e| Error::io("fsync directory", &shared.dir, e))?;
     }
     if !removed.is_empty() {
-        shared.fs().sync_dir(&shared.dir).map_err(|e| Error::io("fsync directory", &shared.dir, e))?;
         tracing::info!(
             segments = report.removed.len(),
             records = report.removed_records,

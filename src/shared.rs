@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) counters: crate::stats::Counters,
     /// Tails parked waiting for the next publication.
     pub(crate) tail_waiters: crate::tail::Waiters,
+    /// Woken after each seal: the uploader of a tiered log.
+    pub(crate) sealed_kick: OnceLock<crossbeam_channel::Sender<()>>,
 }
 
 impl Shared {
@@ -64,6 +66,7 @@ impl Shared {
             dir_dirty: StdAtomicBool::new(false),
             counters: crate::stats::Counters::default(),
             tail_waiters: crate::tail::Waiters::new(),
+            sealed_kick: OnceLock::new(),
         }
     }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::format::{segment_file_name, DecodedFrame, HEADER_BYTES};
 use crate::record::Record;
+use crate::segment::view::Slot;
 use crate::segment::{SegView, Segment};
 use crate::sync::Arc;
 
@@ -15,19 +16,23 @@ pub(crate) struct State {
     /// A filter holding the keys of every sealed segment in `segments`
     /// (see `keys/log_filter.rs`), once the sealer has built it.
     pub(crate) keys_filter: Option<std::sync::Arc<crate::keys::LogFilter>>,
+    /// Whether any segment is remote (snapshots then keep slots for the
+    /// ones they fetch).
+    pub(crate) has_remote: bool,
 }
 
 impl State {
     /// A state of `segments` with no key filter yet.
     pub(crate) fn new(segments: Vec<Segment>) -> State {
-        State { segments, keys_filter: None }
+        let has_remote = segments.iter().any(|s| matches!(s, Segment::Remote(_)));
+        State { segments, keys_filter: None, has_remote }
     }
 
     /// A state of `segments`, keeping this one's key filter: for segments
     /// that hold no keys this one's sealed segments do not (a live segment
     /// added, sealed segments removed or compacted).
     pub(crate) fn with_segments(&self, segments: Vec<Segment>) -> State {
-        State { segments, keys_filter: self.keys_filter.clone() }
+        State { keys_filter: self.keys_filter.clone(), ..State::new(segments) }
     }
 
     /// This state with every segment `swap` gives a replacement for replaced.
@@ -45,6 +50,9 @@ pub struct Snapshot {
     pub(crate) state: Arc<State>,
     /// `(count, end)` of the last (active) segment when taken.
     pub(crate) active: Option<(u64, u64)>,
+    /// For a log with remote segments: each one this snapshot fetched, kept
+    /// mapped while the snapshot (or a clone) lives.
+    fetched: Option<std::sync::Arc<[Slot]>>,
 }
 
 impl Snapshot {
@@ -53,14 +61,15 @@ impl Snapshot {
             Some(Segment::Live(a)) => Some(a.committed()),
             _ => None,
         };
-        Snapshot { state, active }
+        let fetched = state.has_remote.then(|| (0..state.segments.len()).map(|_| Slot::new()).collect());
+        Snapshot { state, active, fetched }
     }
 
     /// A size hint for `n` seqs: exact, unless a compacted segment is in
     /// view (then up to `n` records remain).
     pub(crate) fn hint(&self, n: u64) -> (usize, Option<usize>) {
         let (lo, hi) = exact_hint(n);
-        if self.state.segments.iter().any(|s| matches!(s, Segment::Sealed(s) if s.compacted)) {
+        if self.state.segments.iter().any(Segment::is_compacted) {
             (0, hi)
         } else {
             (lo, hi)
@@ -72,10 +81,26 @@ impl Snapshot {
         &self.state.segments
     }
 
-    /// The view of segment `i`, fixed at this snapshot's position.
+    /// The view of segment `i`, fixed at this snapshot's position. For
+    /// its bounds only: reading its frames, index or keys takes
+    /// [`Snapshot::view_ready`].
     pub(crate) fn view(&self, i: usize) -> SegView<'_> {
+        let seg = &self.state.segments[i];
+        if let (Segment::Remote(r), Some(slots)) = (seg, &self.fetched) {
+            return match slots[i].get() {
+                Some(fetched) => SegView::of(fetched, None),
+                None => SegView::cold(seg, r, Some(&slots[i])),
+            };
+        }
         let last = i + 1 == self.state.segments.len();
-        SegView::of(&self.state.segments[i], if last { self.active } else { None })
+        SegView::of(seg, if last { self.active } else { None })
+    }
+
+    /// The view of segment `i` with its frames: a remote segment is fetched
+    /// into the cache first (see `tiering/`).
+    #[inline]
+    pub(crate) fn view_ready(&self, i: usize) -> Result<SegView<'_>> {
+        self.view(i).ready()
     }
 
     /// Number of segment files in view.
@@ -173,7 +198,7 @@ impl Snapshot {
                 None => Ok(None),
             };
         };
-        let view = self.view(i);
+        let view = self.view_ready(i)?;
         let off = view.locate(seq)?;
         // In a compacted segment the seq may have been removed: the frame
         // found is then a later one, or there is none.
@@ -203,9 +228,8 @@ impl Snapshot {
                 None => Iter::empty(self),
             };
         };
-        let view = self.view(i);
-        match view.locate(seq) {
-            Ok(off) => Iter { snap: self, seg: i, view: Some(view), off, seq, verify: true, error: None, done: false },
+        match self.view_ready(i).and_then(|view| Ok((view, view.locate(seq)?))) {
+            Ok((view, off)) => Iter { snap: self, seg: i, view: Some(view), off, seq, verify: true, error: None, done: false },
             Err(e) => Iter::failed(self, e),
         }
     }
@@ -227,10 +251,9 @@ impl Snapshot {
         // The last record at or before `seq` (compaction may have removed
         // `seq`, and every record after it in its segment).
         for i in (0..=i).rev() {
-            let view = self.view(i);
-            match view.locate_at_or_before(seq) {
-                Ok(Some(off)) => return RevIter { snap: self, seg: i, view: Some(view), off, seq, error: None },
-                Ok(None) => {}
+            match self.view_ready(i).and_then(|view| Ok((view, view.locate_at_or_before(seq)?))) {
+                Ok((view, Some(off))) => return RevIter { snap: self, seg: i, view: Some(view), off, seq, error: None },
+                Ok((_, None)) => {}
                 Err(e) => return RevIter::failed(self, e),
             }
             if i > 0 {
@@ -256,14 +279,13 @@ impl Snapshot {
     /// so meeting such a gap before finding one is that error.
     pub fn seek_time(&self, ts_us: u64) -> Iter<'_> {
         for i in 0..self.state.segments.len() {
-            let skip = matches!(&self.state.segments[i], Segment::Sealed(s) if s.max_ts < ts_us);
+            let skip = self.state.segments[i].sealed_max_ts().is_some_and(|m| m < ts_us);
             if !skip {
-                let view = self.view(i);
-                match view.seek_time(ts_us, true) {
-                    Ok(Some((off, seq))) => {
+                match self.view_ready(i).and_then(|view| Ok((view, view.seek_time(ts_us, true)?))) {
+                    Ok((view, Some((off, seq)))) => {
                         return Iter { snap: self, seg: i, view: Some(view), off, seq, verify: true, error: None, done: false }
                     }
-                    Ok(None) => {}
+                    Ok((_, None)) => {}
                     Err(e) => return Iter::failed(self, e),
                 }
             }
@@ -346,6 +368,13 @@ impl<'a> Iterator for Iter<'a> {
                         let what = format!("segment starts at seq {}, expected {}", v.base_seq, self.seq);
                         return Some(Err(Error::corrupt(v.path, 0, what)));
                     }
+                    let v = match v.ready() {
+                        Ok(v) => v,
+                        Err(e) => {
+                            self.done = true;
+                            return Some(Err(e));
+                        }
+                    };
                     self.off = HEADER_BYTES;
                     self.view = Some(v);
                     v
@@ -455,6 +484,7 @@ impl<'a> RevIter<'a> {
                 return Err(Error::corrupt(prev.path, 0, format!("segment ends at seq {}, expected {}", prev.end_seq(), self.seq)));
             }
             self.seq -= 1;
+            let prev = prev.ready()?;
             let Some(off) = prev.locate_at_or_before(self.seq)? else {
                 self.seq = prev.base_seq;
                 continue;

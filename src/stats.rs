@@ -232,6 +232,9 @@ pub struct SegmentInfo {
     /// Smallest and largest record timestamp, from the footer (sealed
     /// segments with records only).
     pub time_bounds_us: Option<(u64, u64)>,
+    /// Whether the file is only in the object store the log is tiered to
+    /// (`path` is then the object's URL); it is fetched when read.
+    pub remote: bool,
 }
 
 impl crate::Snapshot {
@@ -263,6 +266,18 @@ impl crate::Snapshot {
                         file_bytes: s.bytes().len() as u64,
                         sealed: true,
                         time_bounds_us: (s.count > 0).then_some((s.min_ts, s.max_ts)),
+                        remote: false,
+                    },
+                    Segment::Remote(r) => SegmentInfo {
+                        path: r.path.clone(),
+                        base_seq: r.meta.base_seq,
+                        end_seq: r.meta.end_seq,
+                        records: r.meta.count,
+                        frame_bytes: r.meta.frames_end - header,
+                        file_bytes: r.meta.file_bytes,
+                        sealed: true,
+                        time_bounds_us: (r.meta.count > 0).then_some((r.meta.min_ts, r.meta.max_ts)),
+                        remote: true,
                     },
                     Segment::Live(a) => SegmentInfo {
                         path: a.path.clone(),
@@ -273,6 +288,7 @@ impl crate::Snapshot {
                         file_bytes: a.map.len(),
                         sealed: false,
                         time_bounds_us: None,
+                        remote: false,
                     },
                 }
             })
@@ -287,6 +303,7 @@ impl crate::Snapshot {
             (Segment::Live(_), Some(position)) if last => position,
             (Segment::Live(a), _) => a.committed(),
             (Segment::Sealed(s), _) => (s.count, s.frames_end),
+            (Segment::Remote(r), _) => (r.meta.count, r.meta.frames_end),
         }
     }
 }

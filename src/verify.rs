@@ -201,10 +201,11 @@ pub(crate) fn verify_snapshot(snap: &Snapshot, mut progress: impl FnMut(u64, u64
     let live_end = |i: usize| match &segments[i] {
         Segment::Live(a) if i == last => snap.active.unwrap_or_else(|| a.committed()),
         Segment::Live(a) => a.committed(),
-        Segment::Sealed(_) => (0, 0),
+        Segment::Sealed(_) | Segment::Remote(_) => (0, 0),
     };
     let size = |i: usize| match &segments[i] {
         Segment::Sealed(s) => s.bytes().len() as u64,
+        Segment::Remote(r) => r.meta.file_bytes,
         Segment::Live(_) => live_end(i).1,
     };
     let total: u64 = (0..segments.len()).map(size).sum();
@@ -227,6 +228,12 @@ pub(crate) fn verify_snapshot(snap: &Snapshot, mut progress: impl FnMut(u64, u64
                     Ok(_) => check_sealed(&s.path, s.bytes(), &mut report),
                 }
             }
+            // Fetched (or found in the cache) and checked like a local one;
+            // not kept mapped after (the snapshot's slots are for reads).
+            Segment::Remote(r) => {
+                report.sealed_segments += 1;
+                r.load().and_then(|s| check_sealed(&r.path, s.bytes(), &mut report))
+            }
             Segment::Live(a) => {
                 let (count, end) = live_end(i);
                 check_live(&a.path, a.base_seq, a.map.frames(end), count, &mut report)
@@ -234,6 +241,7 @@ pub(crate) fn verify_snapshot(snap: &Snapshot, mut progress: impl FnMut(u64, u64
         };
         let path = match seg {
             Segment::Sealed(s) => &s.path,
+            Segment::Remote(r) => &r.path,
             Segment::Live(a) => &a.path,
         };
         prev = record(&mut report, path, prev, checked);

@@ -330,6 +330,36 @@ impl Writer {
         Ok(())
     }
 
+    /// Ends the active segment now, if it holds any record, and goes on in
+    /// a new one; the background sealer seals the old one as it does a full
+    /// one. Returns whether it did. A tiered log uploads a segment once it is
+    /// sealed, so this bounds how long a record waits to reach the object
+    /// store (call it on a timer for a time bound).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let log = varvelog::Log::open(dir.path(), varvelog::Options::new())?;
+    /// let mut writer = log.writer()?;
+    /// writer.append(b"one")?;
+    /// assert!(writer.roll()?);
+    /// assert!(!writer.roll()?, "the new segment is empty");
+    /// assert_eq!(log.snapshot().segment_count(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As an append that fills a segment: [`Error::Poisoned`] if preparing
+    /// the next segment failed.
+    pub fn roll(&mut self) -> Result<bool> {
+        self.inner.shared.check_poison()?;
+        if self.core().st.count == 0 {
+            return Ok(false);
+        }
+        self.rotate()?;
+        Ok(true)
+    }
+
     /// The segment room an entry takes: its padded frame, and the key
     /// section's reserve if it has a key.
     #[inline]

@@ -581,6 +581,7 @@ impl ReadOnlyLog {
     ///
     /// As [`Log::consumer`].
     pub fn consumer_with(&self, name: &str, opts: ConsumerOptions) -> Result<Consumer> {
+        self.local_dir()?;
         Consumer::open(Source::ReadOnly(self.clone()), name, opts)
     }
 
@@ -590,7 +591,7 @@ impl ReadOnlyLog {
     ///
     /// As [`Log::consumers`].
     pub fn consumers(&self) -> Result<Vec<ConsumerInfo>> {
-        list(self.dir(), self.snapshot().next_seq())
+        list(self.local_dir()?, self.snapshot().next_seq())
     }
 
     /// Forgets consumer `name`; as [`Log::remove_consumer`]. Its position
@@ -600,6 +601,6 @@ impl ReadOnlyLog {
     ///
     /// As [`Log::remove_consumer`].
     pub fn remove_consumer(&self, name: &str) -> Result<bool> {
-        remove(self.dir(), name)
+        remove(self.local_dir()?, name)
     }
 }

@@ -263,9 +263,12 @@ fn apply(shared: &Shared, opts: &CompactOptions) -> Result<CompactReport> {
     let sealed: Vec<Arc<SealedSegment>> = snap
         .segments()
         .iter()
+        // Segments tiered away (the oldest) are not compacted: their files
+        // are in the object store.
+        .skip_while(|s| matches!(s, Segment::Remote(_)))
         .map_while(|s| match s {
             Segment::Sealed(s) => Some(s.clone()),
-            Segment::Live(_) => None,
+            Segment::Live(_) | Segment::Remote(_) => None,
         })
         .collect();
     let retention = u64::try_from(opts.tombstone_retention.as_micros()).unwrap_or(u64::MAX);

@@ -158,7 +158,8 @@ pub(crate) fn insert_then_publish<R>(filter: &LogFilter, hashes: impl Iterator<I
 fn sealed(state: &State) -> impl Iterator<Item = &Arc<SealedSegment>> {
     state.segments.iter().filter_map(|s| match s {
         Segment::Sealed(s) => Some(s),
-        Segment::Live(_) => None,
+        // Not in the filter: lookups search remote segments without it.
+        Segment::Live(_) | Segment::Remote(_) => None,
     })
 }
 
@@ -186,7 +187,7 @@ pub(crate) fn build_at_start(shared: &Shared) {
     let f = std::sync::Arc::new(f);
     // Retention or compaction may have published since: they only removed
     // keys, so the filter covers what is there now too.
-    shared.publish(|old| State { segments: old.segments.clone(), keys_filter: Some(f.clone()) });
+    shared.publish(|old| State { keys_filter: Some(f.clone()), ..State::new(old.segments.clone()) });
 }
 
 /// The sealer, publishing `sealed`: its keys go into the filter (a new,

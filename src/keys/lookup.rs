@@ -90,6 +90,8 @@ impl<'a> SegView<'a> {
                     out.extend(keys.lookup(hash, self.frames_end()));
                 }
             }
+            // Never asked: lookups make views ready first.
+            KeysOf::Cold => {}
         }
     }
 
@@ -114,9 +116,12 @@ impl Snapshot {
         let mut offsets = Vec::new();
         for i in (0..self.segment_count()).rev() {
             if self.none_sealed_from(i, hash) {
+                if self.state.has_remote {
+                    continue;
+                }
                 break;
             }
-            let view = self.view(i);
+            let view = self.view_ready(i)?;
             offsets.clear();
             view.key_offsets(hash, &mut offsets);
             for &off in &offsets {
@@ -192,14 +197,20 @@ impl Snapshot {
         if !key.is_empty() {
             for i in (0..self.segment_count()).rev() {
                 if self.none_sealed_from(i, hash) {
+                    if self.state.has_remote {
+                        continue;
+                    }
                     break;
                 }
                 offsets.clear();
-                self.view(i).key_offsets(hash, &mut offsets);
+                match self.view_ready(i) {
+                    Ok(view) => view.key_offsets(hash, &mut offsets),
+                    Err(e) => return KeyIter { snap: self, key, positions: Vec::new().into_iter(), done: false, error: Some(e) },
+                }
                 positions.extend(offsets.iter().map(|&o| (i, o)));
             }
         }
-        KeyIter { snap: self, key, positions: positions.into_iter(), done: false }
+        KeyIter { snap: self, key, positions: positions.into_iter(), done: false, error: None }
     }
 
     /// The newest live record of every key, in seq order: records without
@@ -247,7 +258,7 @@ impl Snapshot {
         let hash = key_hash(key);
         let Some(own) = self.segment_of(r.seq()) else { return Ok(true) };
         for i in (own..self.segment_count()).rev() {
-            let view = self.view(i);
+            let view = self.view_ready(i)?;
             offsets.clear();
             view.key_offsets(hash, offsets);
             for &off in offsets.iter() {
@@ -272,12 +283,20 @@ pub struct KeyIter<'a> {
     key: &'a [u8],
     positions: std::vec::IntoIter<Position>,
     done: bool,
+    /// A fetch that failed while the positions were collected: the first item.
+    error: Option<Error>,
 }
 
 impl<'a> KeyIter<'a> {
     fn take(&mut self, pos: Option<Position>) -> Option<Result<Record<'a>>> {
         let (i, off) = pos?;
-        let view = self.snap.view(i);
+        let view = match self.snap.view_ready(i) {
+            Ok(view) => view,
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+        };
         match view.keyed_frame(off) {
             Ok(f) if f.key == self.key => Some(Ok(view.record(&f))),
             Ok(_) => None,
@@ -293,6 +312,10 @@ impl<'a> Iterator for KeyIter<'a> {
     type Item = Result<Record<'a>>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.error.take() {
+            self.done = true;
+            return Some(Err(e));
+        }
         while !self.done {
             let pos = self.positions.next();
             pos?;
@@ -304,12 +327,16 @@ impl<'a> Iterator for KeyIter<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(if self.done { 0 } else { self.positions.len() }))
+        (usize::from(self.error.is_some()), Some(if self.done { 0 } else { self.positions.len() + usize::from(self.error.is_some()) }))
     }
 }
 
 impl DoubleEndedIterator for KeyIter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.error.take() {
+            self.done = true;
+            return Some(Err(e));
+        }
         while !self.done {
             let pos = self.positions.next_back();
             pos?;

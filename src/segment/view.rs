@@ -6,7 +6,10 @@ use crate::error::{Error, Result};
 use crate::format::{decode_frame, DecodedFrame, FrameError, IndexEntry, HEADER_BYTES};
 use crate::record::Record;
 
-use super::{ActiveSegment, LiveIndex, SealedSegment, Segment};
+use super::{ActiveSegment, LiveIndex, RemoteSegment, SealedSegment, Segment};
+
+/// Where a remote segment's fetched form is kept for a snapshot.
+pub(crate) type Slot = std::sync::OnceLock<Segment>;
 
 #[derive(Clone, Copy)]
 enum IndexView<'a> {
@@ -21,6 +24,8 @@ pub(crate) enum KeysOf<'a> {
     Sealed(&'a SealedSegment),
     /// The writer's key table.
     Live(&'a ActiveSegment),
+    /// A remote segment not fetched yet: no keys in view.
+    Cold,
 }
 
 /// A consistent view of one segment: its frames up to a fixed end.
@@ -40,6 +45,9 @@ pub(crate) struct SegView<'a> {
     last_frame_offset: u64,
     index: IndexView<'a>,
     pub(crate) keys: KeysOf<'a>,
+    /// A remote segment not fetched yet, and the slot its fetched form goes
+    /// in: the view has its bounds but no frames until [`SegView::ready`].
+    cold: Option<(&'a RemoteSegment, Option<&'a Slot>)>,
 }
 
 impl<'a> SegView<'a> {
@@ -58,7 +66,9 @@ impl<'a> SegView<'a> {
                 last_frame_offset: s.last_frame_offset,
                 index: IndexView::Sealed(s.index()),
                 keys: KeysOf::Sealed(s),
+                cold: None,
             },
+            Segment::Remote(r) => SegView::cold(segment, r, None),
             Segment::Live(a) => {
                 let (count, end) = committed.unwrap_or_else(|| a.committed());
                 // The index length is loaded after the committed word, so it
@@ -75,9 +85,55 @@ impl<'a> SegView<'a> {
                     last_frame_offset: 0,
                     index: IndexView::Live(&a.index, index_len),
                     keys: KeysOf::Live(a),
+                    cold: None,
                 }
             }
         }
+    }
+
+    /// The view of remote segment `r` before it is fetched: bounds from its
+    /// metadata, no frames. `slot` is where [`SegView::ready`] keeps it.
+    pub(crate) fn cold(segment: &'a Segment, r: &'a RemoteSegment, slot: Option<&'a Slot>) -> SegView<'a> {
+        let m = &r.meta;
+        SegView {
+            segment,
+            path: &r.path,
+            frames: &[],
+            base_seq: m.base_seq,
+            count: m.count,
+            end_seq: m.end_seq,
+            sparse: m.compacted,
+            last_frame_offset: m.last_frame_offset,
+            index: IndexView::Sealed(&[]),
+            keys: KeysOf::Cold,
+            cold: Some((r, slot)),
+        }
+    }
+
+    /// This view with its frames: a remote segment is fetched (or found in
+    /// the cache) and mapped first. Every read of frames, index or keys
+    /// goes through a view made ready; bounds need none.
+    ///
+    /// # Errors
+    ///
+    /// Whatever fetching the segment met: the store unreachable, or the
+    /// object not matching the segment (a corruption error naming it).
+    #[inline]
+    pub(crate) fn ready(self) -> Result<SegView<'a>> {
+        match self.cold {
+            None => Ok(self),
+            Some((r, slot)) => Self::fetched(r, slot),
+        }
+    }
+
+    #[cold]
+    fn fetched(r: &'a RemoteSegment, slot: Option<&'a Slot>) -> Result<SegView<'a>> {
+        let slot = slot.ok_or_else(|| Error::corrupt(&r.path, 0, "a remote segment read outside a snapshot"))?;
+        if let Some(seg) = slot.get() {
+            return Ok(SegView::of(seg, None));
+        }
+        let sealed = r.load()?;
+        Ok(SegView::of(slot.get_or_init(|| Segment::Sealed(sealed)), None))
     }
 
     /// The record `frame` of this segment holds.
@@ -151,7 +207,17 @@ impl<'a> SegView<'a> {
 
     pub(crate) fn decode_at(&self, offset: u64, verify: bool) -> Result<DecodedFrame<'a>> {
         let rel = offset.checked_sub(HEADER_BYTES).ok_or_else(|| Error::corrupt(self.path, offset, "frame offset inside the header"))?;
-        decode_frame(self.frames, rel, verify).map_err(|e| frame_error(self.path, offset, e))
+        decode_frame(self.frames, rel, verify).map_err(|e| self.frame_error(offset, e))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn frame_error(&self, offset: u64, e: FrameError) -> Error {
+        match self.cold {
+            // A path that forgot `ready`: say so rather than call it damage.
+            Some((r, _)) => Error::corrupt(&r.path, offset, "remote segment read before it was fetched"),
+            None => frame_error(self.path, offset, e),
+        }
     }
 
     fn index_len(&self) -> usize {

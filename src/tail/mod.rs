@@ -389,7 +389,7 @@ impl Tail {
     fn ready(&mut self) -> Result<bool> {
         loop {
             if let Some((i, off)) = self.cur.at {
-                let view = self.snap.view(i);
+                let view = self.snap.view_ready(i)?;
                 if self.cur.next < view.end_seq() {
                     if !(view.sparse && off >= view.frames_end()) {
                         return Ok(true);
@@ -472,7 +472,7 @@ impl Tail {
             // Between two segments that do not meet: a file is absent.
             return self.snap.missing(self.cur.next).map_or(Ok(()), Err);
         };
-        let view = self.snap.view(i);
+        let view = self.snap.view_ready(i)?;
         let off = match self.cur.hint {
             // An offset in the file this tail read; a compacted segment is
             // another file under the same name, so it is searched instead.
@@ -491,7 +491,7 @@ impl Tail {
 fn step<'s>(snap: &'s Snapshot, cur: &mut Cursor, verify: bool) -> Result<Option<Record<'s>>> {
     loop {
         let Some((i, off)) = cur.at else { return Ok(None) };
-        let view = snap.view(i);
+        let view = snap.view_ready(i)?;
         if cur.next < view.end_seq() {
             // `None` only past the last record of a compacted segment.
             if let Some(frame) = view.next_frame(off, cur.next, verify)? {

@@ -1,0 +1,133 @@
+//! The object store as the tiering code uses it: blocking calls (through
+//! the store's thread) on keys under the log's prefix, with errors that
+//! name the object's URL.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+
+use super::io::Io;
+use crate::error::{Error, Result};
+use crate::format::segment_file_name;
+
+/// Name of the manifest object under the prefix.
+pub(crate) const MANIFEST_NAME: &str = "manifest.json";
+/// Folder of the segment objects under the prefix.
+pub(crate) const SEGMENTS_DIR: &str = "segments";
+
+pub(crate) struct Store {
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+    /// The prefix as a URL, for messages (`s3://bucket/prefix`).
+    url: String,
+    io: Io,
+}
+
+/// How a conditional manifest write went.
+pub(crate) enum ManifestPut {
+    /// Written; the new version.
+    Written(Option<String>),
+    /// The manifest is no longer the version given (another writer, or a
+    /// retried put whose first attempt landed).
+    Conflict,
+}
+
+impl Store {
+    pub(crate) fn new(store: Arc<dyn ObjectStore>, prefix: &str, url: String) -> Result<Store> {
+        let prefix = ObjectPath::parse(prefix.trim_matches('/'))
+            .map_err(|e| Error::InvalidOptions(format!("object store prefix {prefix:?}: {e}")))?;
+        let io = Io::start(&url)?;
+        Ok(Store { store, prefix, url, io })
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The key of the segment object for `base_seq` with `digest`: the
+    /// digest is in the name, so a segment rewritten by compaction is a new
+    /// object, never one a reader may be fetching.
+    pub(crate) fn segment_key(&self, base_seq: u64, digest: &[u8; 32]) -> String {
+        let name = segment_file_name(base_seq);
+        let stem = name.strip_suffix(".seg").unwrap_or(&name);
+        let leaf = format!("{stem}-{}.seg", hex::encode(&digest[..8]));
+        self.prefix.clone().join(SEGMENTS_DIR).join(leaf.as_str()).to_string()
+    }
+
+    fn manifest_path(&self) -> ObjectPath {
+        self.prefix.clone().join(MANIFEST_NAME)
+    }
+
+    /// The URL of `key` (a key from the store's root), for messages.
+    pub(crate) fn url_of(&self, key: &str) -> PathBuf {
+        let rel = key.strip_prefix(self.prefix.as_ref()).unwrap_or(key).trim_start_matches('/');
+        PathBuf::from(format!("{}/{rel}", self.url.trim_end_matches('/')))
+    }
+
+    pub(crate) fn manifest_url(&self) -> PathBuf {
+        self.url_of(self.manifest_path().as_ref())
+    }
+
+    fn error(&self, op: &'static str, key: &str, e: object_store::Error) -> Error {
+        Error::Store { op, url: self.url_of(key).display().to_string(), source: Box::new(e) }
+    }
+
+    pub(crate) fn put(&self, key: &str, body: Bytes) -> Result<()> {
+        let (store, path) = (self.store.clone(), ObjectPath::from(key));
+        self.io.call(async move { store.put(&path, PutPayload::from(body)).await })?.map_err(|e| self.error("upload segment", key, e))?;
+        Ok(())
+    }
+
+    pub(crate) fn get(&self, key: &str, op: &'static str) -> Result<Bytes> {
+        let (store, path) = (self.store.clone(), ObjectPath::from(key));
+        self.io.call(async move { store.get(&path).await?.bytes().await })?.map_err(|e| self.error(op, key, e))
+    }
+
+    pub(crate) fn delete(&self, key: &str) -> Result<()> {
+        let (store, path) = (self.store.clone(), ObjectPath::from(key));
+        match self.io.call(async move { store.delete(&path).await })? {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("delete segment", key, e)),
+        }
+    }
+
+    /// The manifest's bytes and version, or `None` if there is none.
+    pub(crate) fn get_manifest(&self) -> Result<Option<(Bytes, Option<String>)>> {
+        let (store, path) = (self.store.clone(), self.manifest_path());
+        let got = self.io.call(async move {
+            let r = store.get(&path).await?;
+            let etag = r.meta.e_tag.clone();
+            Ok::<_, object_store::Error>((r.bytes().await?, etag))
+        })?;
+        match got {
+            Ok(x) => Ok(Some(x)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error("read manifest", self.manifest_path().as_ref(), e)),
+        }
+    }
+
+    /// Writes the manifest if it is still at version `etag` (`None`: if
+    /// there is none yet).
+    pub(crate) fn put_manifest(&self, body: Vec<u8>, etag: Option<String>) -> Result<ManifestPut> {
+        let (store, path) = (self.store.clone(), self.manifest_path());
+        let mode = match etag {
+            Some(e_tag) => PutMode::Update(UpdateVersion { e_tag: Some(e_tag), version: None }),
+            None => PutMode::Create,
+        };
+        let opts = PutOptions { mode, ..PutOptions::default() };
+        let put = self.io.call(async move { store.put_opts(&path, PutPayload::from(body), opts).await })?;
+        match put {
+            Ok(r) => Ok(ManifestPut::Written(r.e_tag)),
+            Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => Ok(ManifestPut::Conflict),
+            Err(e) => Err(self.error("write manifest", self.manifest_path().as_ref(), e)),
+        }
+    }
+
+    /// Cancels what is in flight and stops the store's thread.
+    pub(crate) fn shutdown(&self) {
+        self.io.shutdown();
+    }
+}
