@@ -55,6 +55,10 @@ struct StatJson {
     /// Whether the kernel could tell about the live segments.
     written_back_known: bool,
     writer_pid: Option<u32>,
+    /// Segments held only in the object store the log is tiered to, and
+    /// their bytes (not in `file_bytes` or `disk_bytes`).
+    remote_segments: usize,
+    remote_bytes: u64,
     segment_files: Vec<SegmentJson>,
     warnings: Vec<String>,
 }
@@ -67,6 +71,8 @@ struct SegmentJson {
     frame_bytes: u64,
     file_bytes: u64,
     sealed: bool,
+    /// Held only in the object store (`file` is the object's URL).
+    remote: bool,
 }
 
 /// How far the log is durable, and how far it is written to disk.
@@ -122,8 +128,10 @@ pub fn run(args: &StatArgs) -> CmdResult {
     let snap = log.snapshot();
     let infos = snap.segment_info();
     let sealed = infos.iter().filter(|s| s.sealed).count();
-    let file_bytes: u64 = infos.iter().map(|s| s.file_bytes).sum();
+    let file_bytes: u64 = infos.iter().filter(|s| !s.remote).map(|s| s.file_bytes).sum();
     let frame_bytes: u64 = infos.iter().map(|s| s.frame_bytes).sum();
+    let remote_segments = infos.iter().filter(|s| s.remote).count();
+    let remote_bytes: u64 = infos.iter().filter(|s| s.remote).map(|s| s.file_bytes).sum();
     let spares = spares(&args.dir);
     let spare_bytes: u64 = spares.iter().sum();
     let durable = durable(&infos, snap.next_seq());
@@ -147,6 +155,8 @@ pub fn run(args: &StatArgs) -> CmdResult {
             spare_files: spares.len(),
             spare_bytes,
             disk_bytes: file_bytes + spare_bytes,
+            remote_segments,
+            remote_bytes,
             frame_bytes,
             first_seq: first,
             last_seq: last,
@@ -169,6 +179,7 @@ pub fn run(args: &StatArgs) -> CmdResult {
                     frame_bytes: s.frame_bytes,
                     file_bytes: s.file_bytes,
                     sealed: s.sealed,
+                    remote: s.remote,
                 })
                 .collect(),
             warnings: warnings.clone(),
@@ -195,7 +206,7 @@ fn write_text(
     spares: &[u64],
 ) -> std::io::Result<()> {
     let (first, last) = (snap.first_seq(), snap.last_seq());
-    let file_bytes: u64 = infos.iter().map(|s| s.file_bytes).sum();
+    let file_bytes: u64 = infos.iter().filter(|s| !s.remote).map(|s| s.file_bytes).sum();
     let frame_bytes: u64 = infos.iter().map(|s| s.frame_bytes).sum();
     let spare_bytes: u64 = spares.iter().sum();
     writeln!(out, "log             {}", args.dir.display())?;
@@ -222,6 +233,11 @@ fn write_text(
         human_bytes(spare_bytes),
         count(spares.len() as u64, "spare file")
     )?;
+    let remote: Vec<&SegmentInfo> = infos.iter().filter(|s| s.remote).collect();
+    if !remote.is_empty() {
+        let bytes: u64 = remote.iter().map(|s| s.file_bytes).sum();
+        writeln!(out, "object store    {} of {} (fetched when read)", count(remote.len() as u64, "segment"), human_bytes(bytes))?;
+    }
     if let (Some(f), Some(t)) = (first, first_time) {
         writeln!(out, "first           seq {f} at {}", format_time(t))?;
     }

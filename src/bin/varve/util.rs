@@ -73,8 +73,17 @@ pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Opens `dir` for inspection: read-only, no lock, nothing modified.
+/// Whether `dir` names a log in an object store (`s3://bucket/prefix`).
+pub fn is_remote(dir: &Path) -> bool {
+    dir.to_str().is_some_and(|s| s.contains("://"))
+}
+
+/// Opens `dir` for inspection: read-only, no lock, nothing modified. A URL
+/// (`s3://bucket/prefix`) opens the log tiered there, from the bucket alone.
 pub fn open_log(dir: &Path) -> Result<ReadOnlyLog, Failure> {
+    if is_remote(dir) {
+        return open_remote(dir.to_str().unwrap_or_default());
+    }
     if !dir.exists() {
         return Err(Failure::usage(format!("{}: no such directory", dir.display())));
     }
@@ -85,6 +94,20 @@ pub fn open_log(dir: &Path) -> Result<ReadOnlyLog, Failure> {
         Error::NotALog { path, reason } => Failure::usage(format!("{}: not a varvelog log ({reason})", path.display())),
         other => other.into(),
     })
+}
+
+#[cfg(feature = "tiered")]
+fn open_remote(url: &str) -> Result<ReadOnlyLog, Failure> {
+    ReadOnlyLog::open_remote(url).map_err(|e| match e {
+        Error::NotALog { path, reason } => Failure::usage(format!("{}: not a varvelog log ({reason})", path.display())),
+        Error::InvalidOptions(why) => Failure::usage(why),
+        other => other.into(),
+    })
+}
+
+#[cfg(not(feature = "tiered"))]
+fn open_remote(url: &str) -> Result<ReadOnlyLog, Failure> {
+    Err(Failure::usage(format!("{url}: reading a log from an object store needs varve built with the `tiered` feature")))
 }
 
 /// Problems the read-only open noted (a damaged footer, records missing

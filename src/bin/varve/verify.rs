@@ -32,8 +32,9 @@ pub fn run(args: &VerifyArgs) -> CmdResult {
     let writer = writer_pid(&args.dir);
     // Without a writer, check the files themselves (this also finds damage
     // that would keep the log from opening). With one, or if one starts,
-    // check what the read-only view publishes.
-    let (report, live) = if writer.is_none() {
+    // check what the read-only view publishes; a log in an object store
+    // through the view too (it fetches each segment and checks it).
+    let (report, live) = if writer.is_none() && !crate::util::is_remote(&args.dir) {
         match verify_dir_with_progress(&args.dir, |d, t| bar.update(d, t)) {
             Ok(r) => (r, false),
             Err(Error::Locked { .. }) => (log.verify_with_progress(|d, t| bar.update(d, t))?, true),

@@ -1,0 +1,391 @@
+//! Tiered storage against a real S3-compatible server (moto) on loopback:
+//! upload, confirmation, local eviction, transparent reads of evicted
+//! history, reopening, a reader of the bucket alone, retention of remote
+//! segments, the fetch cache's bound, and faults (the store down, 503s,
+//! slow answers, a corrupted object). `.ci/test` installs the server; the
+//! tests start it themselves.
+#![cfg(feature = "tiered")]
+
+#[path = "support/s3.rs"]
+mod s3;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use s3::{FaultProxy, S3Server};
+use varvelog::{Entry, Error, Log, Options, ReadOnlyLog, Retention, TierOptions};
+
+const SEGMENT: u64 = 64 << 10;
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A client of `endpoint`'s `bucket` with bounded retries and timeouts, so
+/// that a fault costs seconds, not minutes.
+fn store(endpoint: &str, bucket: &str) -> Arc<dyn ObjectStore> {
+    let (key, secret, region) = s3::aws_env();
+    let retry = RetryConfig {
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(3),
+        backoff: BackoffConfig { init_backoff: Duration::from_millis(20), max_backoff: Duration::from_millis(200), base: 2.0 },
+    };
+    let client = ClientOptions::new().with_connect_timeout(Duration::from_secs(1)).with_timeout(Duration::from_secs(5));
+    Arc::new(
+        AmazonS3Builder::new()
+            .with_access_key_id(key)
+            .with_secret_access_key(secret)
+            .with_region(region)
+            // Before `with_allow_http`: client options replace all of them.
+            .with_client_options(client)
+            .with_endpoint(endpoint)
+            .with_allow_http(true)
+            .with_bucket_name(bucket)
+            .with_retry(retry)
+            .build()
+            .expect("S3 client"),
+    )
+}
+
+/// Tiering to `store` under `logs/t`, waking often, retrying quickly.
+fn tier(store: Arc<dyn ObjectStore>) -> TierOptions {
+    TierOptions::new(store, "logs/t").poll_interval(Duration::from_millis(50)).max_backoff(Duration::from_millis(200))
+}
+
+fn options(tier: TierOptions) -> Options {
+    Options::new().segment_bytes(SEGMENT).tier(tier)
+}
+
+/// Appends `n` records keyed `k<i % keys>` with payload `p<i>`, starting at `from`.
+fn append(log: &Log, from: u64, n: u64) {
+    let mut w = log.writer().unwrap();
+    for i in from..from + n {
+        let key = format!("k{}", i % 50);
+        let payload = format!("p{i}-{}", "x".repeat(200));
+        w.append_entry(Entry::new(payload.as_bytes()).key(key.as_bytes())).unwrap();
+    }
+    w.roll().unwrap();
+}
+
+fn payload_seq(p: &[u8]) -> u64 {
+    let s = std::str::from_utf8(p).unwrap();
+    s[1..s.find('-').unwrap()].parse().unwrap()
+}
+
+fn local_segments(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".seg")).count()
+}
+
+/// Every record from 0 to `n`, in order, through the snapshot's iterator.
+fn check_all(snap: &varvelog::Snapshot, n: u64) {
+    let mut expect = 0;
+    for r in snap.iter() {
+        let r = r.unwrap();
+        assert_eq!((r.seq(), payload_seq(r.payload())), (expect, expect));
+        expect += 1;
+    }
+    assert_eq!(expect, n, "records read back");
+}
+
+#[test]
+fn evicted_history_reads_back_through_every_path_and_after_reopening() {
+    let server = S3Server::shared();
+    let bucket = server.new_bucket();
+    let store = store(&server.endpoint(), &bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let keep = Retention::new().max_total_bytes(3 * SEGMENT);
+    let n = 3000;
+    {
+        let log = Log::open(dir.path(), options(tier(store.clone()).keep_local(keep))).unwrap();
+        append(&log, 0, n);
+        log.wait_uploaded(WAIT).unwrap();
+        // Eviction follows the upload pass; wait for it too.
+        let deadline = Instant::now() + WAIT;
+        while log.tier_stats().unwrap().evicted_segments == 0 {
+            assert!(Instant::now() < deadline, "nothing evicted: {:?}", log.tier_stats());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let stats = log.tier_stats().unwrap();
+        assert!(stats.uploaded_segments >= 10, "{stats:?}");
+        assert_eq!(stats.pending_segments, 0, "{stats:?}");
+        assert!(local_segments(dir.path()) <= 5, "local files left: {}", local_segments(dir.path()));
+
+        let snap = log.snapshot();
+        let info = snap.segment_info();
+        assert!(info[0].remote && info[0].path.to_string_lossy().starts_with(&format!("{store}")), "{:?}", info[0]);
+        check_all(&snap, n);
+        // Point reads, backwards, by time, by key, and a tail from the start.
+        assert_eq!(payload_seq(snap.get(5).unwrap().unwrap().payload()), 5);
+        let back: Vec<u64> = snap.iter_rev().take(n as usize).map(|r| r.unwrap().seq()).collect();
+        assert_eq!(back.len() as u64, n);
+        assert!(back.windows(2).all(|w| w[0] == w[1] + 1));
+        let ts = snap.get(7).unwrap().unwrap().timestamp();
+        assert!(snap.seek_time(ts).next().unwrap().unwrap().seq() <= 7);
+        let k3: Vec<u64> = snap.iter_key(b"k3").map(|r| r.unwrap().seq()).collect();
+        assert_eq!(k3, (0..n).rev().filter(|i| i % 50 == 3).collect::<Vec<_>>());
+        assert_eq!(snap.get_key(b"k3").unwrap().unwrap().seq(), (0..n).rev().find(|i| i % 50 == 3).unwrap());
+        let mut tail = log.tail_from(0).unwrap();
+        for i in 0..n {
+            let r = tail.next_timeout(Duration::from_secs(10)).unwrap().expect("a record");
+            assert_eq!(r.seq(), i);
+        }
+        let owned = snap.get(1).unwrap().unwrap().to_owned();
+        assert_eq!(payload_seq(owned.payload()), 1);
+        let stats = log.tier_stats().unwrap();
+        assert!(stats.fetched_segments > 0 && stats.cache_hits > 0, "{stats:?}");
+        assert!(log.verify().is_ok(), "{:?}", log.verify().problems);
+        log.close().unwrap();
+    }
+    // Reopened: the evicted segments are known from the local manifest.
+    let log = Log::open(dir.path(), options(tier(store).keep_local(keep))).unwrap();
+    assert_eq!(log.snapshot().first_seq(), Some(0));
+    check_all(&log.snapshot(), n);
+    append(&log, n, 10);
+    assert_eq!(log.snapshot().len(), n + 10);
+}
+
+#[test]
+fn a_reader_of_the_bucket_alone_sees_what_was_uploaded_and_follows_new_uploads() {
+    let server = S3Server::shared();
+    let bucket = server.new_bucket();
+    let store = store(&server.endpoint(), &bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), options(tier(store.clone()))).unwrap();
+    append(&log, 0, 1000);
+    log.wait_uploaded(WAIT).unwrap();
+
+    let remote = ReadOnlyLog::open_remote_with(tier(store.clone())).unwrap();
+    check_all(&remote.snapshot(), 1000);
+    assert!(remote.dir().to_string_lossy().ends_with("logs/t"), "{}", remote.dir().display());
+    let err = remote.consumer("c").unwrap_err();
+    assert!(matches!(err, Error::InvalidOptions(_)), "{err}");
+
+    let mut follow = remote.tail_from(1000).unwrap();
+    append(&log, 1000, 500);
+    log.wait_uploaded(WAIT).unwrap();
+    for i in 1000..1500 {
+        let r = follow.next_timeout(Duration::from_secs(20)).unwrap().expect("the new upload is followed");
+        assert_eq!((r.seq(), payload_seq(r.payload())), (i, i));
+    }
+    assert!(remote.verify().unwrap().is_ok());
+    let stats = remote.tier_stats().unwrap();
+    assert!(stats.fetched_segments > 0 && stats.manifest_generation > 0, "{stats:?}");
+
+    // The manifest alone describes the log: segments in order, objects present.
+    let bytes = get(&store, "logs/t/manifest.json");
+    let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let segs = m["segments"].as_array().unwrap();
+    assert!(segs.len() >= 2);
+    for (a, b) in segs.iter().zip(&segs[1..]) {
+        assert_eq!(a["end_seq"], b["base_seq"]);
+        assert_eq!(a["digest"], b["prev_digest"]);
+    }
+    for s in segs {
+        let body = get(&store, s["key"].as_str().unwrap());
+        assert_eq!(blake3::hash(&body).to_hex().as_str(), s["file_blake3"].as_str().unwrap());
+    }
+    assert!(ReadOnlyLog::open_remote_with(TierOptions::new(store, "logs/none")).is_err());
+}
+
+fn get(store: &Arc<dyn ObjectStore>, key: &str) -> bytes::Bytes {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async { store.get(&ObjectPath::from(key)).await.unwrap().bytes().await.unwrap() })
+}
+
+fn exists(store: &Arc<dyn ObjectStore>, key: &str) -> bool {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    match rt.block_on(async { store.head(&ObjectPath::from(key)).await }) {
+        Ok(_) => true,
+        Err(object_store::Error::NotFound { .. }) => false,
+        Err(e) => panic!("head {key}: {e}"),
+    }
+}
+
+fn manifest_keys(store: &Arc<dyn ObjectStore>) -> Vec<(u64, String)> {
+    let m: serde_json::Value = serde_json::from_slice(&get(store, "logs/t/manifest.json")).unwrap();
+    m["segments"].as_array().unwrap().iter().map(|s| (s["base_seq"].as_u64().unwrap(), s["key"].as_str().unwrap().to_string())).collect()
+}
+
+#[test]
+fn retention_drops_remote_segments_and_their_objects() {
+    let server = S3Server::shared();
+    let bucket = server.new_bucket();
+    let store = store(&server.endpoint(), &bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), options(tier(store.clone()).keep_local(Retention::new().max_total_bytes(2 * SEGMENT)))).unwrap();
+    append(&log, 0, 2000);
+    log.wait_uploaded(WAIT).unwrap();
+    let before = manifest_keys(&store);
+    let cut = before[3].0;
+    let report = log.retain(&Retention::new().min_seq(cut)).unwrap();
+    assert_eq!(report.first_seq, cut);
+    assert!(report.removed.iter().any(|p| p.to_string_lossy().contains("logs/t/segments/")), "{report:?}");
+    // The uploader writes a manifest without them, then deletes them.
+    let deadline = Instant::now() + WAIT;
+    while before[..3].iter().any(|(_, k)| exists(&store, k)) {
+        assert!(Instant::now() < deadline, "objects of removed segments still there");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = manifest_keys(&store);
+    assert_eq!(after.first().unwrap().0, cut);
+    assert!(after.iter().all(|(_, k)| exists(&store, k)));
+    assert!(log.tier_stats().unwrap().deleted_objects >= 3);
+    assert!(matches!(log.snapshot().get(0), Err(Error::Truncated { .. })));
+}
+
+#[test]
+fn the_fetch_cache_stays_within_its_bound() {
+    let server = S3Server::shared();
+    let bucket = server.new_bucket();
+    let store = store(&server.endpoint(), &bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let opts = tier(store).keep_local(Retention::new().max_total_bytes(SEGMENT)).cache_dir(cache.path()).cache_bytes(2 * SEGMENT);
+    let log = Log::open(dir.path(), options(opts)).unwrap();
+    append(&log, 0, 3000);
+    log.wait_uploaded(WAIT).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while log.tier_stats().unwrap().evicted_segments < 5 {
+        assert!(Instant::now() < deadline, "{:?}", log.tier_stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Snapshots dropped as the scan goes, as a tail does.
+    for seq in (0..3000).step_by(100) {
+        let snap = log.snapshot();
+        assert_eq!(payload_seq(snap.get(seq).unwrap().unwrap().payload()), seq);
+        let files: u64 = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+        assert!(files <= 2 * SEGMENT, "cache holds {files} bytes");
+    }
+    let stats = log.tier_stats().unwrap();
+    assert!(stats.cache_evicted > 0 && stats.cache_bytes <= 2 * SEGMENT, "{stats:?}");
+}
+
+#[test]
+fn an_outage_delays_uploads_and_eviction_but_loses_nothing() {
+    let server = S3Server::shared();
+    let bucket = server.new_bucket();
+    let proxy = FaultProxy::start(server.port());
+    let store = store(&proxy.endpoint(), &bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tier(store).keep_local(Retention::new().max_total_bytes(SEGMENT)).cache_bytes(SEGMENT);
+    let log = Log::open(dir.path(), options(opts)).unwrap();
+    proxy.set_down(true);
+    append(&log, 0, 1500);
+    // Uploads fail and are retried; nothing leaves the disk meanwhile.
+    let deadline = Instant::now() + WAIT;
+    while log.tier_stats().unwrap().upload_errors < 2 {
+        assert!(Instant::now() < deadline, "{:?}", log.tier_stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stats = log.tier_stats().unwrap();
+    assert!(stats.last_error.is_some() && stats.evicted_segments == 0 && stats.uploaded_segments == 0, "{stats:?}");
+    assert!(log.wait_uploaded(Duration::from_millis(300)).is_err());
+    check_all(&log.snapshot(), 1500);
+    // 503s and slow answers are retried too.
+    proxy.set_down(false);
+    proxy.fail_next(4);
+    proxy.set_delay(Duration::from_millis(50));
+    log.wait_uploaded(WAIT).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while log.tier_stats().unwrap().evicted_segments == 0 {
+        assert!(Instant::now() < deadline, "{:?}", log.tier_stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    proxy.set_delay(Duration::ZERO);
+    check_all(&log.snapshot(), 1500);
+    // The store down again: a read of evicted history that misses the cache
+    // (it holds one segment: the last one read above) fails with the
+    // store's error naming the object; local records still read.
+    proxy.set_down(true);
+    let cold = log.snapshot();
+    let first = cold.segment_info().into_iter().find(|s| s.remote).unwrap();
+    match cold.get(first.base_seq) {
+        Err(Error::Store { url, .. }) => assert!(url.contains("logs/t/segments/"), "{url}"),
+        other => panic!("expected the store's error, got {other:?}"),
+    }
+    assert_eq!(payload_seq(cold.get(1499).unwrap().unwrap().payload()), 1499);
+    proxy.set_down(false);
+}
+
+#[test]
+fn a_corrupted_object_is_refused_naming_it_and_the_rest_reads() {
+    let server = S3Server::shared();
+    let bucket = server.new_bucket();
+    let store = store(&server.endpoint(), &bucket);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path(), options(tier(store.clone()).keep_local(Retention::new().max_total_bytes(SEGMENT)))).unwrap();
+        append(&log, 0, 1500);
+        log.wait_uploaded(WAIT).unwrap();
+        let deadline = Instant::now() + WAIT;
+        while log.tier_stats().unwrap().evicted_segments < 2 {
+            assert!(Instant::now() < deadline, "{:?}", log.tier_stats());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        log.close().unwrap();
+    }
+    // Flip one byte of the second segment's object (same length).
+    let keys = manifest_keys(&store);
+    let (base, key) = keys[1].clone();
+    let mut body = get(&store, &key).to_vec();
+    body[5000] ^= 0x40;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async { store.put(&ObjectPath::from(key.as_str()), body.into()).await.unwrap() });
+
+    let log = Log::open(dir.path(), options(tier(store.clone()))).unwrap();
+    let snap = log.snapshot();
+    let e = snap.get(base).unwrap_err();
+    assert!(matches!(&e, Error::Corrupt { path, .. } if path.to_string_lossy().ends_with(&key[key.find("segments").unwrap()..])), "{e}");
+    // Iteration reports it once and stops; reads elsewhere go on.
+    let errs = snap.iter().filter(Result::is_err).count();
+    assert_eq!(errs, 1);
+    assert_eq!(payload_seq(snap.get(0).unwrap().unwrap().payload()), 0);
+    assert_eq!(payload_seq(snap.get(1499).unwrap().unwrap().payload()), 1499);
+    let stats = log.tier_stats().unwrap();
+    assert!(stats.fetch_errors >= 1 && stats.last_error.is_some(), "{stats:?}");
+    assert!(!log.verify().is_ok());
+}
+
+/// `varve stat|dump|verify|tail s3://bucket/prefix`, with the endpoint and
+/// credentials from the standard environment variables.
+#[cfg(feature = "cli")]
+#[test]
+fn varve_reads_a_log_from_the_bucket_by_url() {
+    use std::process::Command;
+    let server = S3Server::shared();
+    let bucket = server.new_bucket();
+    let store = store(&server.endpoint(), &bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), options(tier(store).keep_local(Retention::new().max_total_bytes(SEGMENT)))).unwrap();
+    append(&log, 0, 800);
+    log.wait_uploaded(WAIT).unwrap();
+    let url = format!("s3://{bucket}/logs/t");
+    let (key, secret, region) = s3::aws_env();
+    let varve = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_varve"))
+            .args(args)
+            .env("AWS_ENDPOINT_URL", server.endpoint())
+            .env("AWS_ACCESS_KEY_ID", &key)
+            .env("AWS_SECRET_ACCESS_KEY", &secret)
+            .env("AWS_REGION", &region)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, out, err) = varve(&["stat", "--json", &url]);
+    assert_eq!(code, Some(0), "{err}");
+    let stat: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stat["records"], 800);
+    assert_eq!(stat["remote_segments"], stat["segments"]);
+    let (code, out, err) = varve(&["dump", &url]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().count(), 800);
+    let (code, out, err) = varve(&["verify", &url]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = varve(&["tail", "-n", "2", &url]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().count(), 2);
+    let (code, _, err) = varve(&["stat", &format!("s3://{bucket}/logs/none")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no manifest"), "{err}");
+}
