@@ -6,8 +6,8 @@
 //!
 //! What it guarantees: every segment listed was uploaded and its object read
 //! back and matched the segment's file hash when it was listed; the listed
-//! segments follow each other (each starts where the one before ends) and
-//! their digest chain links; `generation` only grows.
+//! segments are in seq order without overlap, and consecutive ones link
+//! their digest chain; `generation` only grows.
 
 use std::path::Path;
 
@@ -84,10 +84,12 @@ impl Manifest {
             .collect::<Result<Vec<_>>>()?;
         for pair in segments.windows(2) {
             let (a, b) = (&pair[0].meta, &pair[1].meta);
-            if b.base_seq != a.end_seq {
-                return Err(bad(format!("segment at seq {} follows one ending at seq {}", b.base_seq, a.end_seq)));
+            // A gap is the log's own (a damaged segment set aside); an
+            // overlap never is.
+            if b.base_seq < a.end_seq {
+                return Err(bad(format!("segment at seq {} overlaps one ending at seq {}", b.base_seq, a.end_seq)));
             }
-            if b.prev_digest != a.digest {
+            if b.base_seq == a.end_seq && b.prev_digest != a.digest {
                 return Err(bad(format!("segment at seq {} does not link to the digest of the one before", b.base_seq)));
             }
         }
@@ -230,13 +232,16 @@ mod tests {
     }
 
     #[test]
-    fn a_manifest_round_trips_and_a_broken_chain_or_gap_is_refused() {
+    fn a_manifest_round_trips_and_an_overlap_or_broken_chain_is_refused() {
         let path = Path::new("s3://b/p/manifest.json");
         let m = Manifest { generation: 3, segments: vec![entry(0, 10, 0, 1), entry(10, 25, 1, 2)] };
         assert_eq!(Manifest::decode(&m.encode(), path).unwrap(), m);
-        let gap = Manifest { generation: 1, segments: vec![entry(0, 10, 0, 1), entry(11, 25, 1, 2)] };
-        let e = Manifest::decode(&gap.encode(), path).unwrap_err().to_string();
-        assert!(e.contains("follows one ending at seq 10"), "{e}");
+        let overlap = Manifest { generation: 1, segments: vec![entry(0, 10, 0, 1), entry(9, 25, 1, 2)] };
+        let e = Manifest::decode(&overlap.encode(), path).unwrap_err().to_string();
+        assert!(e.contains("overlaps one ending at seq 10"), "{e}");
+        // A gap in the log (a damaged segment set aside) is listed as it is.
+        let gap = Manifest { generation: 1, segments: vec![entry(0, 10, 0, 1), entry(11, 25, 7, 2)] };
+        assert_eq!(Manifest::decode(&gap.encode(), path).unwrap(), gap);
         let unlinked = Manifest { generation: 1, segments: vec![entry(0, 10, 0, 1), entry(10, 25, 5, 2)] };
         let e = Manifest::decode(&unlinked.encode(), path).unwrap_err().to_string();
         assert!(e.contains("does not link"), "{e}");

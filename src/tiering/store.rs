@@ -3,6 +3,7 @@
 //! name the object's URL.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -24,6 +25,8 @@ pub(crate) struct Store {
     /// The prefix as a URL, for messages (`s3://bucket/prefix`).
     url: String,
     io: Io,
+    /// Whether the store does conditional updates (until it says it does not).
+    conditional: AtomicBool,
 }
 
 /// How a conditional manifest write went.
@@ -40,7 +43,7 @@ impl Store {
         let prefix = ObjectPath::parse(prefix.trim_matches('/'))
             .map_err(|e| Error::InvalidOptions(format!("object store prefix {prefix:?}: {e}")))?;
         let io = Io::start(&url)?;
-        Ok(Store { store, prefix, url, io })
+        Ok(Store { store, prefix, url, io, conditional: AtomicBool::new(true) })
     }
 
     pub(crate) fn url(&self) -> &str {
@@ -110,19 +113,37 @@ impl Store {
     }
 
     /// Writes the manifest if it is still at version `etag` (`None`: if
-    /// there is none yet).
+    /// there is none yet). A store without conditional updates (a local
+    /// directory) is overwritten instead, which does not guard against a
+    /// second writer.
     pub(crate) fn put_manifest(&self, body: Vec<u8>, etag: Option<String>) -> Result<ManifestPut> {
-        let (store, path) = (self.store.clone(), self.manifest_path());
+        let body = Bytes::from(body);
         let mode = match etag {
-            Some(e_tag) => PutMode::Update(UpdateVersion { e_tag: Some(e_tag), version: None }),
+            Some(e_tag) if self.conditional.load(Ordering::Relaxed) => PutMode::Update(UpdateVersion { e_tag: Some(e_tag), version: None }),
+            Some(_) => PutMode::Overwrite,
             None => PutMode::Create,
         };
+        let mut put = self.put_opts(body.clone(), mode);
+        if let Err(object_store::Error::NotImplemented { .. }) = put {
+            tracing::warn!(url = %self.url, "the store has no conditional updates: the manifest is overwritten, unguarded against a second writer");
+            self.conditional.store(false, Ordering::Relaxed);
+            put = self.put_opts(body, PutMode::Overwrite);
+        }
+        put.unwrap_or_else(|e| Err(self.error("write manifest", self.manifest_path().as_ref(), e)))
+    }
+
+    fn put_opts(&self, body: Bytes, mode: PutMode) -> std::result::Result<Result<ManifestPut>, object_store::Error> {
+        let (store, path) = (self.store.clone(), self.manifest_path());
         let opts = PutOptions { mode, ..PutOptions::default() };
-        let put = self.io.call(async move { store.put_opts(&path, PutPayload::from(body), opts).await })?;
+        let put = match self.io.call(async move { store.put_opts(&path, PutPayload::from(body), opts).await }) {
+            Ok(put) => put,
+            Err(closed) => return Ok(Err(closed)),
+        };
         match put {
-            Ok(r) => Ok(ManifestPut::Written(r.e_tag)),
-            Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => Ok(ManifestPut::Conflict),
-            Err(e) => Err(self.error("write manifest", self.manifest_path().as_ref(), e)),
+            Ok(r) => Ok(Ok(ManifestPut::Written(r.e_tag))),
+            Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => Ok(Ok(ManifestPut::Conflict)),
+            Err(e @ object_store::Error::NotImplemented { .. }) => Err(e),
+            Err(e) => Ok(Err(self.error("write manifest", self.manifest_path().as_ref(), e))),
         }
     }
 

@@ -252,7 +252,10 @@ impl Uploader {
         if next != current {
             next.generation = current.generation + 1;
             self.publish_manifest(&next)?;
-            garbage.retain(|k| next.segments.iter().all(|e| &e.key != k));
+            // Never an object the log still reads from (a remote segment).
+            garbage.retain(|k| {
+                next.segments.iter().all(|e| &e.key != k) && !state.segments.iter().any(|s| matches!(s, Segment::Remote(r) if &r.key == k))
+            });
             for key in garbage {
                 // A failure leaves an unlisted object behind; it is not
                 // retried (the manifest no longer names it).
