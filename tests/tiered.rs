@@ -389,3 +389,123 @@ fn varve_reads_a_log_from_the_bucket_by_url() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("no manifest"), "{err}");
 }
+
+/// The real server's client, with the body of the next `n` segment uploads
+/// damaged on the way (one byte flipped): what a bad network card or proxy
+/// does, which the read-back check must catch.
+#[derive(Debug)]
+struct DamagingStore {
+    inner: Arc<dyn ObjectStore>,
+    damage_next: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Display for DamagingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for DamagingStore {
+    async fn put_opts(
+        &self,
+        location: &ObjectPath,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let segment = location.as_ref().contains("/segments/");
+        if segment && self.damage_next.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok() {
+            let mut body = bytes::Bytes::from(payload).to_vec();
+            let at = body.len() / 2;
+            body[at] ^= 0x01;
+            return self.inner.put_opts(location, body.into(), opts).await;
+        }
+        self.inner.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &ObjectPath,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(&self, location: &ObjectPath, options: object_store::GetOptions) -> object_store::Result<object_store::GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: futures_util::stream::BoxStream<'static, object_store::Result<ObjectPath>>,
+    ) -> futures_util::stream::BoxStream<'static, object_store::Result<ObjectPath>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(
+        &self,
+        prefix: Option<&ObjectPath>,
+    ) -> futures_util::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&ObjectPath>) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(&self, from: &ObjectPath, to: &ObjectPath, options: object_store::CopyOptions) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[test]
+fn an_upload_damaged_in_transit_is_caught_by_the_read_back_and_redone() {
+    let server = S3Server::shared();
+    let bucket = server.new_bucket();
+    let damaging = Arc::new(DamagingStore { inner: store(&server.endpoint(), &bucket), damage_next: 2.into() });
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), options(tier(damaging.clone()).keep_local(Retention::new().max_total_bytes(SEGMENT)))).unwrap();
+    append(&log, 0, 1000);
+    log.wait_uploaded(WAIT).unwrap();
+    let stats = log.tier_stats().unwrap();
+    assert_eq!(damaging.damage_next.load(std::sync::atomic::Ordering::SeqCst), 0, "both damaged uploads happened");
+    assert!(stats.upload_errors >= 2, "{stats:?}");
+    // Every listed object is the segment's bytes, and the evicted history reads.
+    let plain = store(&server.endpoint(), &bucket);
+    let m: serde_json::Value = serde_json::from_slice(&get(&plain, "logs/t/manifest.json")).unwrap();
+    for s in m["segments"].as_array().unwrap() {
+        let body = get(&plain, s["key"].as_str().unwrap());
+        assert_eq!(blake3::hash(&body).to_hex().as_str(), s["file_blake3"].as_str().unwrap());
+    }
+    let deadline = Instant::now() + WAIT;
+    while log.tier_stats().unwrap().evicted_segments == 0 {
+        assert!(Instant::now() < deadline, "{:?}", log.tier_stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    check_all(&log.snapshot(), 1000);
+}
+
+#[test]
+fn the_store_cut_off_during_uploads_loses_nothing_and_uploads_resume() {
+    // Uploads of 1 MiB segments run while the store goes down and up at
+    // random moments, cutting connections mid-request.
+    let server = S3Server::shared();
+    let bucket = server.new_bucket();
+    let proxy = FaultProxy::start(server.port());
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::new()
+        .segment_bytes(1 << 20)
+        .tier(tier(store(&proxy.endpoint(), &bucket)).keep_local(Retention::new().max_total_bytes(2 << 20)));
+    let log = Log::open(dir.path(), opts).unwrap();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut written = 0;
+    for _ in 0..6 {
+        append(&log, written, 5000);
+        written += 5000;
+        std::thread::sleep(Duration::from_millis(rng.u64(0..40)));
+        proxy.set_down(true);
+        std::thread::sleep(Duration::from_millis(rng.u64(20..120)));
+        proxy.set_down(false);
+    }
+    log.wait_uploaded(WAIT).unwrap();
+    let stats = log.tier_stats().unwrap();
+    assert!(stats.upload_errors > 0 && stats.evicted_segments > 0, "{stats:?}");
+    check_all(&log.snapshot(), written);
+    let remote = ReadOnlyLog::open_remote_with(tier(store(&server.endpoint(), &bucket))).unwrap();
+    check_all(&remote.snapshot(), written);
+}
