@@ -509,3 +509,24 @@ fn the_store_cut_off_during_uploads_loses_nothing_and_uploads_resume() {
     let remote = ReadOnlyLog::open_remote_with(tier(store(&server.endpoint(), &bucket))).unwrap();
     check_all(&remote.snapshot(), written);
 }
+
+#[test]
+fn a_store_that_restarts_empty_gets_every_local_segment_again() {
+    // A server of its own: it is killed, and comes back without any object.
+    let mut server = S3Server::start();
+    let bucket = server.new_bucket();
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), options(tier(store(&server.endpoint(), &bucket)))).unwrap();
+    append(&log, 0, 1000);
+    log.wait_uploaded(WAIT).unwrap();
+    let before = log.tier_stats().unwrap();
+    server.restart();
+    server.create_bucket(&bucket);
+    append(&log, 1000, 1000);
+    log.wait_uploaded(WAIT).unwrap();
+    let after = log.tier_stats().unwrap();
+    assert!(after.upload_errors > 0, "the lost manifest was noticed: {after:?}");
+    assert!(after.uploaded_segments >= 2 * before.uploaded_segments, "{before:?} {after:?}");
+    let remote = ReadOnlyLog::open_remote_with(tier(store(&server.endpoint(), &bucket))).unwrap();
+    check_all(&remote.snapshot(), 2000);
+}

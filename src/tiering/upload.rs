@@ -283,7 +283,27 @@ impl Uploader {
                 }
                 self.etag = etag;
             }
-            None => self.etag = None,
+            None => {
+                self.etag = None;
+                if local.generation > 0 {
+                    // The store lost what this log wrote (a new bucket, a
+                    // store restored from elsewhere): list again what can be
+                    // uploaded again, the segments still on the disk. Those
+                    // already evicted stay listed; reads of them report the
+                    // store's error if their objects are gone too.
+                    let state = self.shared.state.load();
+                    let evicted = |e: &Entry| state.segments.iter().any(|s| matches!(s, Segment::Remote(r) if r.key == e.key));
+                    let mut kept = local.clone();
+                    kept.segments.retain(evicted);
+                    tracing::warn!(
+                        url = %self.parts.opts.url,
+                        generation = local.generation,
+                        uploading_again = local.segments.len() - kept.segments.len(),
+                        "the store has no manifest although this log wrote one: uploading again the segments still on the disk"
+                    );
+                    *self.parts.confirmed.lock().unwrap_or_else(|e| e.into_inner()) = kept;
+                }
+            }
         }
         Ok(())
     }
