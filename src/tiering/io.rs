@@ -70,3 +70,29 @@ impl Drop for Io {
         self.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_after_shutdown_is_an_error_not_a_hang_or_a_panic() {
+        let io = Io::start("memory:///").unwrap();
+        assert_eq!(io.call(async { 7 }).unwrap(), 7);
+        io.shutdown();
+        let e = io.call(async { 8 }).unwrap_err();
+        assert!(e.to_string().contains("the log was closed"), "{e}");
+    }
+
+    #[test]
+    fn shutdown_cancels_a_call_in_flight() {
+        let io = std::sync::Arc::new(Io::start("memory:///").unwrap());
+        let caller = {
+            let io = io.clone();
+            std::thread::spawn(move || io.call(async { tokio::time::sleep(std::time::Duration::from_secs(3600)).await }))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        io.shutdown();
+        assert!(caller.join().unwrap().is_err());
+    }
+}
