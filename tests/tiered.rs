@@ -67,6 +67,27 @@ fn append(log: &Log, from: u64, n: u64) {
     w.roll().unwrap();
 }
 
+/// Waits (at most `WAIT`) until the log's tiering stats satisfy `done`.
+fn wait_for(log: &Log, what: &str, done: impl Fn(&varvelog::TierStats) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let stats = log.tier_stats().unwrap();
+        if done(&stats) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} not reached in {WAIT:?}: {stats:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A new bucket on the shared server, and a client of it.
+fn new_bucket() -> (&'static S3Server, String, Arc<dyn ObjectStore>) {
+    let server = S3Server::shared();
+    let bucket = server.new_bucket();
+    let store = store(&server.endpoint(), &bucket);
+    (server, bucket, store)
+}
+
 fn payload_seq(p: &[u8]) -> u64 {
     let s = std::str::from_utf8(p).unwrap();
     s[1..s.find('-').unwrap()].parse().unwrap()
@@ -89,9 +110,7 @@ fn check_all(snap: &varvelog::Snapshot, n: u64) {
 
 #[test]
 fn evicted_history_reads_back_through_every_path_and_after_reopening() {
-    let server = S3Server::shared();
-    let bucket = server.new_bucket();
-    let store = store(&server.endpoint(), &bucket);
+    let (_, _, store) = new_bucket();
     let dir = tempfile::tempdir().unwrap();
     let keep = Retention::new().max_total_bytes(3 * SEGMENT);
     let n = 3000;
@@ -100,11 +119,7 @@ fn evicted_history_reads_back_through_every_path_and_after_reopening() {
         append(&log, 0, n);
         log.wait_uploaded(WAIT).unwrap();
         // Eviction follows the upload pass; wait for it too.
-        let deadline = Instant::now() + WAIT;
-        while log.tier_stats().unwrap().evicted_segments == 0 {
-            assert!(Instant::now() < deadline, "nothing evicted: {:?}", log.tier_stats());
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for(&log, "evicted_segments", |s| s.evicted_segments > 0);
         let stats = log.tier_stats().unwrap();
         assert!(stats.uploaded_segments >= 10, "{stats:?}");
         assert_eq!(stats.pending_segments, 0, "{stats:?}");
@@ -146,9 +161,7 @@ fn evicted_history_reads_back_through_every_path_and_after_reopening() {
 
 #[test]
 fn a_reader_of_the_bucket_alone_sees_what_was_uploaded_and_follows_new_uploads() {
-    let server = S3Server::shared();
-    let bucket = server.new_bucket();
-    let store = store(&server.endpoint(), &bucket);
+    let (_, _, store) = new_bucket();
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), options(tier(store.clone()))).unwrap();
     append(&log, 0, 1000);
@@ -208,9 +221,7 @@ fn manifest_keys(store: &Arc<dyn ObjectStore>) -> Vec<(u64, String)> {
 
 #[test]
 fn retention_drops_remote_segments_and_their_objects() {
-    let server = S3Server::shared();
-    let bucket = server.new_bucket();
-    let store = store(&server.endpoint(), &bucket);
+    let (_, _, store) = new_bucket();
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), options(tier(store.clone()).keep_local(Retention::new().max_total_bytes(2 * SEGMENT)))).unwrap();
     append(&log, 0, 2000);
@@ -235,20 +246,14 @@ fn retention_drops_remote_segments_and_their_objects() {
 
 #[test]
 fn the_fetch_cache_stays_within_its_bound() {
-    let server = S3Server::shared();
-    let bucket = server.new_bucket();
-    let store = store(&server.endpoint(), &bucket);
+    let (_, _, store) = new_bucket();
     let dir = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let opts = tier(store).keep_local(Retention::new().max_total_bytes(SEGMENT)).cache_dir(cache.path()).cache_bytes(2 * SEGMENT);
     let log = Log::open(dir.path(), options(opts)).unwrap();
     append(&log, 0, 3000);
     log.wait_uploaded(WAIT).unwrap();
-    let deadline = Instant::now() + WAIT;
-    while log.tier_stats().unwrap().evicted_segments < 5 {
-        assert!(Instant::now() < deadline, "{:?}", log.tier_stats());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for(&log, "evicted_segments", |s| s.evicted_segments >= 5);
     // Snapshots dropped as the scan goes, as a tail does.
     for seq in (0..3000).step_by(100) {
         let snap = log.snapshot();
@@ -272,11 +277,7 @@ fn an_outage_delays_uploads_and_eviction_but_loses_nothing() {
     proxy.set_down(true);
     append(&log, 0, 1500);
     // Uploads fail and are retried; nothing leaves the disk meanwhile.
-    let deadline = Instant::now() + WAIT;
-    while log.tier_stats().unwrap().upload_errors < 2 {
-        assert!(Instant::now() < deadline, "{:?}", log.tier_stats());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for(&log, "upload_errors", |s| s.upload_errors >= 2);
     let stats = log.tier_stats().unwrap();
     assert!(stats.last_error.is_some() && stats.evicted_segments == 0 && stats.uploaded_segments == 0, "{stats:?}");
     assert!(log.wait_uploaded(Duration::from_millis(300)).is_err());
@@ -286,11 +287,7 @@ fn an_outage_delays_uploads_and_eviction_but_loses_nothing() {
     proxy.fail_next(4);
     proxy.set_delay(Duration::from_millis(50));
     log.wait_uploaded(WAIT).unwrap();
-    let deadline = Instant::now() + WAIT;
-    while log.tier_stats().unwrap().evicted_segments == 0 {
-        assert!(Instant::now() < deadline, "{:?}", log.tier_stats());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for(&log, "evicted_segments", |s| s.evicted_segments > 0);
     proxy.set_delay(Duration::ZERO);
     check_all(&log.snapshot(), 1500);
     // The store down again: a read of evicted history that misses the cache
@@ -309,19 +306,13 @@ fn an_outage_delays_uploads_and_eviction_but_loses_nothing() {
 
 #[test]
 fn a_corrupted_object_is_refused_naming_it_and_the_rest_reads() {
-    let server = S3Server::shared();
-    let bucket = server.new_bucket();
-    let store = store(&server.endpoint(), &bucket);
+    let (_, _, store) = new_bucket();
     let dir = tempfile::tempdir().unwrap();
     {
         let log = Log::open(dir.path(), options(tier(store.clone()).keep_local(Retention::new().max_total_bytes(SEGMENT)))).unwrap();
         append(&log, 0, 1500);
         log.wait_uploaded(WAIT).unwrap();
-        let deadline = Instant::now() + WAIT;
-        while log.tier_stats().unwrap().evicted_segments < 2 {
-            assert!(Instant::now() < deadline, "{:?}", log.tier_stats());
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for(&log, "evicted_segments", |s| s.evicted_segments >= 2);
         log.close().unwrap();
     }
     // Flip one byte of the second segment's object (same length).
@@ -352,9 +343,7 @@ fn a_corrupted_object_is_refused_naming_it_and_the_rest_reads() {
 #[test]
 fn varve_reads_a_log_from_the_bucket_by_url() {
     use std::process::Command;
-    let server = S3Server::shared();
-    let bucket = server.new_bucket();
-    let store = store(&server.endpoint(), &bucket);
+    let (server, bucket, store) = new_bucket();
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), options(tier(store).keep_local(Retention::new().max_total_bytes(SEGMENT)))).unwrap();
     append(&log, 0, 800);
@@ -472,11 +461,7 @@ fn an_upload_damaged_in_transit_is_caught_by_the_read_back_and_redone() {
         let body = get(&plain, s["key"].as_str().unwrap());
         assert_eq!(blake3::hash(&body).to_hex().as_str(), s["file_blake3"].as_str().unwrap());
     }
-    let deadline = Instant::now() + WAIT;
-    while log.tier_stats().unwrap().evicted_segments == 0 {
-        assert!(Instant::now() < deadline, "{:?}", log.tier_stats());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for(&log, "evicted_segments", |s| s.evicted_segments > 0);
     check_all(&log.snapshot(), 1000);
 }
 
