@@ -108,13 +108,24 @@ impl Log {
             std::io::ErrorKind::WouldBlock => Error::Locked { path: lock_path.clone() },
             _ => Error::io("lock", &lock_path, e),
         })?;
-        #[cfg_attr(not(feature = "tiered"), allow(unused_mut))]
-        let mut rec = recover(&dir, &opts)?;
+        // A tiered log's evicted segments come before the local ones: the
+        // first local segment links to the last of them.
         #[cfg(feature = "tiered")]
-        let tier = match &opts.tier {
-            Some(t) => Some(crate::tiering::attach(&dir, t, &mut rec.state)?),
-            None => None,
+        let (tier, before) = match &opts.tier {
+            Some(t) => {
+                let (attached, before) = crate::tiering::attach(&dir, t)?;
+                (Some(attached), before)
+            }
+            None => (None, None),
         };
+        #[cfg(not(feature = "tiered"))]
+        let before = None;
+        #[cfg_attr(not(feature = "tiered"), allow(unused_mut))]
+        let mut rec = recover(&dir, &opts, before)?;
+        #[cfg(feature = "tiered")]
+        if let Some(t) = &tier {
+            t.put_remote_first(&mut rec.state);
+        }
         let durable_next = rec.active.base_seq + rec.writer.count;
         let payload_limit = opts.payload_limit();
         let key_limit = opts.key_limit();

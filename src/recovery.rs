@@ -81,8 +81,14 @@ struct Recovery<'a> {
     relinking: bool,
 }
 
-/// Recovers the log in `dir` (which must be locked by the caller).
-pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
+/// A segment as the next one links to it: `(its end seq, its digest)`.
+pub(crate) type ChainLink = (u64, [u8; 32]);
+
+/// Recovers the log in `dir` (which must be locked by the caller). `before`
+/// is the last segment before the local ones, if one is held elsewhere (a
+/// tiered log's evicted segments): `(its end seq, its digest)`, so that the
+/// first local segment links to it and a segment sealed now chains after it.
+pub(crate) fn recover(dir: &Path, opts: &Options, before: Option<ChainLink>) -> Result<Recovered> {
     let started = Instant::now();
     let fs = &*opts.fs;
     let mut files = Vec::new();
@@ -92,8 +98,8 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         opts,
         report: RecoveryReport::default(),
         segments: Vec::new(),
-        prev_digest: [0; 32],
-        expected: None,
+        prev_digest: before.map_or([0; 32], |(_, digest)| digest),
+        expected: before.map(|(end, _)| end),
         after_gap: false,
         relinking: false,
     };

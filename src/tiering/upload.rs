@@ -64,29 +64,46 @@ fn local_manifest(dir: &Path) -> PathBuf {
     dir.join(TIER_DIR).join(super::store::MANIFEST_NAME)
 }
 
-/// Opens the store for a log in `dir` and puts the segments only the store
-/// holds (the local manifest lists them, their files are gone) before the
-/// local ones in `state`.
-pub(crate) fn attach(dir: &Path, opts: &TierOptions, state: &mut State) -> Result<Attached> {
+/// Opens the store for a log in `dir`, before recovery: returns what the
+/// uploader needs and, if the segments before the local ones are only in
+/// the store, the last of them as `(end seq, digest)`, for the chain.
+pub(crate) fn attach(dir: &Path, opts: &TierOptions) -> Result<(Attached, Option<crate::recovery::ChainLink>)> {
     let counters = Arc::new(TierCounters::default());
     let store = Arc::new(Store::new(opts.store.clone(), &opts.prefix, opts.url.clone())?);
     let cache = Arc::new(Cache::new(opts.cache_dir_for(dir), opts.cache_bytes, store.clone(), counters.clone(), false)?);
     let manifest = Manifest::load_local(&local_manifest(dir))?;
-    let first_local = state.segments.first().map_or(u64::MAX, Segment::base_seq);
-    let fetch: Arc<dyn Fetch> = cache.clone();
-    let remote: Vec<Segment> = manifest
-        .segments
-        .iter()
-        .take_while(|e| e.meta.end_seq <= first_local)
-        .map(|e| Segment::Remote(crate::sync::Arc::new(remote_segment(&store, e, &fetch))))
-        .collect();
-    if !remote.is_empty() {
-        tracing::info!(segments = remote.len(), url = %opts.url, "log opened with segments held only in the object store");
-        let segments = remote.into_iter().chain(state.segments.drain(..)).collect();
-        *state = State::new(segments);
-    }
+    let names = std::fs::read_dir(dir).map_err(|e| Error::io("list directory", dir, e))?;
+    let first_local = names.filter_map(|e| e.ok()?.file_name().to_str().and_then(crate::format::parse_segment_file_name)).min();
+    let before = match first_local {
+        Some(base) => manifest.segments.iter().find(|e| e.meta.end_seq == base),
+        // Every local file is gone: the log goes on after the store's.
+        None => manifest.segments.last(),
+    };
+    let before = before.map(|e| (e.meta.end_seq, e.meta.digest));
     let parts = Parts { opts: opts.clone(), store, cache, counters, confirmed: Mutex::new(manifest) };
-    Ok(Attached { parts: Arc::new(parts) })
+    Ok((Attached { parts: Arc::new(parts) }, before))
+}
+
+impl Attached {
+    /// After recovery: puts the segments only the store holds (the manifest
+    /// lists them, their files are gone) before the local ones in `state`.
+    pub(crate) fn put_remote_first(&self, state: &mut State) {
+        let p = &self.parts;
+        let manifest = p.confirmed.lock().unwrap_or_else(|e| e.into_inner());
+        let first_local = state.segments.first().map_or(u64::MAX, Segment::base_seq);
+        let fetch: Arc<dyn Fetch> = p.cache.clone();
+        let remote: Vec<Segment> = manifest
+            .segments
+            .iter()
+            .take_while(|e| e.meta.end_seq <= first_local)
+            .map(|e| Segment::Remote(crate::sync::Arc::new(remote_segment(&p.store, e, &fetch))))
+            .collect();
+        if !remote.is_empty() {
+            tracing::info!(segments = remote.len(), url = %p.opts.url, "log opened with segments held only in the object store");
+            let segments = remote.into_iter().chain(state.segments.drain(..)).collect();
+            *state = State::new(segments);
+        }
+    }
 }
 
 /// The remote segment a manifest entry describes.
