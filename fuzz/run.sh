@@ -13,7 +13,7 @@ secs="${1:-20}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(decode open_damaged ops keys consumer_position)
+  targets=(decode open_damaged ops keys consumer_position proofs)
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz"

@@ -34,6 +34,13 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A Merkle root or proof needs a record (or a node covering it) the
+    /// log no longer has, or sizes out of range.
+    #[error("proof unavailable: {what}")]
+    ProofUnavailable {
+        /// What is missing.
+        what: String,
+    },
     /// An earlier I/O error on a mutating path left the writer unusable.
     /// Readers keep working; close and reopen the log to recover.
     #[error("writer is poisoned by an earlier error ({cause}); close and reopen the log")]

@@ -72,6 +72,7 @@ mod keys;
 mod lifecycle;
 mod log;
 mod options;
+mod proofs;
 mod range;
 mod raw;
 mod read_only;
@@ -100,6 +101,10 @@ pub use crate::log::{Log, LOCK_FILE_NAME};
 pub use crate::options::{
     Options, RecoveryMode, SyncPolicy, DEFAULT_CACHED_SEALED_SEGMENTS, DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_SEGMENT_BYTES, DEFAULT_SPARE_SEGMENTS, SPARE_SEGMENTS_MAX,
+};
+pub use crate::proofs::{
+    empty_root, leaf_hash, node_hash, verify_consistency, verify_consistency_path, verify_inclusion, verify_inclusion_path, Checkpoint,
+    ConsistencyProof, DecodeError, Hash, InclusionProof, Root,
 };
 pub use crate::range::{RangeIter, TimeRangeIter};
 pub use crate::read_only::ReadOnlyLog;

@@ -99,6 +99,7 @@ pub(crate) fn write_footer(
     scan: &Scanned,
     prev_digest: [u8; 32],
     content_digest: [u8; 32],
+    merkle: &[u8],
     frames_durable: &dyn Fn() -> Result<()>,
 ) -> Result<()> {
     let keys = encode_key_section(&mut scan.keys.clone());
@@ -116,8 +117,11 @@ pub(crate) fn write_footer(
         end_seq: U64::new(end_seq),
         key_count: U32::new(scan.keys.len() as u32),
         keys_bytes: U32::new(keys.len() as u32),
+        merkle_bytes: U32::new(merkle.len() as u32),
+        merkle_level: if merkle.is_empty() { 0 } else { crate::format::MERKLE_LEVEL as u8 },
+        reserved: [0; 3],
     };
-    let bytes = encode_footer(&footer, &scan.index, &keys, prev_digest);
+    let bytes = encode_footer(&footer, &scan.index, &keys, merkle, prev_digest);
     // Frames first: opening trusts a footer without reading the frames, so
     // the footer must never reach the disk ahead of frames it vouches for
     // (tests/power_loss.rs, power_cut_while_sealing_...). This costs one more
@@ -139,10 +143,13 @@ pub(crate) fn live_content_digest(map: &LiveMap, frames: &[u8]) -> [u8; 32] {
 /// against what was published, writes the footer, and reopens it read-only.
 /// `frames_durable` confirms, after the frames' own fdatasync, that no other
 /// sync of the log failed meanwhile (see `Shared::confirm_no_failed_sync`).
+/// With `merkle` (the Merkle tree's frontier at the segment's base), the
+/// footer gets a Merkle section, and the frontier is moved to its end.
 pub(crate) fn seal(
     fs: &dyn FileSystem,
     seg: &ActiveSegment,
     prev_digest: [u8; 32],
+    merkle: Option<&mut crate::proofs::Frontier>,
     frames_durable: &dyn Fn() -> Result<()>,
 ) -> Result<Arc<SealedSegment>> {
     let (count, end) = seg.committed();
@@ -153,10 +160,14 @@ pub(crate) fn seal(
         return Err(Error::corrupt(&seg.path, scan.end, format!("sealing found {} valid records, {count} were published", scan.count)));
     }
     let digest = *hasher.finalize().as_bytes();
+    let section = match merkle {
+        Some(frontier) => crate::proofs::merkle_section(frontier, frames, seg.base_seq).map_err(|e| Error::corrupt(&seg.path, e.0, e.1))?,
+        None => Vec::new(),
+    };
     // The writer never writes this segment again: drop its page-table
     // entries so the syncs below write back pages without a TLB flush each.
     seg.map.drop_page_tables(0, seg.map.len());
-    write_footer(fs, &seg.file, &seg.path, seg.base_seq, seg.base_seq + count, &scan, prev_digest, digest, frames_durable)?;
+    write_footer(fs, &seg.file, &seg.path, seg.base_seq, seg.base_seq + count, &scan, prev_digest, digest, &section, frames_durable)?;
     open_sealed(&seg.path, &seg.file)
 }
 
@@ -206,11 +217,11 @@ mod tests {
         let opts = Options::new().segment_bytes(64 << 10);
         let prepared = preallocate(&StdFs, &prealloc_path(dir.path(), 0), &opts).unwrap();
         let (seg, _map) = activate(&StdFs, dir.path(), prepared, 0).unwrap();
-        let refused = seal(&StdFs, &seg, [0; 32], &|| Err(Error::corrupt(&seg.path, 0, "a sync failed meanwhile")));
+        let refused = seal(&StdFs, &seg, [0; 32], None, &|| Err(Error::corrupt(&seg.path, 0, "a sync failed meanwhile")));
         assert!(matches!(refused, Err(Error::Corrupt { .. })), "{refused:?}");
         assert_eq!(std::fs::metadata(&seg.path).unwrap().len(), segment_file_bytes(64 << 10), "no footer, no cut");
         assert!(matches!(SealedSegment::load(seg.path.clone(), &seg.file), Ok(Err(_))), "no trailer");
-        let sealed = seal(&StdFs, &seg, [0; 32], &|| Ok(())).unwrap();
+        let sealed = seal(&StdFs, &seg, [0; 32], None, &|| Ok(())).unwrap();
         assert_eq!(sealed.count, 0);
         assert!(std::fs::metadata(&seg.path).unwrap().len() < 64 << 10);
     }

@@ -430,6 +430,9 @@ fn sealer(shared: Arc<Shared>, jobs: Receiver<SealMsg>) {
     crate::keys::log_filter::build_at_start(&shared);
     let mut waiting = std::collections::VecDeque::new();
     let mut cached = CachedSealed::new(shared.opts.cached_sealed_segments);
+    // The Merkle tree's frontier at the end of the last segment sealed,
+    // when the log keeps proofs.
+    let mut merkle: Option<crate::proofs::Frontier> = None;
     let mut flushes = Vec::new();
     loop {
         // Wait for a job, or (with a seal to retry) at most `SEAL_RETRY`.
@@ -452,8 +455,10 @@ fn sealer(shared: Arc<Shared>, jobs: Receiver<SealMsg>) {
             // The chain's head is held until the seal is published, so that
             // compaction, which may rewrite the last links, sees it.
             let mut head = lock(&shared.chain_head);
-            match seal(shared.fs(), &seg, *head, &|| shared.confirm_no_failed_sync()) {
+            let mut frontier = if shared.opts.proofs { merkle_frontier(&shared, merkle.take(), seg.base_seq) } else { None };
+            match seal(shared.fs(), &seg, *head, frontier.as_mut(), &|| shared.confirm_no_failed_sync()) {
                 Ok(sealed) => {
+                    merkle = frontier;
                     waiting.pop_front();
                     *head = sealed.digest;
                     shared.counters.sealed();
@@ -489,6 +494,25 @@ fn sealer(shared: Arc<Shared>, jobs: Receiver<SealMsg>) {
         for reply in flushes.drain(..) {
             let answer = outcome.as_ref().map(|_| ()).map_err(Error::duplicate).and_then(|()| shared.check_poison());
             let _ = reply.send(answer);
+        }
+    }
+}
+
+/// The Merkle frontier at `base`, for sealing the segment that starts
+/// there: `last` (the end of the segment sealed before) if it is there,
+/// else from the log (the segments before keep it, or their records give
+/// it). `None`, with a warning, if the records are gone: the segment is then
+/// sealed without a Merkle section.
+fn merkle_frontier(shared: &Shared, last: Option<crate::proofs::Frontier>, base: u64) -> Option<crate::proofs::Frontier> {
+    if let Some(f) = last.filter(|f| f.size() == base) {
+        return Some(f);
+    }
+    let snap = Snapshot::new(shared.state.load());
+    match (crate::proofs::LogNodes { snap: &snap }).frontier(base) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(base_seq = base, error = %e, "sealing a segment without its Merkle section");
+            None
         }
     }
 }

@@ -61,6 +61,7 @@ pub struct Options {
     pub(crate) spare_segments: Option<usize>,
     pub(crate) clock: Clock,
     pub(crate) fs: Arc<dyn FileSystem>,
+    pub(crate) proofs: bool,
     #[cfg(feature = "tiered")]
     pub(crate) tier: Option<crate::tiering::TierOptions>,
 }
@@ -97,6 +98,7 @@ impl Default for Options {
             spare_segments: None,
             clock: Clock::default(),
             fs: Arc::new(StdFs),
+            proofs: false,
             #[cfg(feature = "tiered")]
             tier: None,
         }
@@ -118,6 +120,18 @@ impl Options {
     #[must_use]
     pub fn tier(mut self, tier: crate::tiering::TierOptions) -> Self {
         self.tier = Some(tier);
+        self
+    }
+
+    /// Keep the Merkle tree's nodes in each sealed segment's footer, so that
+    /// [`crate::Snapshot::root`] and proofs read no record before the
+    /// active segment (default off). The sealer hashes every record once
+    /// more (about 0.1 µs a record of 100 bytes, off the writer's thread).
+    /// Without it, roots and proofs hash the records they need, which is
+    /// the whole log for a root.
+    #[must_use]
+    pub fn proofs(mut self, on: bool) -> Self {
+        self.proofs = on;
         self
     }
 

@@ -35,6 +35,13 @@ macro_rules! record_metadata {
         pub fn is_tombstone(&self) -> bool {
             self.flags & FLAG_TOMBSTONE != 0
         }
+
+        /// The record's leaf hash in the log's Merkle tree (see
+        /// [`crate::leaf_hash`]): what [`crate::verify_inclusion`] checks.
+        #[must_use]
+        pub fn leaf_hash(&self) -> crate::Hash {
+            crate::leaf_hash(self.seq, self.timestamp_us, self.is_tombstone(), self.key().unwrap_or_default(), self.payload())
+        }
     };
 }
 

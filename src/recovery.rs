@@ -307,7 +307,7 @@ impl Recovery<'_> {
                 let digest = live_content_digest(map.shared(), frames);
                 drop(map);
                 // No writer runs during recovery: nothing else syncs.
-                write_footer(self.fs(), &file, path, base, next, &scan, self.prev_digest, digest, &|| Ok(()))?;
+                write_footer(self.fs(), &file, path, base, next, &scan, self.prev_digest, digest, &[], &|| Ok(()))?;
                 let sealed = open_sealed(path, &file)?;
                 self.prev_digest = sealed.digest;
                 self.expected = Some(next);
@@ -382,7 +382,7 @@ impl Recovery<'_> {
         }
         let digest = live_content_digest(map.shared(), map.all_frames(scan.end));
         drop(map);
-        write_footer(self.fs(), file, path, base, next, &scan, self.prev_digest, digest, &|| Ok(()))?;
+        write_footer(self.fs(), file, path, base, next, &scan, self.prev_digest, digest, &[], &|| Ok(()))?;
         let sealed = open_sealed(path, file)?;
         self.prev_digest = sealed.digest;
         self.expected = Some(next);

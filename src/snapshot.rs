@@ -96,6 +96,19 @@ impl Snapshot {
         SegView::of(seg, if last { self.active } else { None })
     }
 
+    /// Sealed segment `i` (a remote one fetched first); `None` for a live one.
+    pub(crate) fn sealed_ready(&self, i: usize) -> Result<Option<&crate::segment::SealedSegment>> {
+        self.view_ready(i)?;
+        let seg = match (&self.state.segments[i], &self.fetched) {
+            (Segment::Remote(_), Some(slots)) => slots[i].get(),
+            (seg, _) => Some(seg),
+        };
+        Ok(match seg {
+            Some(Segment::Sealed(s)) => Some(s),
+            _ => None,
+        })
+    }
+
     /// The view of segment `i` with its frames: a remote segment is fetched
     /// into the cache first (see `tiering/`).
     #[inline]

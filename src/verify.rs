@@ -71,6 +71,36 @@ struct Checked {
     digests: Option<([u8; 32], [u8; 32])>,
     /// Where the trailer's `prev_digest` lives, to name it in a chain error.
     prev_digest_offset: u64,
+    /// blake3 of the Merkle section's frontiers (at the start, at the end),
+    /// if it has one: the next segment's must start where this one's ends.
+    merkle: Option<([u8; 32], [u8; 32])>,
+}
+
+/// A digest of a list of hashes, to compare two frontiers.
+fn list_digest(hashes: &[[u8; 32]]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    for x in hashes {
+        h.update(x);
+    }
+    *h.finalize().as_bytes()
+}
+
+/// Checks a Merkle section against the frames it covers: rebuilt from its
+/// own starting frontier and the records, it must come out byte for byte.
+/// A compacted segment's section is a copy of the original's, whose records
+/// are partly gone: only its place in the chain of frontiers is checked.
+fn check_merkle(path: &Path, m: &crate::format::MerkleSection<'_>, frames: &[u8], base: u64, compacted: bool, at: u64) -> Result<()> {
+    if compacted {
+        return Ok(());
+    }
+    let Some(mut frontier) = crate::proofs::Frontier::from_hashes(base, &m.frontier_start()) else {
+        return Err(Error::corrupt(path, at, "Merkle section's frontier is out of shape"));
+    };
+    let rebuilt = crate::proofs::merkle_section(&mut frontier, frames, base).map_err(|(off, what)| Error::corrupt(path, off, what))?;
+    if rebuilt != m.bytes() {
+        return Err(Error::corrupt(path, at, "Merkle section does not match the records: nodes changed after sealing"));
+    }
+    Ok(())
 }
 
 /// Offset of `prev_digest` inside the trailer.
@@ -109,11 +139,16 @@ fn check_sealed(path: &Path, bytes: &[u8], report: &mut VerifyReport) -> Result<
     if content != footer.content_digest || chain_digest(&trailer.prev_digest, &content) != trailer.digest {
         return Err(Error::corrupt(path, frames_end, "segment digest mismatch: header or frame bytes changed after sealing"));
     }
+    let merkle_at = frames_end + crate::format::FOOTER_HEADER_BYTES + (decoded.index.len() * 24 + keys.len()) as u64;
+    if let Some(m) = &decoded.merkle {
+        check_merkle(path, m, frames, base, header.is_compacted(), merkle_at)?;
+    }
     Ok(Checked {
         base_seq: base,
         end_seq,
         digests: Some((trailer.prev_digest, trailer.digest)),
         prev_digest_offset: bytes.len() as u64 - crate::format::TRAILER_BYTES + PREV_DIGEST_IN_TRAILER,
+        merkle: decoded.merkle.map(|m| (list_digest(&m.frontier_start()), list_digest(&m.frontier_end()))),
     })
 }
 
@@ -125,7 +160,7 @@ fn check_live(path: &Path, base: u64, frames: &[u8], count: u64, report: &mut Ve
     if scan.count != count || scan.end != HEADER_BYTES + frames.len() as u64 {
         return Err(stop_error(path, &scan));
     }
-    Ok(Checked { base_seq: base, end_seq: base + count, digests: None, prev_digest_offset: 0 })
+    Ok(Checked { base_seq: base, end_seq: base + count, digests: None, prev_digest_offset: 0, merkle: None })
 }
 
 fn footer_error(path: &Path, file_len: u64, e: FooterError) -> Error {
@@ -151,6 +186,11 @@ fn check_link(path: &Path, prev: &Checked, cur: &Checked) -> Result<()> {
                 cur.prev_digest_offset,
                 "digest chain broken: this segment does not follow the previous one (replaced or from another log)",
             ));
+        }
+    }
+    if let (Some((_, ended)), Some((started, _))) = (prev.merkle, cur.merkle) {
+        if ended != started {
+            return Err(Error::corrupt(path, 0, "Merkle tree broken: this segment's frontier does not continue the previous one's"));
         }
     }
     Ok(())
@@ -195,8 +235,14 @@ impl Log {
 
 /// [`Log::verify_with_progress`] over any snapshot, also one of a
 /// [`crate::ReadOnlyLog`] (a log another process writes).
-pub(crate) fn verify_snapshot(snap: &Snapshot, mut progress: impl FnMut(u64, u64)) -> VerifyReport {
-    let segments = &snap.state.segments;
+pub(crate) fn verify_snapshot(snap: &Snapshot, progress: impl FnMut(u64, u64)) -> VerifyReport {
+    verify_snapshot_from(snap, 0, progress)
+}
+
+/// [`verify_snapshot`] of the segments holding seqs from `from` on only.
+pub(crate) fn verify_snapshot_from(snap: &Snapshot, from: u64, mut progress: impl FnMut(u64, u64)) -> VerifyReport {
+    let skip = (0..snap.state.segments.len()).take_while(|&i| snap.view(i).end_seq() <= from).count();
+    let segments = &snap.state.segments[skip..];
     let last = segments.len().saturating_sub(1);
     let live_end = |i: usize| match &segments[i] {
         Segment::Live(a) if i == last => snap.active.unwrap_or_else(|| a.committed()),
@@ -356,7 +402,7 @@ fn check_file(path: &Path, name_base: u64, is_last: bool, report: &mut VerifyRep
             format!("non-zero bytes up to offset {end} after the last complete frame; opening the log would discard them"),
         ));
     }
-    Ok(Checked { base_seq: base, end_seq: base + scan.count, digests: None, prev_digest_offset: 0 })
+    Ok(Checked { base_seq: base, end_seq: base + scan.count, digests: None, prev_digest_offset: 0, merkle: None })
 }
 
 /// Whether the file starts with a valid segment header.

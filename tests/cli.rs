@@ -1533,3 +1533,44 @@ fn consumers_remove_forgets_a_consumer_that_is_not_open() {
     let o = varve(&["consumers", p(dir.path()), "--remove", "../x"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+#[test]
+fn root_prove_and_verify_proof_check_records_without_the_log() {
+    // Goal: a third party holding only a root checks a record (and that a
+    // later log extends an earlier one) from what `varve prove` prints;
+    // a changed record, another root or a forged old root is refused.
+    let dir = tempfile::tempdir().unwrap();
+    make_log(dir.path(), 3000);
+    let root_of = |extra: &[&str]| {
+        let mut args = vec!["root", p(dir.path())];
+        args.extend_from_slice(extra);
+        let o = varve(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).split_whitespace().next().unwrap().to_string()
+    };
+    let root = root_of(&[]);
+    let old = root_of(&["--at", "1000"]);
+    let proof = dir.path().join("p.json");
+    let o = varve(&["prove", p(dir.path()), "1234"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(&proof, &o.stdout).unwrap();
+    let o = varve(&["verify-proof", p(&proof), "--root", &root]);
+    assert!(o.status.success() && stdout(&o).starts_with("ok: record 1234"), "{}{}", stdout(&o), stderr(&o));
+    let o = varve(&["verify-proof", p(&proof), "--root", &old]);
+    assert_eq!(o.status.code(), Some(1), "another root: {}", stdout(&o));
+    // The record changed in the file: not proven.
+    let text = std::fs::read_to_string(&proof).unwrap().replace("\"seq\":1234,\"timestamp_us\":", "\"seq\":1234,\"timestamp_us\":1");
+    std::fs::write(&proof, text).unwrap();
+    let o = varve(&["verify-proof", p(&proof), "--root", &root]);
+    assert_eq!(o.status.code(), Some(1), "a changed record: {}", stdout(&o));
+    // Consistency from 1000 records to all of them.
+    let o = varve(&["prove", p(dir.path()), "--consistency", "1000"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(&proof, &o.stdout).unwrap();
+    let o = varve(&["verify-proof", p(&proof), "--root", &root, "--old-root", &old]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let o = varve(&["verify-proof", p(&proof), "--root", &root, "--old-root", &root_of(&["--at", "999"])]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = varve(&["verify-proof", p(&proof), "--root", "zz"]);
+    assert_eq!(o.status.code(), Some(2), "bad hex is a usage error");
+}

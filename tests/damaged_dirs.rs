@@ -237,7 +237,7 @@ fn forge_index(path: &Path) {
     index[i].offset = frames[k + 1].offset.into();
     index[i].seq = frames[k].seq.into(); // claims frame k+1 holds frame k's seq
     let mut out = bytes[..footer.frames_end.get() as usize].to_vec();
-    out.extend_from_slice(&encode_footer(&footer, &index, keys, prev));
+    out.extend_from_slice(&encode_footer(&footer, &index, keys, &[], prev));
     assert_eq!(out.len(), bytes.len());
     std::fs::write(path, out).unwrap();
 }
@@ -258,7 +258,7 @@ fn forge_keys(path: &Path) {
     keys.copy_within(b..b + 4, a);
     keys[b..b + 4].copy_from_slice(&tmp);
     let mut out = bytes[..footer.frames_end.get() as usize].to_vec();
-    out.extend_from_slice(&encode_footer(&footer, index, &keys, prev));
+    out.extend_from_slice(&encode_footer(&footer, index, &keys, &[], prev));
     assert_eq!(out.len(), bytes.len());
     std::fs::write(path, out).unwrap();
 }

@@ -136,7 +136,7 @@ fn named_case(dir: &Path, n: u8) {
             }
             let at = footer.frames_end.get() as usize;
             b.truncate(at);
-            b.extend_from_slice(&encode_footer(&footer, &index, &keys, prev));
+            b.extend_from_slice(&encode_footer(&footer, &index, &keys, &[], prev));
         }),
         // A 2,542-byte garbage file as the only segment.
         _ => {

@@ -5,6 +5,7 @@
 //!   FooterHeader (112 bytes)
 //!   IndexEntry × index_count (24 bytes each: seq, offset, running max timestamp)
 //!   key section (keys_bytes; see `keys.rs`)
+//!   Merkle section (merkle_bytes; see `merkle.rs`), when the log keeps proofs
 //!   superseded trailers, if any (96 bytes each)
 //! file_len - 96:
 //!   Trailer (96 bytes): magic, footer_offset, footer_len, footer_crc, version,
@@ -56,6 +57,14 @@ pub struct FooterHeader {
     pub key_count: U32,
     /// Bytes of the key section after the index (0 when no record has a key).
     pub keys_bytes: U32,
+    /// Bytes of the Merkle section after the key section (0 when the log
+    /// does not keep proofs).
+    pub merkle_bytes: U32,
+    /// The lowest tree level the Merkle section keeps nodes of
+    /// ([`super::MERKLE_LEVEL`]; 0 without a section).
+    pub merkle_level: u8,
+    /// Zero in this version.
+    pub reserved: [u8; 3],
 }
 
 /// One sparse index entry.
@@ -79,7 +88,7 @@ pub struct Trailer {
     pub magic: [u8; 8],
     /// Where the footer starts.
     pub footer_offset: U64,
-    /// Footer header plus index and key section bytes.
+    /// Footer header plus index, key and Merkle section bytes.
     pub footer_len: U32,
     /// CRC32C of the footer bytes.
     pub footer_crc: U32,
@@ -134,16 +143,18 @@ pub fn chain_digest(prev_digest: &[u8; 32], content_digest: &[u8; 32]) -> [u8; 3
     *h.finalize().as_bytes()
 }
 
-/// Builds footer + index + key section + trailer bytes, to be written at
-/// `frames_end`. `footer.keys_bytes` must be `keys.len()`; the trailer links
-/// the segment after `prev_digest`.
+/// Builds footer + index + key section + Merkle section + trailer bytes, to
+/// be written at `frames_end`. `footer.keys_bytes` must be `keys.len()` and
+/// `footer.merkle_bytes` `merkle.len()`; the trailer links the segment
+/// after `prev_digest`.
 #[must_use]
-pub fn encode_footer(footer: &FooterHeader, index: &[IndexEntry], keys: &[u8], prev_digest: [u8; 32]) -> Vec<u8> {
-    let len = FOOTER_HEADER_BYTES + INDEX_ENTRY_BYTES * index.len() as u64 + keys.len() as u64 + TRAILER_BYTES;
+pub fn encode_footer(footer: &FooterHeader, index: &[IndexEntry], keys: &[u8], merkle: &[u8], prev_digest: [u8; 32]) -> Vec<u8> {
+    let len = FOOTER_HEADER_BYTES + INDEX_ENTRY_BYTES * index.len() as u64 + (keys.len() + merkle.len()) as u64 + TRAILER_BYTES;
     let mut out = Vec::with_capacity(len as usize);
     out.extend_from_slice(footer.as_bytes());
     out.extend_from_slice(index.as_bytes());
     out.extend_from_slice(keys);
+    out.extend_from_slice(merkle);
     let trailer = Trailer {
         magic: TRAILER_MAGIC,
         footer_offset: footer.frames_end,
@@ -169,6 +180,8 @@ pub struct DecodedFooter<'a> {
     pub index: &'a [IndexEntry],
     /// The key section's bytes (decode with [`super::KeySection::decode`]).
     pub keys: &'a [u8],
+    /// The Merkle section (`None` when the log did not keep proofs).
+    pub merkle: Option<super::MerkleSection<'a>>,
     /// The trailer, with the segment's link in the chain.
     pub trailer: &'a Trailer,
 }
@@ -221,17 +234,26 @@ pub fn decode_footer_full(file: &[u8]) -> Result<DecodedFooter<'_>, FooterError>
     let (footer, rest) = FooterHeader::ref_from_prefix(footer_bytes).map_err(|_| damaged)?;
     let count = footer.index_count.get() as usize;
     let keys_bytes = footer.keys_bytes.get() as usize;
-    let index_bytes = rest.len().checked_sub(keys_bytes).ok_or(damaged)?;
-    let (index, keys) = rest.split_at(index_bytes);
+    let merkle_bytes = footer.merkle_bytes.get() as usize;
+    let index_bytes = rest.len().checked_sub(keys_bytes).and_then(|n| n.checked_sub(merkle_bytes)).ok_or(damaged)?;
+    let (index, rest) = rest.split_at(index_bytes);
+    let (keys, merkle) = rest.split_at(keys_bytes);
     let index = <[IndexEntry]>::ref_from_bytes(index).map_err(|_| damaged)?;
     if footer.magic != FOOTER_MAGIC || index.len() != count || footer.frames_end.get() != footer_at {
         return Err(damaged);
     }
     let end = footer.base_seq.get().checked_add(footer.record_count.get());
-    if end.is_none_or(|e| footer.end_seq.get() < e) {
+    if end.is_none_or(|e| footer.end_seq.get() < e) || footer.reserved != [0; 3] {
         return Err(damaged);
     }
-    Ok(DecodedFooter { footer, index, keys, trailer })
+    let merkle = match (merkle_bytes, footer.merkle_level) {
+        (0, 0) => None,
+        (_, level) if u32::from(level) == super::MERKLE_LEVEL => {
+            Some(super::MerkleSection::decode(merkle, footer.base_seq.get(), footer.end_seq.get()).ok_or(damaged)?)
+        }
+        _ => return Err(damaged),
+    };
+    Ok(DecodedFooter { footer, index, keys, merkle, trailer })
 }
 
 #[cfg(test)]
@@ -254,9 +276,12 @@ mod tests {
             end_seq: U64::new(12),
             key_count: U32::new(0),
             keys_bytes: U32::new(0),
+            merkle_bytes: U32::new(0),
+            merkle_level: 0,
+            reserved: [0; 3],
         };
         let entry = IndexEntry { seq: U64::new(10), offset: U64::new(HEADER_BYTES), max_ts: U64::new(1) };
-        file.extend_from_slice(&encode_footer(&footer, &[entry], &[], [0; 32]));
+        file.extend_from_slice(&encode_footer(&footer, &[entry], &[], &[], [0; 32]));
         file
     }
 

@@ -20,6 +20,7 @@ mod footer;
 mod frame;
 mod header;
 mod keys;
+mod merkle;
 
 pub use footer::{chain_digest, decode_footer, decode_footer_full, DecodedFooter, FooterError, FooterHeader, IndexEntry, Trailer};
 pub use frame::{decode_frame, DecodedFrame, FrameError, FrameHeader};
@@ -28,6 +29,7 @@ pub use keys::{
     filter_bytes_bound, key_hash, key_hash128, key_section_len, order_key, KeyEntry, KeySection, KeySectionHeader, KeySectionLayout,
     KEY_ENTRY_BYTES, KEY_RESERVE_BYTES, KEY_SECTION_FIXED_BYTES, KEY_SECTION_HEADER_BYTES,
 };
+pub use merkle::{encode_merkle_section, merkle_bound, merkle_hashes, MerkleSection, MERKLE_HASH_BYTES, MERKLE_LEVEL};
 
 // The engine's encoders: public for the tests that craft segment files, not
 // for users (a user writes through `Writer`).
@@ -39,7 +41,7 @@ pub use frame::{frame_crc, frame_crc_in_place};
 pub use keys::encode_key_section;
 
 /// The format version this build writes and the only one it reads.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 
 /// First bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"VARVSEG\0";
@@ -86,7 +88,7 @@ pub const INDEX_INTERVAL_BYTES: u64 = 4096;
 /// Size of one [`IndexEntry`].
 pub const INDEX_ENTRY_BYTES: u64 = 24;
 /// Size of [`FooterHeader`].
-pub const FOOTER_HEADER_BYTES: u64 = 112;
+pub const FOOTER_HEADER_BYTES: u64 = 120;
 /// Size of [`Trailer`].
 pub const TRAILER_BYTES: u64 = 96;
 
@@ -117,7 +119,8 @@ const _: () = assert!(SEGMENT_BYTES_MIN > HEADER_BYTES + FRAME_HEADER_BYTES);
 #[must_use]
 pub const fn footer_bound(frames_end: u64) -> u64 {
     let entries = frames_end.saturating_sub(HEADER_BYTES) / INDEX_INTERVAL_BYTES + 1;
-    FOOTER_HEADER_BYTES + INDEX_ENTRY_BYTES * entries + KEY_SECTION_FIXED_BYTES + TRAILER_BYTES
+    let records = frames_end.saturating_sub(HEADER_BYTES) / FRAME_HEADER_BYTES;
+    FOOTER_HEADER_BYTES + INDEX_ENTRY_BYTES * entries + KEY_SECTION_FIXED_BYTES + merkle_bound(records) + TRAILER_BYTES
 }
 
 /// Length a segment is preallocated to for `segment_bytes` of header and

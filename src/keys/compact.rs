@@ -448,7 +448,7 @@ fn rewrite(shared: &Shared, s: &SealedSegment, drops: &Drops, prev: [u8; 32]) ->
         }
         let content = *hasher.finalize().as_bytes();
         drop(map);
-        write_footer(fs, &file, &tmp, s.base_seq, s.end_seq, &scan, prev, content, &|| Ok(()))
+        write_footer(fs, &file, &tmp, s.base_seq, s.end_seq, &scan, prev, content, s.merkle_bytes(), &|| Ok(()))
     })();
     match written {
         Ok(()) => {}

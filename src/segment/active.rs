@@ -81,6 +81,9 @@ pub(crate) struct ActiveSegment {
     /// `format::frames_limit` of the mapping's length, computed once: the
     /// writer compares against it on every append.
     frames_limit: u64,
+    /// The Merkle tree's nodes completed by this segment's records, built
+    /// by readers that ask for roots or proofs (never by the writer).
+    pub(crate) merkle: std::sync::Mutex<crate::proofs::LiveNodes>,
 }
 
 impl std::fmt::Debug for ActiveSegment {
@@ -93,7 +96,17 @@ impl ActiveSegment {
     pub(crate) fn new(path: PathBuf, file: File, map: Arc<LiveMap>, base_seq: u64) -> ActiveSegment {
         let index = LiveIndex::new(map.len());
         let frames_limit = crate::format::frames_limit(map.len());
-        ActiveSegment { path, file, map, base_seq, synced_end: AtomicU64::new(0), index, keys: std::sync::OnceLock::new(), frames_limit }
+        ActiveSegment {
+            path,
+            file,
+            map,
+            base_seq,
+            synced_end: AtomicU64::new(0),
+            index,
+            keys: std::sync::OnceLock::new(),
+            frames_limit,
+            merkle: std::sync::Mutex::default(),
+        }
     }
 
     /// Frames may extend up to here: the preallocated length less the room

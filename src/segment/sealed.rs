@@ -35,6 +35,8 @@ pub(crate) struct SealedSegment {
     index_count: usize,
     keys_at: usize,
     keys_len: usize,
+    /// Bytes of the Merkle section (after the key section; 0 if none).
+    merkle_len: usize,
     /// Checked when loaded, so a lookup reads no header of it again.
     keys_layout: KeySectionLayout,
 }
@@ -94,8 +96,8 @@ impl SealedSegment {
         let map = ReadMap::map(file).map_err(|e| HeaderOutcome::Fatal(Error::io("mmap", &path, e)))?;
         let bytes = map.bytes();
         let header = check_header(&path, bytes)?;
-        let (footer, index, keys, trailer) = match decode_footer_full(bytes) {
-            Ok(d) => (d.footer, d.index, d.keys, d.trailer),
+        let (footer, index, keys, merkle, trailer) = match decode_footer_full(bytes) {
+            Ok(d) => (d.footer, d.index, d.keys, d.merkle.map_or(0, |m| m.bytes().len()), d.trailer),
             Err(FooterError::Version(found)) => {
                 return Err(HeaderOutcome::Fatal(Error::UnsupportedVersion { path, found, supported: FORMAT_VERSION }))
             }
@@ -132,6 +134,7 @@ impl SealedSegment {
             index_count,
             keys_at,
             keys_len: keys.len(),
+            merkle_len: merkle,
             keys_layout,
             map,
         }))
@@ -162,6 +165,20 @@ impl SealedSegment {
     /// The key section's bytes.
     pub(crate) fn key_bytes(&self) -> &[u8] {
         &self.bytes()[self.keys_at..self.keys_at + self.keys_len]
+    }
+
+    /// The Merkle section's bytes (empty if the segment has none).
+    pub(crate) fn merkle_bytes(&self) -> &[u8] {
+        let at = self.keys_at + self.keys_len;
+        &self.bytes()[at..at + self.merkle_len]
+    }
+
+    /// The Merkle section, if the segment has one (checked when loaded).
+    pub(crate) fn merkle(&self) -> Option<crate::format::MerkleSection<'_>> {
+        if self.merkle_len == 0 {
+            return None;
+        }
+        crate::format::MerkleSection::decode(self.merkle_bytes(), self.base_seq, self.end_seq)
     }
 
     /// Recomputes this segment's content digest from its bytes.

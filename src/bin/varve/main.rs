@@ -16,6 +16,7 @@ mod import;
 mod kv;
 mod pagecache;
 mod progress;
+mod proof;
 mod stat;
 mod tail;
 mod util;
@@ -43,6 +44,9 @@ Examples:
   varve export --jsonl /var/lib/app/log > records.jsonl
   varve import --jsonl /tmp/copy < records.jsonl
   varve compact /var/lib/app/log           drop replaced records (the log must be closed)
+  varve root /var/lib/app/log              the Merkle root over every record
+  varve prove /var/lib/app/log 42 > p.json a proof that record 42 is in the log
+  varve verify-proof p.json --root HEX     check it against a root you trust, without the log
   varve bench                              the benchmark (see varve bench --help)
 
 Exit status: 0 success; 1 a problem was found (damage, unsupported format
@@ -120,6 +124,20 @@ enum Command {
     /// open by another process.
     #[command(after_help = "Examples:\n  varve compact DIR\n  varve compact DIR --tombstone-retention 1h --json")]
     Compact(compact::CompactArgs),
+    /// Print the log's Merkle root (hex: size and hash), the one proofs are
+    /// checked against; or the checkpoints recorded in the log.
+    #[command(after_help = "Examples:\n  varve root DIR\n  varve root DIR --at 1000 --json\n  varve root DIR --checkpoints")]
+    Root(proof::RootArgs),
+    /// Print a proof, as one JSON object, that record SEQ is in the log (with
+    /// the record), or with --consistency OLD that the log extends its first
+    /// OLD records.
+    #[command(after_help = "Examples:\n  varve prove DIR 42 > proof.json\n  varve prove DIR --consistency 1000 > extends.json")]
+    Prove(proof::ProveArgs),
+    /// Check a proof from `varve prove` against a root you trust, without the
+    /// log. Exit status 1 if it does not verify.
+    #[command(after_help = "Examples:\n  varve verify-proof proof.json --root 2a00…\n  \
+                            varve verify-proof extends.json --old-root e803… --root 2a00…")]
+    VerifyProof(proof::VerifyProofArgs),
     /// Measure append/tail/scan/sync/open latency and throughput against the machine's limits.
     Bench(bench::BenchArgs),
 }
@@ -155,6 +173,9 @@ fn main() -> ExitCode {
         Command::Export(a) => export::run(a),
         Command::Import(a) => import::run(a),
         Command::Compact(a) => compact::run(a),
+        Command::Root(a) => proof::root(a),
+        Command::Prove(a) => proof::prove(a),
+        Command::VerifyProof(a) => proof::verify_proof(a),
         Command::Bench(a) => bench::run(a).map_err(|e| Failure { code: EXIT_PROBLEM, message: util::one_line(&e.to_string()) }),
     };
     match result {
