@@ -149,11 +149,11 @@ fn sealed_files(dir: &Path) -> Vec<SegmentFile> {
 /// The `varvelog` side: opens `dir` tiered to `store`, waits for every
 /// sealed segment to be uploaded and confirmed. Returns the time from open
 /// to confirmation.
-fn upload_varvelog(dir: &Path, store: Arc<dyn ObjectStore>, files: &[SegmentFile]) -> Duration {
+fn upload_varvelog(dir: &Path, store: Arc<dyn ObjectStore>, files: &[SegmentFile], read_back: bool) -> Duration {
     // Without its local manifest copy the log uploads everything again.
     remove_tier_dir(dir);
     let t0 = Instant::now();
-    let log = Log::open(dir, Options::new().segment_bytes(SEGMENT).tier(tier(store))).expect("open tiered");
+    let log = Log::open(dir, Options::new().segment_bytes(SEGMENT).tier(tier(store).read_back_uploads(read_back))).expect("open tiered");
     log.wait_uploaded(WAIT).expect("uploads");
     let took = t0.elapsed();
     let stats = log.tier_stats().expect("tiered");
@@ -323,6 +323,8 @@ fn list(xs: &[f64], digits: usize) -> String {
 #[derive(Clone, Copy, PartialEq)]
 enum Side {
     Varvelog,
+    /// `TierOptions::read_back_uploads(false)`.
+    Unchecked,
     Put,
     PutGet,
     Steps,
@@ -332,6 +334,7 @@ impl Side {
     fn name(self) -> &'static str {
         match self {
             Side::Varvelog => "varvelog",
+            Side::Unchecked => "no read-back",
             Side::Put => "put",
             Side::PutGet => "put+get",
             Side::Steps => "steps",
@@ -359,36 +362,39 @@ fn main() {
 
     println!("\nupload, MB/s ({UPLOAD_ROUNDS} rounds; each side a new bucket on a server reset before it)");
     println!(
-        "{:<6} {:<30} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6}  steps: hash / put / get / manifest put / local copy, ms",
-        "round", "order", "varvelog", "put", "put+get", "steps", "v/put", "v/p+g", "v/stp"
+        "{:<6} {:<44} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6} {:>6}  steps: hash / put / get / manifest put / local copy, ms",
+        "round", "order", "varvelog", "no rb", "put", "put+get", "steps", "v/put", "v/p+g", "v/stp", "nrb/p"
     );
     let (mut v, mut p, mut pg, mut st) = (vec![], vec![], vec![], vec![]);
     let (mut r_put, mut r_pg, mut r_st) = (vec![], vec![], vec![]);
+    let (mut nrb, mut r_nrb) = (vec![], vec![]);
     let mut phases: Vec<Steps> = vec![];
     for round in 0..UPLOAD_ROUNDS {
-        let mut order = [Side::Varvelog, Side::Put, Side::PutGet, Side::Steps];
-        order.rotate_left(round % 4);
-        let mut t = [Duration::ZERO; 4];
+        let mut order = [Side::Varvelog, Side::Unchecked, Side::Put, Side::PutGet, Side::Steps];
+        order.rotate_left(round % 5);
+        let mut t = [Duration::ZERO; 5];
         let mut steps = Steps::default();
         for side in order {
             server.reset();
             let s = store(&endpoint, &server.new_bucket());
             match side {
-                Side::Varvelog => t[0] = upload_varvelog(&dir, s, &files),
+                Side::Varvelog => t[0] = upload_varvelog(&dir, s, &files, true),
+                Side::Unchecked => t[4] = upload_varvelog(&dir, s, &files, false),
                 Side::Put => t[1] = upload_raw(s, &files, false),
                 Side::PutGet => t[2] = upload_raw(s, &files, true),
                 Side::Steps => (t[3], steps) = upload_steps(s, &files, &copies),
             }
         }
-        let [a, b, b2, b3] = t.map(|t| mb_s(bytes, t));
+        let [a, b, b2, b3, u] = t.map(|t| mb_s(bytes, t));
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "{:<6} {:<30} {a:>8.1} {b:>8.1} {b2:>8.1} {b3:>8.1} {:>6.2} {:>6.2} {:>6.2}  {:.0} / {:.0} / {:.0} / {:.0} / {:.0}",
+            "{:<6} {:<44} {a:>8.1} {u:>8.1} {b:>8.1} {b2:>8.1} {b3:>8.1} {:>6.2} {:>6.2} {:>6.2} {:>6.2}  {:.0} / {:.0} / {:.0} / {:.0} / {:.0}",
             round + 1,
             order.iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
             a / b,
             a / b2,
             a / b3,
+            u / b,
             ms(steps.hash),
             ms(steps.put),
             ms(steps.get),
@@ -402,6 +408,8 @@ fn main() {
         r_put.push(a / b);
         r_pg.push(a / b2);
         r_st.push(a / b3);
+        nrb.push(u);
+        r_nrb.push(u / b);
         phases.push(steps);
     }
 
@@ -412,7 +420,7 @@ fn main() {
     println!("{:<6} {:<14} {:>15} {:>15} {:>15} {:>15}  remote open", "round", "order", "cold", "warm", "local", "local again");
     server.reset();
     let bucket = server.new_bucket();
-    upload_varvelog(&dir, store(&endpoint, &bucket), &files);
+    upload_varvelog(&dir, store(&endpoint, &bucket), &files, true);
     // A new client for each reader: a client's pooled connections belong to
     // the runtime of the reader (or log) that opened them.
     let remote = || store(&endpoint, &bucket);
@@ -454,6 +462,7 @@ fn main() {
     println!("\nsummary: medians [per round]");
     let row = |what: &str, xs: &[f64]| println!("  {what:<26} {:>7.1} MB/s  [{}]", median(xs), list(xs, 1));
     row("upload  varvelog", &v);
+    row("        no read-back", &nrb);
     row("        put", &p);
     row("        put+get", &pg);
     row("        steps", &st);
@@ -461,6 +470,7 @@ fn main() {
     ratio("        varvelog/put", &r_put);
     ratio("        varvelog/put+get", &r_pg);
     ratio("        varvelog/steps", &r_st);
+    ratio("        no read-back/put", &r_nrb);
     let total = median(&phases.iter().map(|s| s.total().as_secs_f64()).collect::<Vec<_>>());
     let step = |what: &str, f: fn(&Steps) -> Duration| {
         let xs: Vec<f64> = phases.iter().map(|s| f(s).as_secs_f64()).collect();

@@ -576,3 +576,24 @@ fn a_segment_resealed_after_a_crash_links_to_the_evicted_one_before_it() {
     check_all(&log.snapshot(), 1500);
     check_all(&ReadOnlyLog::open_remote_with(tier(store)).unwrap().snapshot(), 1500);
 }
+
+#[test]
+fn without_the_read_back_a_damaged_upload_is_found_when_it_is_read_not_before() {
+    // `read_back_uploads(false)`: uploads are trusted once the store takes
+    // them. Bytes damaged before the client hashed them are listed, and the
+    // fetch (which checks the manifest's hash) reports them naming the
+    // object; nothing reads wrong data.
+    let server = S3Server::shared();
+    let bucket = server.new_bucket();
+    let damaging = Arc::new(DamagingStore { inner: store(&server.endpoint(), &bucket), damage_next: 1.into() });
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tier(damaging).read_back_uploads(false).keep_local(Retention::new().max_total_bytes(SEGMENT));
+    let log = Log::open(dir.path(), options(opts)).unwrap();
+    append(&log, 0, 1000);
+    log.wait_uploaded(WAIT).unwrap();
+    assert_eq!(log.tier_stats().unwrap().upload_errors, 0, "nothing was checked");
+    let remote = ReadOnlyLog::open_remote_with(tier(store(&server.endpoint(), &bucket))).unwrap();
+    let errors: Vec<Error> = remote.snapshot().iter().filter_map(Result::err).collect();
+    assert_eq!(errors.len(), 1);
+    assert!(matches!(&errors[0], Error::Corrupt { path, .. } if path.to_string_lossy().contains("logs/t/segments/")), "{}", errors[0]);
+}

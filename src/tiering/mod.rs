@@ -74,6 +74,7 @@ pub struct TierOptions {
     pub(crate) cache_bytes: u64,
     pub(crate) poll: Duration,
     pub(crate) max_backoff: Duration,
+    pub(crate) read_back: bool,
 }
 
 impl std::fmt::Debug for TierOptions {
@@ -105,6 +106,7 @@ impl TierOptions {
             cache_bytes: DEFAULT_CACHE_BYTES,
             poll: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
+            read_back: true,
         }
     }
 
@@ -170,6 +172,21 @@ impl TierOptions {
     #[must_use]
     pub fn max_backoff(mut self, max: Duration) -> Self {
         self.max_backoff = max;
+        self
+    }
+
+    /// Whether each uploaded object is read back and compared with the
+    /// segment file before the manifest lists it (default: yes). Off, the
+    /// upload is trusted once the store accepts it: the S3, GCS and Azure
+    /// clients send a checksum of the body the store verifies (S3: the
+    /// signed SHA-256 of the payload), which catches damage on the way but
+    /// not a store that keeps other bytes than it accepted, nor damage in
+    /// this process before the client hashed the body. The read-back moves
+    /// every segment's bytes twice; off, uploads run at about the speed of
+    /// plain puts (docs/benchmarks.md).
+    #[must_use]
+    pub fn read_back_uploads(mut self, read_back: bool) -> Self {
+        self.read_back = read_back;
         self
     }
 

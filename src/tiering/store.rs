@@ -29,6 +29,16 @@ pub(crate) struct Store {
     conditional: AtomicBool,
 }
 
+/// How reading back an uploaded object went.
+enum Checked {
+    Same,
+    Differs,
+    Put(object_store::Error),
+    Get(object_store::Error),
+    /// The check's task ended without an answer (the log is closing).
+    Lost,
+}
+
 /// How a conditional manifest write went.
 pub(crate) enum ManifestPut {
     /// Written; the new version.
@@ -78,10 +88,70 @@ impl Store {
         Error::Store { op, url: self.url_of(key).display().to_string(), source: Box::new(e) }
     }
 
-    pub(crate) fn put(&self, key: &str, body: Bytes) -> Result<()> {
-        let (store, path) = (self.store.clone(), ObjectPath::from(key));
-        self.io.call(async move { store.put(&path, PutPayload::from(body)).await })?.map_err(|e| self.error("upload segment", key, e))?;
-        Ok(())
+    /// Uploads `items` (key, body) in order, each read back and compared
+    /// with its body if `read_back`; the read-back of one overlaps the
+    /// upload of the next.
+    /// One result per item tried, in order: the first failed upload ends the
+    /// batch (the items after it are not tried).
+    pub(crate) fn put_all_checked(&self, items: Vec<(String, Bytes)>, read_back: bool) -> Result<Vec<Result<()>>> {
+        let store = self.store.clone();
+        let keys: Vec<String> = items.iter().map(|(k, _)| k.clone()).collect();
+        let outcomes = self.io.call(async move {
+            let mut out = Vec::with_capacity(items.len());
+            let mut checking: Option<tokio::task::JoinHandle<Checked>> = None;
+            for (key, body) in items {
+                let path = ObjectPath::from(key.as_str());
+                let put = store.put(&path, PutPayload::from(body.clone()));
+                let put = match checking.take() {
+                    Some(check) => {
+                        let (put, check) = tokio::join!(put, check);
+                        out.push(check.unwrap_or(Checked::Lost));
+                        put
+                    }
+                    None => put.await,
+                };
+                if let Err(e) = put {
+                    out.push(Checked::Put(e));
+                    break;
+                }
+                if !read_back {
+                    out.push(Checked::Same);
+                    continue;
+                }
+                let store = store.clone();
+                checking = Some(tokio::spawn(async move {
+                    match store.get(&path).await {
+                        Ok(r) => match r.bytes().await {
+                            Ok(back) if back == body => Checked::Same,
+                            Ok(_) => Checked::Differs,
+                            Err(e) => Checked::Get(e),
+                        },
+                        Err(e) => Checked::Get(e),
+                    }
+                }));
+            }
+            if let Some(check) = checking {
+                out.push(check.await.unwrap_or(Checked::Lost));
+            }
+            out
+        })?;
+        Ok(outcomes
+            .into_iter()
+            .zip(&keys)
+            .map(|(c, key)| match c {
+                Checked::Same => Ok(()),
+                Checked::Differs => {
+                    Err(Error::corrupt(self.url_of(key), 0, "uploaded object does not match the segment file; uploading again"))
+                }
+                Checked::Put(e) => Err(self.error("upload segment", key, e)),
+                Checked::Get(e) => Err(self.error("check uploaded segment", key, e)),
+                Checked::Lost => Err(Error::Store {
+                    op: "check uploaded segment",
+                    url: self.url_of(key).display().to_string(),
+                    source: "the check was cancelled".into(),
+                }),
+            })
+            .collect())
     }
 
     pub(crate) fn get(&self, key: &str, op: &'static str) -> Result<Bytes> {

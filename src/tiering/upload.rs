@@ -199,6 +199,9 @@ struct Uploader {
     reconciled: bool,
 }
 
+/// Segments uploaded in one pass at most, before one manifest lists them.
+const MAX_BATCH: usize = 8;
+
 /// First wait after a failure; doubles up to `max_backoff`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -254,17 +257,25 @@ impl Uploader {
         while next.segments.first().is_some_and(|e| e.meta.base_seq < first) {
             garbage.push(next.segments.remove(0).key);
         }
-        let todo = state.segments.iter().find_map(|s| match s {
-            Segment::Sealed(s) if !current.confirms(s.base_seq, &s.digest) => Some(s.clone()),
-            _ => None,
-        });
-        if let Some(s) = &todo {
-            let entry = self.upload(s)?;
+        // The oldest segments not listed (with these digests), in order.
+        let first = state.segments.iter().position(|s| matches!(s, Segment::Sealed(s) if !current.confirms(s.base_seq, &s.digest)));
+        let todo: Vec<_> = first
+            .map(|i| &state.segments[i..])
+            .unwrap_or_default()
+            .iter()
+            .map_while(|s| match s {
+                Segment::Sealed(s) if !current.confirms(s.base_seq, &s.digest) => Some(s.clone()),
+                _ => None,
+            })
+            .take(MAX_BATCH)
+            .collect();
+        let (entries, failed) = self.upload(&todo)?;
+        if let Some(s) = todo.first().filter(|_| !entries.is_empty()) {
             // Listed entries from this seq on are older versions of segments
             // compaction rewrote: they go (and are uploaded again, in order).
             let at = next.segments.partition_point(|e| e.meta.base_seq < s.base_seq);
             garbage.extend(next.segments.drain(at..).map(|e| e.key));
-            next.segments.push(entry);
+            next.segments.extend(entries);
         }
         if next != current {
             next.generation = current.generation + 1;
@@ -283,7 +294,10 @@ impl Uploader {
             }
         }
         self.evict(&state)?;
-        Ok(todo.is_some())
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(!todo.is_empty()),
+        }
     }
 
     /// At start: adopts the store's manifest if it is newer than the local
@@ -325,22 +339,45 @@ impl Uploader {
         Ok(())
     }
 
-    /// Uploads segment `s` and checks the object against its file.
-    fn upload(&self, s: &crate::sync::Arc<SealedSegment>) -> Result<Entry> {
+    /// Uploads `segments` (in order), each checked against its file by
+    /// reading it back: the entries of those that made it (a prefix), and
+    /// the error that stopped the rest, if any.
+    fn upload(&self, segments: &[crate::sync::Arc<SealedSegment>]) -> Result<(Vec<Entry>, Option<Error>)> {
+        if segments.is_empty() {
+            return Ok((Vec::new(), None));
+        }
         let store = &self.parts.store;
         let started = Instant::now();
-        let hash = *blake3::hash(s.bytes()).as_bytes();
-        let key = store.segment_key(s.base_seq, &s.digest);
-        store.put(&key, Bytes::from_owner(SegmentBytes(s.clone())))?;
-        let back = store.get(&key, "check uploaded segment")?;
-        if back.len() != s.bytes().len() || *blake3::hash(&back).as_bytes() != hash {
-            return Err(Error::corrupt(store.url_of(&key), 0, "uploaded object does not match the segment file; uploading again"));
+        let items =
+            segments.iter().map(|s| (store.segment_key(s.base_seq, &s.digest), Bytes::from_owner(SegmentBytes(s.clone())))).collect();
+        let results = store.put_all_checked(items, self.parts.opts.read_back)?;
+        let mut entries = Vec::new();
+        let mut failed: Option<Error> = None;
+        for (s, r) in segments.iter().zip(results) {
+            if let Err(e) = r {
+                // The first failure is the pass's error (counted by the
+                // loop); each later one in the batch is counted here.
+                match &failed {
+                    None => failed = Some(e),
+                    Some(_) => {
+                        let c = &self.parts.counters;
+                        c.add(&c.upload_errors, 1);
+                        tracing::warn!(error = %e, "tiering failed; retrying");
+                    }
+                }
+                continue;
+            }
+            if failed.is_some() {
+                continue; // listed only in order: after the one that failed
+            }
+            let c = &self.parts.counters;
+            c.add(&c.uploaded_segments, 1);
+            c.add(&c.uploaded_bytes, s.bytes().len() as u64);
+            let key = store.segment_key(s.base_seq, &s.digest);
+            entries.push(Entry { meta: SegmentMeta::of(s, *blake3::hash(s.bytes()).as_bytes()), key });
         }
-        let c = &self.parts.counters;
-        c.add(&c.uploaded_segments, 1);
-        c.add(&c.uploaded_bytes, s.bytes().len() as u64);
-        tracing::debug!(object = %store.url_of(&key).display(), bytes = s.bytes().len(), took_ms = started.elapsed().as_millis() as u64, "uploaded segment");
-        Ok(Entry { meta: SegmentMeta::of(s, hash), key })
+        tracing::debug!(segments = entries.len(), took_ms = started.elapsed().as_millis() as u64, "uploaded segments");
+        Ok((entries, failed))
     }
 
     /// Writes `next` to the store (conditionally) and then locally.
