@@ -205,7 +205,7 @@ impl LogState {
     /// Seals a rotated-away file segment and publishes it as sealed (the
     /// background sealer's step).
     pub fn seal(&self, seg: RotatedSegment) {
-        let sealed = seal(self.shared.fs(), &seg.0, [0; 32], &|| Ok(())).expect("seal");
+        let sealed = seal(self.shared.fs(), &seg.0, [0; 32], None, &|| Ok(())).expect("seal");
         crate::log::publish_sealed(&self.shared, &seg.0, sealed, None);
     }
 
