@@ -104,7 +104,7 @@ pub use crate::options::{
 };
 pub use crate::proofs::{
     empty_root, leaf_hash, node_hash, verify_consistency, verify_consistency_path, verify_inclusion, verify_inclusion_path, Checkpoint,
-    ConsistencyProof, DecodeError, Hash, InclusionProof, Root,
+    ConsistencyProof, DecodeError, Hash, InclusionProof, Leaf, Root,
 };
 pub use crate::range::{RangeIter, TimeRangeIter};
 pub use crate::read_only::ReadOnlyLog;

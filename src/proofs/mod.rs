@@ -75,9 +75,34 @@ pub struct ConsistencyProof {
     pub path: Vec<Hash>,
 }
 
-/// Whether `proof` shows that the record whose leaf hash is `leaf` (see
-/// [`leaf_hash`], [`crate::Record::leaf_hash`]) is in the tree `root` is the
-/// root of. Needs no log.
+/// What a leaf of the tree is given as: a record (borrowed or owned), or
+/// its leaf hash ([`leaf_hash`]) when only that was kept.
+pub trait Leaf {
+    /// The leaf's hash in the tree.
+    fn leaf(&self) -> Hash;
+}
+
+impl Leaf for Hash {
+    fn leaf(&self) -> Hash {
+        *self
+    }
+}
+
+impl Leaf for crate::Record<'_> {
+    fn leaf(&self) -> Hash {
+        self.leaf_hash()
+    }
+}
+
+impl Leaf for crate::OwnedRecord {
+    fn leaf(&self) -> Hash {
+        self.leaf_hash()
+    }
+}
+
+/// Whether `proof` shows that `record` (a [`crate::Record`], an
+/// [`crate::OwnedRecord`], or a leaf hash from [`leaf_hash`]) is in the tree
+/// `root` is the root of. Needs no log.
 ///
 /// ```
 /// # let dir = tempfile::tempdir()?;
@@ -90,13 +115,14 @@ pub struct ConsistencyProof {
 /// let snap = log.snapshot();
 /// let root = snap.root()?; // published somewhere the log's owner cannot change
 /// let proof = snap.prove_inclusion(42)?;
-/// let leaf = snap.get(42)?.unwrap().leaf_hash();
-/// assert!(verify_inclusion(&root, &leaf, &proof));
+/// let record = snap.get(42)?.unwrap();
+/// assert!(verify_inclusion(&root, &record, &proof));
+/// assert!(!verify_inclusion(&root, &snap.get(43)?.unwrap(), &proof));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]
-pub fn verify_inclusion(root: &Root, leaf: &Hash, proof: &InclusionProof) -> bool {
-    proof.size == root.size && verify_inclusion_path(leaf, proof.seq, proof.size, &proof.path, &root.hash)
+pub fn verify_inclusion(root: &Root, record: &impl Leaf, proof: &InclusionProof) -> bool {
+    proof.size == root.size && verify_inclusion_path(&record.leaf(), proof.seq, proof.size, &proof.path, &root.hash)
 }
 
 /// Whether `proof` shows that the tree of root `new` extends the tree of
