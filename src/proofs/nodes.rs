@@ -116,6 +116,29 @@ impl LogNodes<'_> {
         Ok(t.nodes.get(&(h, j)).copied())
     }
 
+    /// `MTH` of leaves `lo..hi` from the records, read in order.
+    fn by_records(&mut self, lo: u64, hi: u64) -> Result<Hash> {
+        let mut f = Frontier::default();
+        let mut next = lo;
+        for r in self.snap.iter_from(lo) {
+            let r = r.map_err(|e| match e {
+                Error::Truncated { .. } | Error::Missing { .. } => Error::ProofUnavailable { what: e.to_string() },
+                e => e,
+            })?;
+            if r.seq() != next {
+                return Err(Error::ProofUnavailable { what: format!("record {next} is not in the log") });
+            }
+            f.push(r.leaf_hash(), |_, _, _| {});
+            next += 1;
+            if next == hi {
+                // The frontier of leaves `lo..hi` folds to their `MTH` (the
+                // leaf indices only shift by `lo`).
+                return Ok(f.root());
+            }
+        }
+        Err(Error::ProofUnavailable { what: format!("records {next}..{hi} are not in view") })
+    }
+
     /// The hash of leaf `seq`, from its record.
     fn leaf(&mut self, seq: u64) -> Result<Hash> {
         let got = self.snap.get(seq).map_err(|e| match e {
@@ -145,6 +168,16 @@ impl Nodes for LogNodes<'_> {
             }
             if n == 1 {
                 return self.leaf(lo);
+            }
+        }
+        // Below the kept levels: the records in one pass (a lookup per
+        // record costs about as much as hashing it). Where records are
+        // missing (compaction), nodes kept at the segments' bounds may
+        // still stand for them: go down the tree instead.
+        if n <= 1 << MERKLE_LEVEL {
+            match self.by_records(lo, hi) {
+                Err(Error::ProofUnavailable { .. }) => {}
+                other => return other,
             }
         }
         let k = split(n);
