@@ -350,10 +350,17 @@ impl Uploader {
         let started = Instant::now();
         let items =
             segments.iter().map(|s| (store.segment_key(s.base_seq, &s.digest), Bytes::from_owner(SegmentBytes(s.clone())))).collect();
-        let results = store.put_all_checked(items, self.parts.opts.read_back)?;
+        // The files' hashes (for the manifest) are computed while they upload.
+        let (results, hashes) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| segments.iter().map(|s| *blake3::hash(s.bytes()).as_bytes()).collect::<Vec<_>>());
+            let results = store.put_all_checked(items, self.parts.opts.read_back);
+            (results, hashing.join())
+        });
+        let results = results?;
+        let hashes = hashes.map_err(|_| Error::corrupt(&self.shared.dir, 0, "hashing a segment for upload panicked"))?;
         let mut entries = Vec::new();
         let mut failed: Option<Error> = None;
-        for (s, r) in segments.iter().zip(results) {
+        for ((s, r), hash) in segments.iter().zip(results).zip(hashes) {
             if let Err(e) = r {
                 // The first failure is the pass's error (counted by the
                 // loop); each later one in the batch is counted here.
@@ -374,7 +381,7 @@ impl Uploader {
             c.add(&c.uploaded_segments, 1);
             c.add(&c.uploaded_bytes, s.bytes().len() as u64);
             let key = store.segment_key(s.base_seq, &s.digest);
-            entries.push(Entry { meta: SegmentMeta::of(s, *blake3::hash(s.bytes()).as_bytes()), key });
+            entries.push(Entry { meta: SegmentMeta::of(s, hash), key });
         }
         tracing::debug!(segments = entries.len(), took_ms = started.elapsed().as_millis() as u64, "uploaded segments");
         Ok((entries, failed))
