@@ -49,11 +49,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
-use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig, UpdateVersion,
-};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use s3::S3Server;
 use varvelog::{Log, Options, ReadOnlyLog, Snapshot, TierOptions};
 
@@ -77,30 +74,9 @@ const PREFIX: &str = "bench/log";
 /// Bound on one side's upload.
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A client of `endpoint`'s `bucket` with bounded retries and timeouts, as
-/// `tests/tiered.rs` builds it.
+/// A client of `endpoint`'s `bucket` (see `s3::client`).
 fn store(endpoint: &str, bucket: &str) -> Arc<dyn ObjectStore> {
-    let (key, secret, region) = s3::aws_env();
-    let retry = RetryConfig {
-        max_retries: 2,
-        retry_timeout: Duration::from_secs(3),
-        backoff: BackoffConfig { init_backoff: Duration::from_millis(20), max_backoff: Duration::from_millis(200), base: 2.0 },
-    };
-    let client = ClientOptions::new().with_connect_timeout(Duration::from_secs(1)).with_timeout(Duration::from_secs(5));
-    Arc::new(
-        AmazonS3Builder::new()
-            .with_access_key_id(key)
-            .with_secret_access_key(secret)
-            .with_region(region)
-            // Before `with_allow_http`: client options replace all of them.
-            .with_client_options(client)
-            .with_endpoint(endpoint)
-            .with_allow_http(true)
-            .with_bucket_name(bucket)
-            .with_retry(retry)
-            .build()
-            .expect("S3 client"),
-    )
+    s3::client(endpoint, bucket)
 }
 
 fn tier(store: Arc<dyn ObjectStore>) -> TierOptions {

@@ -36,9 +36,8 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreExt};
 use varvelog::{Entry, Log, Options, Retention, SyncPolicy, TierOptions};
 
 const TEST_NAME: &str = "sigkill_during_tiering_leaves_every_segment_local_or_remote_and_confirmed";
@@ -64,29 +63,9 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|s| s.parse().ok())
 }
 
-/// A client of `endpoint`'s `bucket` with bounded retries and timeouts.
+/// A client of `endpoint`'s `bucket` (see `s3::client`).
 fn store(endpoint: &str, bucket: &str) -> Arc<dyn ObjectStore> {
-    let (key, secret, region) = s3::aws_env();
-    let retry = RetryConfig {
-        max_retries: 2,
-        retry_timeout: Duration::from_secs(3),
-        backoff: BackoffConfig { init_backoff: Duration::from_millis(20), max_backoff: Duration::from_millis(200), base: 2.0 },
-    };
-    let client = ClientOptions::new().with_connect_timeout(Duration::from_secs(1)).with_timeout(Duration::from_secs(5));
-    Arc::new(
-        AmazonS3Builder::new()
-            .with_access_key_id(key)
-            .with_secret_access_key(secret)
-            .with_region(region)
-            // Before `with_allow_http`: client options replace all of them.
-            .with_client_options(client)
-            .with_endpoint(endpoint)
-            .with_allow_http(true)
-            .with_bucket_name(bucket)
-            .with_retry(retry)
-            .build()
-            .expect("S3 client"),
-    )
+    s3::client(endpoint, bucket)
 }
 
 /// The options of every process that opens the log: uploads and evictions

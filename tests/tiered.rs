@@ -12,39 +12,17 @@ mod s3;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreExt};
 use s3::{FaultProxy, S3Server};
 use varvelog::{Entry, Error, Log, Options, ReadOnlyLog, Retention, TierOptions};
 
 const SEGMENT: u64 = 64 << 10;
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A client of `endpoint`'s `bucket` with bounded retries and timeouts, so
-/// that a fault costs seconds, not minutes.
+/// A client of `endpoint`'s `bucket` (see `s3::client`).
 fn store(endpoint: &str, bucket: &str) -> Arc<dyn ObjectStore> {
-    let (key, secret, region) = s3::aws_env();
-    let retry = RetryConfig {
-        max_retries: 2,
-        retry_timeout: Duration::from_secs(3),
-        backoff: BackoffConfig { init_backoff: Duration::from_millis(20), max_backoff: Duration::from_millis(200), base: 2.0 },
-    };
-    let client = ClientOptions::new().with_connect_timeout(Duration::from_secs(1)).with_timeout(Duration::from_secs(5));
-    Arc::new(
-        AmazonS3Builder::new()
-            .with_access_key_id(key)
-            .with_secret_access_key(secret)
-            .with_region(region)
-            // Before `with_allow_http`: client options replace all of them.
-            .with_client_options(client)
-            .with_endpoint(endpoint)
-            .with_allow_http(true)
-            .with_bucket_name(bucket)
-            .with_retry(retry)
-            .build()
-            .expect("S3 client"),
-    )
+    s3::client(endpoint, bucket)
 }
 
 /// Tiering to `store` under `logs/t`, waking often, retrying quickly.

@@ -686,3 +686,32 @@ fn write_all(to: &mut TcpStream, mut bytes: &[u8], state: &ProxyState) -> io::Re
     }
     Ok(())
 }
+
+/// A client of `endpoint`'s `bucket` with bounded retries and timeouts (2
+/// retries within 3 s, 1 s to connect, 5 s a request), so that a fault
+/// costs seconds, not minutes, and credentials from [`aws_env`].
+pub fn client(endpoint: &str, bucket: &str) -> std::sync::Arc<dyn object_store::ObjectStore> {
+    use object_store::aws::AmazonS3Builder;
+    use object_store::{BackoffConfig, ClientOptions, RetryConfig};
+    let (key, secret, region) = aws_env();
+    let retry = RetryConfig {
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(3),
+        backoff: BackoffConfig { init_backoff: Duration::from_millis(20), max_backoff: Duration::from_millis(200), base: 2.0 },
+    };
+    let options = ClientOptions::new().with_connect_timeout(Duration::from_secs(1)).with_timeout(Duration::from_secs(5));
+    std::sync::Arc::new(
+        AmazonS3Builder::new()
+            .with_access_key_id(key)
+            .with_secret_access_key(secret)
+            .with_region(region)
+            // Before `with_allow_http`: client options replace all of them.
+            .with_client_options(options)
+            .with_endpoint(endpoint)
+            .with_allow_http(true)
+            .with_bucket_name(bucket)
+            .with_retry(retry)
+            .build()
+            .expect("S3 client"),
+    )
+}
