@@ -150,7 +150,14 @@ fn sigkill_during_compaction_loses_no_acknowledged_newest_value() {
         check(&dir, &log, acked, &context);
         let mut w = log.writer().unwrap();
         let seq = w.next_seq();
-        w.append_entry(Entry::new(&payload(seq)).key(&key(seq))).unwrap();
+        // The record the child would have written at this seq: a
+        // tombstone where `is_tombstone` says so (the check expects one).
+        let (p, k) = (payload(seq), key(seq));
+        let mut e = Entry::new(&p).key(&k);
+        if is_tombstone(seq) {
+            e = e.tombstone();
+        }
+        w.append_entry(e).unwrap();
         w.sync().unwrap();
         acked = seq + 1;
         drop(w);
