@@ -35,6 +35,9 @@
 //!
 //! Every round's figures are printed, then a table of medians.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::median;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -214,17 +217,6 @@ fn per_second(mut f: impl FnMut()) -> (usize, f64, Vec<Duration>) {
         each.push(t.elapsed());
     }
     (each.len(), each.len() as f64 / t0.elapsed().as_secs_f64(), each)
-}
-
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
 }
 
 fn quantile(xs: &[Duration], q: f64) -> Duration {

@@ -44,6 +44,9 @@
 #[path = "../tests/support/s3.rs"]
 mod s3;
 
+#[path = "common/mod.rs"]
+mod common;
+use common::median;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -275,17 +278,6 @@ fn read_local(dir: &Path, records: u64) -> (Duration, Duration) {
     let again = t1.elapsed();
     assert_eq!((n, m), (records, records), "records read");
     (first, again)
-}
-
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
 }
 
 fn mb_s(bytes: u64, t: Duration) -> f64 {

@@ -1,4 +1,4 @@
-// Shared by the criterion benches (included with `#[path]`): a log in a
+// Shared by the benches (included with `#[path]`): a log in a
 // temporary directory that is recreated once it holds too many bytes, so
 // long measurements never fill the disk.
 
@@ -63,4 +63,16 @@ pub fn fill(dir: &std::path::Path, opts: Options, records: u64, payload: usize) 
         w.append_entry(varvelog::Entry::new(&body).timestamp(1_000_000 + i * 10)).expect("append");
     }
     w.sync().expect("sync");
+}
+
+/// The median of `xs` (the mean of the two middle values for an even count).
+pub fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
 }
