@@ -75,8 +75,13 @@ pub struct BenchArgs {
     pub scanners: usize,
     /// How tailing readers wait for new records (comma separated): the
     /// writer->tail phase runs each kind in turn, the mixed phase the first.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "spin,park,async")]
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "park,spin,async")]
     pub wait: Vec<Wait>,
+    /// Threads that spin on the CPU beside both sides of every sustained
+    /// round (the floor's and the engine's alike), to measure under CPU
+    /// contention.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub busy_threads: usize,
     /// Sync policy of the append phases: never, always (every append), or every-N (Writer::sync after every N appends).
     #[arg(long, default_value = "never", value_parser = parse_sync)]
     pub sync: SyncMode,
@@ -137,7 +142,7 @@ impl BenchArgs {
 
     /// How the mixed phase's tailing readers wait: the first kind given.
     pub fn mixed_wait(&self) -> Wait {
-        self.wait.first().copied().unwrap_or(Wait::Spin)
+        self.wait.first().copied().unwrap_or(Wait::Park)
     }
 }
 
@@ -346,6 +351,24 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Runs `f` while `threads` other threads spin on the CPU.
+fn beside_busy<T>(threads: usize, f: impl FnOnce() -> T) -> T {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            });
+        }
+        let out = f();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        out
+    })
+}
+
 fn run_bench(args: &BenchArgs) -> Res<Results> {
     let tail_records = args.tail_records.unwrap_or(args.records.min(1_000_000));
     if args.payload_bytes < 8 && (args.readers > 0 || tail_records > 0) {
@@ -427,11 +450,13 @@ fn run_bench(args: &BenchArgs) -> Res<Results> {
     let mut append_rounds = Vec::new();
     for r in 0..args.rounds {
         syncfs(work.root())?;
-        floor.push(baseline::bufwriter(&work.path("floor.bin"), &frame, args.records, args.payload_bytes)?);
+        floor.push(beside_busy(args.busy_threads, || {
+            baseline::bufwriter(&work.path("floor.bin"), &frame, args.records, args.payload_bytes)
+        })?);
         syncfs(work.root())?;
         let dir = work.path(&format!("sustained-{r}"));
         let mut round = engine::Engine::open(&dir, opts.clone(), args.payload_bytes, args.sync, clock)?;
-        append_rounds.push(round.append_throughput(args.records, max)?);
+        append_rounds.push(beside_busy(args.busy_threads, || round.append_throughput(args.records, max))?);
         round.close();
         std::fs::remove_dir_all(&dir)?;
     }
@@ -679,12 +704,30 @@ mod tests {
     fn wait_kinds_default_to_all_three_and_the_mixed_phase_takes_the_first() {
         // Goal: `--wait` keeps its single-kind form (which also picks the
         // mixed phase's readers) and runs each listed kind once.
+        // By default the mixed phase's reader parks: a reader that waits
+        // without holding a core, as most applications' readers do.
         let all = args(&[]);
-        assert_eq!((all.waits(), all.mixed_wait()), (vec![Wait::Spin, Wait::Park, Wait::Async], Wait::Spin));
-        let park = args(&["--wait", "park"]);
-        assert_eq!((park.waits(), park.mixed_wait()), (vec![Wait::Park], Wait::Park));
+        assert_eq!((all.waits(), all.mixed_wait()), (vec![Wait::Park, Wait::Spin, Wait::Async], Wait::Park));
+        let spin = args(&["--wait", "spin"]);
+        assert_eq!((spin.waits(), spin.mixed_wait()), (vec![Wait::Spin], Wait::Spin));
         let twice = args(&["--wait", "async,spin,async"]);
         assert_eq!((twice.waits(), twice.mixed_wait()), (vec![Wait::Async, Wait::Spin], Wait::Async));
+    }
+
+    #[test]
+    fn busy_threads_spin_only_while_the_measured_side_runs() {
+        // Goal: `--busy-threads` loads the CPU during the measured call and
+        // stops with it. Method: while the call runs, this process has
+        // `threads` more threads than after it returns, and its result comes back.
+        let count = || std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
+        let before = count();
+        let during = super::beside_busy(3, || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            count()
+        });
+        assert!(during >= before + 3, "{during} threads during, {before} before");
+        assert_eq!(args(&["--busy-threads", "2"]).busy_threads, 2);
+        assert_eq!(args(&[]).busy_threads, 0);
     }
 
     #[test]
@@ -751,11 +794,13 @@ mod tests {
         // Every kind of tailing reader ran, each reading every record, and
         // each has its row.
         let kinds: Vec<Wait> = results.tail.iter().map(|t| t.wait).collect();
-        assert_eq!(kinds, [Wait::Spin, Wait::Park, Wait::Async]);
+        assert_eq!(kinds, [Wait::Park, Wait::Spin, Wait::Async]);
         assert!(results.tail.iter().all(|t| t.lat.count == 500 && t.rate.records == 500));
         for row in ["writer->tail, spin", "writer->tail, park", "writer->tail, async"] {
             assert!(text.contains(row), "no row {row:?}:\n{text}");
         }
+        // The writer beside readers is compared with the writer alone.
+        assert!(text.lines().any(|l| l.contains("append beside") && l.contains("the writer alone")), "{text}");
         // Phases that did not run are shown as not measured, not dropped.
         (results.tail, results.mixed, a.readers, a.scanners) = (Vec::new(), None, 0, 0);
         let text = check_report(&a, &results, parent.path());

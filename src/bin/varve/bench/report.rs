@@ -189,7 +189,7 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
         "  workload  ",
         &format!(
             "{} records/phase x {} B payload ({} B framed), segments {}, sync {}, clock {:?}, {} tailing reader(s) of each kind \
-             ({}; the mixed phase's {}), {} scanning reader(s)",
+             ({}; the mixed phase's {}), {} scanning reader(s){}",
             args.records,
             args.payload_bytes,
             r.frame_bytes,
@@ -199,7 +199,11 @@ pub fn tables(args: &BenchArgs, r: &Results) -> String {
             args.readers,
             wait_names(&args.waits()),
             wait_name(args.mixed_wait()),
-            args.scanners
+            args.scanners,
+            match args.busy_threads {
+                0 => String::new(),
+                n => format!(", {n} busy thread(s) spinning beside both sides of each sustained round"),
+            }
         ),
     );
     wrapped(&mut o, "  timer     ", &r.clock.describe());
@@ -271,7 +275,7 @@ fn throughput_table(args: &BenchArgs, r: &Results) -> Table {
     let mixed_name = format!("append beside {} tail + {} scan readers", args.readers, args.scanners);
     match &r.mixed {
         Some(m) => {
-            row(&mut t, mixed_name, &m.rate, "memcpy into pre-faulted mapping", r.memcpy.per_sec());
+            row(&mut t, mixed_name, &m.rate, "the writer alone (median above)", r.append.per_sec());
             if args.scanners > 0 {
                 row(&mut t, "  the scanners beside it (sum), checksums on".into(), &m.scan, "CRC32C over the same frames", r.crc.per_sec());
             }
@@ -456,7 +460,7 @@ pub fn json(args: &BenchArgs, r: &Results) -> Value {
         "workload": {
             "records": args.records, "payload_bytes": args.payload_bytes, "frame_bytes": r.frame_bytes,
             "segment_bytes": args.segment_bytes, "sync": args.sync.to_string(), "clock": format!("{:?}", args.clock), "readers": args.readers,
-            "scanners": args.scanners, "wait": args.waits().iter().map(|&w| wait_name(w)).collect::<Vec<_>>(),
+            "scanners": args.scanners, "busy_threads": args.busy_threads, "wait": args.waits().iter().map(|&w| wait_name(w)).collect::<Vec<_>>(),
             "mixed_wait": wait_name(args.mixed_wait()), "tail_records": r.tail.first().map(|t| t.lat.count), "tail_rate": args.tail_rate,
         },
         "timer": {"description": r.clock.describe(), "overhead_ns": r.clock.overhead_ns(), "ns_per_tick": r.clock.ns_per_tick},
