@@ -14,8 +14,10 @@
 
 use std::sync::Arc;
 
+use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::log::Log;
 use crate::writer::{Entry, Writer};
@@ -67,10 +69,16 @@ impl std::fmt::Debug for Ingest {
 }
 
 /// What every clone of one [`Ingest`] shares.
+///
+/// Producers read `clock` and `log` before they take the lock, and the
+/// holder of the lock writes the writer's state on every append: the lock
+/// and the writer get cache lines of their own, so that those reads never
+/// take a line away from the holder.
 struct Handle {
-    /// The log's writer; `None` once closed (dropping it hands it back).
-    writer: Mutex<Option<Writer>>,
+    clock: Clock,
     log: Log,
+    /// The log's writer; `None` once closed (dropping it hands it back).
+    writer: CachePadded<Mutex<Option<Writer>>>,
 }
 
 /// The answer to an [`Ingest::submit`]: the record is already appended (and
@@ -199,7 +207,7 @@ impl Handle {
     fn prepare<'e>(&self, entry: Entry<'e>) -> Entry<'e> {
         match entry.timestamp_us {
             Some(_) => entry,
-            None => entry.timestamp(self.log.shared().opts.clock.now_us()),
+            None => entry.timestamp(self.clock.now_us()),
         }
     }
 }
@@ -213,7 +221,8 @@ impl Log {
     /// [`Error::WriterBusy`] if the log's writer (or another `Ingest`) is out.
     pub fn ingest(&self) -> Result<Ingest> {
         let writer = self.writer()?;
-        Ok(Ingest { inner: Arc::new(Handle { writer: Mutex::new(Some(writer)), log: self.clone() }) })
+        let clock = self.shared().opts.clock;
+        Ok(Ingest { inner: Arc::new(Handle { clock, log: self.clone(), writer: CachePadded::new(Mutex::new(Some(writer))) }) })
     }
 }
 
