@@ -133,7 +133,11 @@ impl Log {
         let shared = Arc::new(Shared::new(dir, opts, rec.state, durable_next, rec.last_digest));
 
         let (prepare_jobs, prepare_rx) = unbounded();
-        let (seal_jobs, seal_rx) = unbounded();
+        // Bounded: a rotation waits while `SEALS_QUEUED` segments already
+        // wait for the sealer, so a sealer slower than the writer (a slow
+        // disk, `Options::proofs`) holds the writer back instead of letting
+        // unsealed segments pile up on disk and in the page cache.
+        let (seal_jobs, seal_rx) = bounded(SEALS_QUEUED);
         // Spares are kept preallocated ahead of the writer (`Options::spare_segments`),
         // so a rotation never waits for a file to be created and allocated.
         // For throughput logs their pages are populated after the hand-over,
@@ -551,6 +555,10 @@ impl CachedSealed {
 
 /// How long the sealer waits before retrying a seal that found no space.
 const SEAL_RETRY: Duration = Duration::from_millis(50);
+
+/// Rotated segments that may wait for the sealer (besides the one it is
+/// sealing) before a rotation waits for it.
+const SEALS_QUEUED: usize = 4;
 
 /// Publishes the state with `seg` replaced by its sealed form. Readers
 /// holding the older state keep reading the live mapping, whose published

@@ -389,3 +389,47 @@ fn short_footer_write_for_lack_of_space_is_retried_and_the_segment_sealed() {
     assert!(log.recovery_report().resealed.is_empty(), "{:?}", log.recovery_report());
     check_prefix(&log, acked, "after a retried seal");
 }
+
+/// Takes `delay` for every positioned write (the sealer's footers).
+#[derive(Debug)]
+struct SlowWriteFs {
+    delay: Duration,
+}
+
+impl FileSystem for SlowWriteFs {
+    fn write_at(&self, file: &std::fs::File, buf: &[u8], offset: u64) -> io::Result<()> {
+        std::thread::sleep(self.delay);
+        StdFs.write_at(file, buf, offset)
+    }
+}
+
+#[test]
+fn a_writer_faster_than_the_sealer_waits_instead_of_piling_up_unsealed_segments() {
+    // Goal: unsealed segments stay bounded when sealing is slower than
+    // appending (a slow disk, or proofs): a rotation waits for the sealer
+    // once four rotated segments are queued, and nothing is lost. Method:
+    // every footer write takes 20 ms, and the writer fills 40 segments of
+    // 64 KiB (about 1 ms each without the wait); after every append, at
+    // most five rotated segments (four queued, one being sealed) are not
+    // yet sealed. Without the bound, 30 or more were.
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Arc::new(SlowWriteFs { delay: Duration::from_millis(20) });
+    let log = Log::open(dir.path(), opts().file_system(fs)).unwrap();
+    let mut w = log.writer().unwrap();
+    let (mut acked, mut most) = (0, 0);
+    let mut i = 0u64;
+    while log.stats().rotations < 40 {
+        step(&mut w, i, &mut acked).unwrap_or_else(|e| panic!("step {i}: {e}"));
+        let s = log.stats();
+        most = most.max(s.rotations - s.segments_sealed);
+        i += 1;
+        assert!(i < 1_000_000, "40 rotations never came");
+    }
+    assert!(most <= 5, "{most} rotated segments were waiting to be sealed at once");
+    assert!(most >= 4, "the sealer never fell behind ({most}): the test does not exercise the bound");
+    w.sync().unwrap();
+    drop(w);
+    log.close().unwrap();
+    let log = Log::open(dir.path(), opts()).unwrap();
+    check_prefix(&log, acked, "after a writer held back by the sealer");
+}
