@@ -17,16 +17,14 @@
 
 mod common;
 
-use std::io::{BufRead, Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::child::Child;
 use common::{append_model, check_model, key_for, payload_for, ts_for, Rng};
 use varvelog::{Consumer, ConsumerOptions, Entry, Log, OwnedRecord, ReadOnlyLog, SyncPolicy};
 
@@ -102,97 +100,6 @@ fn child_start() {
         eprintln!("child: not killed after {CHILD_LIFE:?}, exiting");
         std::process::exit(3);
     });
-}
-
-/// A child run of this test binary. Dropping it kills (SIGKILL) and reaps
-/// it, so a failing test leaves no process behind.
-struct Child {
-    proc: std::process::Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    stdout: Option<JoinHandle<()>>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-/// What a child printed before it was killed.
-struct Ended {
-    lines: Vec<String>,
-    status: ExitStatus,
-    stderr: String,
-}
-
-impl Child {
-    fn spawn(test: &str, envs: &[(&str, String)]) -> Child {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd.env_remove(OWNER_ENV);
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut proc = cmd.spawn().expect("spawn a child");
-        let out = proc.stdout.take().unwrap();
-        let mut err = proc.stderr.take().unwrap();
-        let (tx, lines) = channel();
-        let stdout = std::thread::spawn(move || {
-            for line in std::io::BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        Child { proc, lines, seen: Vec::new(), stdout: Some(stdout), stderr: Some(stderr) }
-    }
-
-    /// Waits up to [`STEP_TIMEOUT`] for a line starting with `prefix`;
-    /// `false` if the child stopped printing or the time ran out.
-    fn wait_for(&mut self, prefix: &str) -> bool {
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            let found = line.starts_with(prefix);
-            self.seen.push(line);
-            if found {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Kills the child with SIGKILL, reaps it and returns what it printed;
-    /// panics if it had ended by itself.
-    fn kill(mut self, context: &str) -> Ended {
-        let _ = self.proc.kill();
-        let status = self.proc.wait().expect("reap a child");
-        // The child held the pipes' only write ends: both readers end now.
-        if let Some(h) = self.stdout.take() {
-            let _ = h.join();
-        }
-        let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
-        let mut lines = std::mem::take(&mut self.seen);
-        lines.extend(self.lines.try_iter());
-        let ended = Ended { lines, status, stderr };
-        assert_eq!(
-            ended.status.signal(),
-            Some(9), // SIGKILL
-            "{context}: the child ended by itself ({}) before the kill; it printed {:?}, stderr:\n{}",
-            ended.status,
-            ended.lines,
-            ended.stderr
-        );
-        ended
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.proc.kill();
-        let _ = self.proc.wait();
-    }
 }
 
 /// How one consumer's life commits: explicitly every `every` records (with
@@ -470,16 +377,20 @@ fn consumer_sigkill_keeps_every_returned_commit_and_skips_nothing() {
             envs.push((OWNER_ENV, "1".to_string()));
         }
         let context = format!("kill {} (seed {}, mode {mode})", done + 1, run.seed);
-        let mut child = Child::spawn(CONSUMER_TEST, &envs);
+        let mut child = Child::spawn(CONSUMER_TEST, &envs, &[OWNER_ENV]);
         // One kill in eight lands while the child opens; the rest at a
         // random moment after its consumer is open.
         if rng.below(8) == 0 {
             std::thread::sleep(micros(rng.below(3000)));
         } else {
-            assert!(child.wait_for("START "), "{context}: the child did not open its consumer within {STEP_TIMEOUT:?}");
+            assert!(
+                child.wait_until(STEP_TIMEOUT, |l| l.starts_with("START ")),
+                "{context}: the child did not open its consumer within {STEP_TIMEOUT:?}"
+            );
             std::thread::sleep(micros(rng.below(100_000)));
         }
-        let ended = child.kill(&context);
+        let ended = child.kill();
+        ended.assert_killed(&context);
         if let Some(w) = writer {
             written = w.stop();
         }
@@ -727,15 +638,19 @@ fn writer_sigkill_under_a_consumer_keeps_every_commit_and_skips_nothing() {
         let seen = lock().received;
         let envs = [(CHILD_ENV, dir.display().to_string()), (SEED_ENV, rng.next().to_string())];
         let no_reopen = spawning.lock().unwrap_or_else(|p| p.into_inner());
-        let mut child = Child::spawn(WRITER_TEST, &envs);
+        let mut child = Child::spawn(WRITER_TEST, &envs, &[OWNER_ENV]);
         drop(no_reopen);
         if rng.below(8) == 0 {
             std::thread::sleep(micros(rng.below(5000)));
         } else {
-            assert!(child.wait_for("OPEN "), "{context}: the writer did not open the log within {STEP_TIMEOUT:?}");
+            assert!(
+                child.wait_until(STEP_TIMEOUT, |l| l.starts_with("OPEN ")),
+                "{context}: the writer did not open the log within {STEP_TIMEOUT:?}"
+            );
             std::thread::sleep(micros(rng.below(150_000)));
         }
-        let ended = child.kill(&context);
+        let ended = child.kill();
+        ended.assert_killed(&context);
         done += 1;
         early += u32::from(!ended.lines.iter().any(|l| l.starts_with("OPEN ")));
         for line in &ended.lines {

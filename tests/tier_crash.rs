@@ -23,19 +23,18 @@
 //! afterwards, for a look) instead of a temporary one.
 #![cfg(feature = "tiered")]
 
+mod common;
 #[path = "support/s3.rs"]
 mod s3;
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashSet};
-use std::io::{BufRead, Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::child::Child;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use varvelog::{Entry, Log, Options, Retention, SyncPolicy, TierOptions};
@@ -52,8 +51,6 @@ const SEGMENT: u64 = 64 << 10;
 const PREFIX: &str = "c";
 /// A child still alive after this exits by itself.
 const CHILD_LIFE: Duration = Duration::from_secs(30);
-/// Longest wait for a child's pipes to close once it is dead.
-const PIPE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Payload bytes one child appends at most (then it only lets the uploader
 /// catch up), so the log, which the parent reads whole after every kill,
 /// stays small.
@@ -146,75 +143,6 @@ fn child(dir: &Path, seed: u64) {
         if rng.bool() {
             std::thread::sleep(Duration::from_millis(1));
         }
-    }
-}
-
-/// A child run of this test binary, killed (SIGKILL) and reaped on drop.
-struct Child {
-    proc: std::process::Child,
-    lines: Receiver<String>,
-    stderr: Receiver<String>,
-}
-
-impl Child {
-    fn spawn(envs: &[(&str, String)]) -> Child {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut proc = cmd.spawn().expect("spawn a child");
-        let out = proc.stdout.take().unwrap();
-        let mut err = proc.stderr.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (etx, stderr) = channel();
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            let _ = etx.send(s);
-        });
-        Child { proc, lines, stderr }
-    }
-
-    /// Kills the child with SIGKILL once `after` has passed since `started`,
-    /// reaps it and returns the seqs it acknowledged, in order; panics if it
-    /// ended by itself.
-    fn kill_after(mut self, started: Instant, after: Duration, context: &str) -> Vec<u64> {
-        std::thread::sleep(after.saturating_sub(started.elapsed()));
-        let _ = self.proc.kill();
-        let status = self.proc.wait().expect("reap a child");
-        // The child held the pipes' only write ends: both readers end now.
-        let deadline = Instant::now() + PIPE_TIMEOUT;
-        let mut lines = Vec::new();
-        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            lines.push(line);
-        }
-        let stderr = self.stderr.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap_or_default();
-        assert_eq!(
-            status.signal(),
-            Some(9), // SIGKILL
-            "{context}: the child ended by itself ({status}) before the kill; stdout {lines:?}, stderr:\n{stderr}"
-        );
-        // The harness prints `test <name> ... ` before the child's first line.
-        lines.iter().filter_map(|l| l.find("ACK ").and_then(|at| l[at + 4..].trim().parse().ok())).collect()
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.proc.kill();
-        let _ = self.proc.wait();
     }
 }
 
@@ -479,7 +407,11 @@ fn sigkill_during_tiering_leaves_every_segment_local_or_remote_and_confirmed() {
         ];
         let after = Duration::from_millis(rng.u64(50..=600));
         let spawned = Instant::now();
-        let acks = Child::spawn(&envs).kill_after(spawned, after, &context);
+        let child = Child::spawn(TEST_NAME, &envs, &[]);
+        std::thread::sleep(after.saturating_sub(spawned.elapsed()));
+        let ended = child.kill();
+        ended.assert_killed(&context);
+        let acks = ended.acks();
         for n in acks {
             assert!(n >= acked, "{context}: the child acknowledged {n} after {acked} had been");
             acked = n;

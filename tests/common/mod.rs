@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod child;
+
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -256,35 +258,12 @@ pub struct Killed {
 /// first `ACK` line (up to 10 s) unless `early`, sleeps `delay`, kills it
 /// (SIGKILL) and returns what it acknowledged.
 pub fn run_and_kill(test: &str, envs: &[(&str, String)], early: bool, delay: std::time::Duration) -> Killed {
-    use std::io::BufRead;
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // The test harness prints `test NAME ... ` without a newline
-            // before the child's first line, so an ACK may follow it.
-            let ack = line.find("ACK ").map(|at| &line[at + 4..]);
-            if let Some(n) = ack.and_then(|n| n.trim().parse::<u64>().ok()) {
-                let _ = tx.send(n);
-            }
-        }
-    });
-    let mut acks = Vec::new();
+    let mut c = child::Child::spawn(test, envs, &[]);
     if !early {
-        acks.extend(rx.recv_timeout(std::time::Duration::from_secs(10)));
+        c.wait_until(std::time::Duration::from_secs(10), |l| child::ack(l).is_some());
     }
     std::thread::sleep(delay);
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    reader.join().unwrap();
-    // Acks arrive in order; an ack read after the kill was still sent before it.
-    acks.extend(rx.try_iter());
-    Killed { acks, exited_by_itself: status.success() }
+    let ended = c.kill();
+    // Acks arrive in order; one read after the kill was still sent before it.
+    Killed { acks: ended.acks(), exited_by_itself: ended.status.success() }
 }
