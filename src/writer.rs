@@ -216,6 +216,11 @@ impl WriterCore {
 /// The log's one writer, from [`crate::Log::writer`]. Appends become visible
 /// to readers when the call returns, and durable after a sync covers them
 /// (see [`SyncPolicy`]). Dropping the writer does not sync.
+///
+/// Full segments are sealed in the background. An append that fills a
+/// segment waits while four earlier full segments still wait to be sealed,
+/// so a writer faster than the disk (or than the sealer's hashing) runs at
+/// their pace instead of leaving unsealed segments to pile up.
 pub struct Writer {
     inner: std::sync::Arc<LogInner>,
     core: Option<WriterCore>,
