@@ -400,7 +400,7 @@ fn preparer(shared: Arc<Shared>, stale: Vec<std::path::PathBuf>, jobs: Receiver<
         let path = prealloc_path(&shared.dir, n);
         n += 1;
         let prepared = preallocate(shared.fs(), &path, &opts);
-        let populator = prepared.as_ref().ok().filter(|_| populate_ahead).map(|p| p.map.populator().writing_back(write_back_file(&p.path)));
+        let populator = prepared.as_ref().ok().filter(|_| populate_ahead).map(|p| p.map.populator());
         match ready.try_send(prepared) {
             Err(TrySendError::Full(Ok(p)) | TrySendError::Disconnected(Ok(p))) => {
                 let _ = shared.fs().remove(&p.path);
@@ -408,14 +408,6 @@ fn preparer(shared: Arc<Shared>, stale: Vec<std::path::PathBuf>, jobs: Receiver<
             _ => pending.extend(populator),
         }
     }
-}
-
-/// The spare at `path` opened once more (read-only), for starting
-/// write-back behind the writer; `None`, and no early write-back, if it
-/// cannot be opened. Not through the log's `FileSystem`: it is a hint that
-/// neither writes nor syncs, and the file is the same.
-fn write_back_file(path: &std::path::Path) -> Option<std::fs::File> {
-    std::fs::File::open(path).ok()
 }
 
 /// Bytes the preparer populates at a time ahead of the writer.

@@ -51,23 +51,7 @@ pub(crate) struct Populator {
     count: Arc<AtomicUsize>,
     /// Everything below this is populated (or was written by the writer).
     frontier: u64,
-    /// Starts the write-back of the pages the writer has finished with,
-    /// a little behind it (see [`Populator::start_write_back`]).
-    write_back: Option<WriteBack>,
 }
-
-/// The segment's file (a descriptor of its own), and how far write-back
-/// has been started.
-struct WriteBack {
-    file: std::fs::File,
-    started: u64,
-}
-
-/// Write-back is started this many bytes at a time...
-const WRITE_BACK_CHUNK: u64 = 4 << 20;
-/// ...this far behind the writer's published end, so that readers close
-/// behind the writer keep their page-table entries.
-const WRITE_BACK_LAG: u64 = 8 << 20;
 
 /// What one [`Populator::step`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,13 +76,8 @@ impl Populator {
         let Some(map) = &self.map else { return PopulateStep::Done };
         let end = map.published().1;
         self.frontier = self.frontier.max(end & !4095);
-        if let Some(wb) = &mut self.write_back {
-            Self::start_write_back(map, wb, end);
-        }
         if self.frontier >= map.len() {
-            // Fully populated; one that starts write-back stays until the
-            // writer moves on to the next segment (the preparer drops it then).
-            return if self.write_back.is_some() { PopulateStep::Ahead } else { PopulateStep::Done };
+            return PopulateStep::Done;
         }
         let target = map.len().min(end + lead);
         if self.frontier >= target {
@@ -110,40 +89,6 @@ impl Populator {
         }
         self.frontier = to;
         PopulateStep::Worked
-    }
-}
-
-impl Populator {
-    /// Write-back starts for the pages below `end - WRITE_BACK_LAG`, a
-    /// chunk at a time, so that the disk writes the segment while the
-    /// writer fills the rest of it and the seal's `fdatasync` finds little
-    /// left to do (it took 50-110 ms per 64 MiB segment, the sealer's
-    /// largest share of time, while the writer waited for it). The pages
-    /// are final: frames are only ever appended past the published end.
-    /// Their page-table entries are dropped first: writing back a dirty
-    /// page mapped writable costs a TLB flush, an interrupt to the writer's
-    /// core, per page (see [`LiveMap::drop_page_tables`]). `fadvise`
-    /// (`DONTNEED`) starts write-back of dirty pages and leaves pages that
-    /// are dirty or being written in the cache; it never waits and changes
-    /// no byte, and the seal's `fdatasync` still decides durability.
-    fn start_write_back(map: &LiveMap, wb: &mut WriteBack, end: u64) {
-        while wb.started + WRITE_BACK_CHUNK + WRITE_BACK_LAG <= end {
-            let (from, len) = (wb.started, WRITE_BACK_CHUNK);
-            map.drop_page_tables(from, from + len);
-            // (Under loom the maps are anonymous: there is nothing to write back.)
-            #[cfg(not(loom))]
-            let _ = rustix::fs::fadvise(&wb.file, from, std::num::NonZeroU64::new(len), rustix::fs::Advice::DontNeed);
-            #[cfg(loom)]
-            let _ = &wb.file;
-            wb.started += len;
-        }
-    }
-
-    /// Also starts write-back behind the writer, through `file` (the
-    /// segment's file opened again: a descriptor of its own).
-    pub(crate) fn writing_back(mut self, file: Option<std::fs::File>) -> Populator {
-        self.write_back = file.map(|file| WriteBack { file, started: 0 });
-        self
     }
 }
 
@@ -398,7 +343,7 @@ impl MapWriter {
     pub(crate) fn populator(&self) -> Populator {
         // The count goes up before the hold (see `Populator::drop`).
         self.populators.fetch_add(1, Ordering::SeqCst);
-        Populator { map: Some(self.map.clone()), count: self.populators.clone(), frontier: 0, write_back: None }
+        Populator { map: Some(self.map.clone()), count: self.populators.clone(), frontier: 0 }
     }
 
     /// Turns readahead off for faults through this mapping, for writers that

@@ -98,38 +98,4 @@ mod tests {
         f.sync_data().unwrap();
         assert_eq!(written_back(&path, 0, 8192), Some(true), "synced file still reported dirty");
     }
-
-    #[test]
-    fn the_engine_writes_back_what_the_writer_has_finished_with_before_any_sync() {
-        // Goal: the engine starts write-back of the live segment's pages a
-        // few MiB behind the writer, so that sealing does not wait for a
-        // whole segment's I/O. Method: fill the first 64 MiB segment (the
-        // one the log opens with), then append 40 MiB into the next (one the
-        // background preparer made) without any sync; within 5 s the frames
-        // in its first 24 MiB have no dirty page left, where the kernel's own
-        // write-back would wait 30 s. Skipped without cachestat or on tmpfs.
-        let dir = tempfile::tempdir().unwrap();
-        let log = varvelog::Log::open(dir.path(), varvelog::Options::new()).unwrap();
-        let mut w = log.writer().unwrap();
-        let payload = [0x5Au8; 100];
-        while log.stats().rotations == 0 || log.snapshot().segment_info().last().unwrap().frame_bytes < 40 << 20 {
-            for _ in 0..10_000 {
-                w.append(&payload).unwrap();
-            }
-        }
-        let live = log.snapshot().segment_info().into_iter().find(|s| !s.sealed && s.base_seq > 0).unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let done = loop {
-            match written_back(&live.path, 4096, 24 << 20) {
-                None => {
-                    eprintln!("no cachestat on this kernel, or tmpfs; skipped");
-                    return;
-                }
-                Some(true) => break true,
-                Some(false) if std::time::Instant::now() > deadline => break false,
-                Some(false) => std::thread::sleep(std::time::Duration::from_millis(10)),
-            }
-        };
-        assert!(done, "the finished pages of the live segment are still dirty after 5 s");
-    }
 }
