@@ -80,8 +80,10 @@ pub fn memory(path: &Path, frame: &[u8], frame_len: usize, records: u64, payload
 /// The plain-file floor: `records` copies of `frame` through a `BufWriter`
 /// (its default buffer) into a new, growing file, no fsync: what a program
 /// that only wants the bytes in a file would do. The kernel fills each new
-/// page once, with the data. Timed to the final flush.
-pub fn bufwriter(path: &Path, frame: &[u8], records: u64, payload: usize) -> Res<Rate> {
+/// page once, with the data. Timed to the final flush (the first rate);
+/// then `fdatasync`, and the second rate is timed to its end: the same
+/// bytes on the disk.
+pub fn bufwriter(path: &Path, frame: &[u8], records: u64, payload: usize) -> Res<(Rate, Rate)> {
     use std::io::Write;
     let file = File::options().write(true).create_new(true).open(path)?;
     let mut w = std::io::BufWriter::new(file);
@@ -91,9 +93,11 @@ pub fn bufwriter(path: &Path, frame: &[u8], records: u64, payload: usize) -> Res
     }
     w.flush()?;
     let rate = Rate::new(records, payload, start.elapsed());
+    w.get_ref().sync_data()?;
+    let on_disk = Rate::new(records, payload, start.elapsed());
     drop(w);
     std::fs::remove_file(path)?;
-    Ok(rate)
+    Ok((rate, on_disk))
 }
 
 /// Cross-core ping-pong on one atomic: one thread stores odd values, the
