@@ -525,7 +525,7 @@ fn run_bench(args: &BenchArgs) -> Res<Results> {
     settle(&eng);
     let mixed = if args.readers + args.scanners > 0 {
         phase(&format!(
-            "varvelog: {} records at full speed with {} tailing and {} scanning reader(s)",
+            "varvelog: {} records at full speed alone, then as many with {} tailing and {} scanning reader(s)",
             args.records, args.readers, args.scanners
         ));
         Some(eng.mixed(args.records, args.readers, args.scanners, args.mixed_wait(), max)?)

@@ -37,7 +37,9 @@ pub struct TailResult {
 
 /// The writer at full speed with tailing readers and scanners beside it.
 pub struct MixedResult {
-    /// Writer throughput.
+    /// The writer alone, in the same log, just before.
+    pub alone: Rate,
+    /// Writer throughput beside the readers.
     pub rate: Rate,
     /// Send-to-observe latency of the tailing readers (their lag at full speed).
     pub tail_lag: Lat,
@@ -172,8 +174,13 @@ impl Engine {
 
     /// The writer appends `records` at full speed (each payload carrying its
     /// send time) while `readers` tailing readers follow and `scanners`
-    /// scanning readers read the whole log over and over.
+    /// scanning readers read the whole log over and over. Just before, it
+    /// appends as many alone, in the same log and the same way: the
+    /// baseline, which differs from the mixed run only by the readers.
     pub fn mixed(&mut self, records: u64, readers: usize, scanners: usize, wait: Wait, max: Duration) -> Res<MixedResult> {
+        let (n, elapsed) = self.full_speed(records, max)?;
+        let alone = Rate::new(n, self.payload.len(), elapsed);
+        self.settle();
         let from = self.log.next_seq();
         let until = from + records;
         let clock = self.clock;
@@ -216,6 +223,7 @@ impl Engine {
             secs = secs.max(d.as_secs_f64());
         }
         Ok(MixedResult {
+            alone,
             rate: Rate::new(n, payload_len, elapsed),
             tail_lag: Lat::of(&lag),
             scan: Rate::new(scanned, payload_len, Duration::from_secs_f64(secs)),
