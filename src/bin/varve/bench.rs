@@ -104,14 +104,14 @@ pub struct BenchArgs {
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Records the paced writer appends in the writer->tail latency phase
-    /// [default: the smaller of --records and 1000000].
+    /// [default: the smaller of --records and 500000].
     #[arg(long)]
     pub tail_records: Option<u64>,
     /// Rate (records/s) of the paced writer in the writer->tail latency phase.
     #[arg(long, default_value_t = 1_000_000)]
     pub tail_rate: u64,
     /// Seconds each durable (sync) measurement runs.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.25)]
     pub sync_seconds: f64,
     /// Longest time any append phase may run before it stops early.
     #[arg(long, default_value_t = 30.0)]
@@ -376,7 +376,7 @@ fn beside_busy<T>(threads: usize, f: impl FnOnce() -> T) -> T {
 }
 
 fn run_bench(args: &BenchArgs) -> Res<Results> {
-    let tail_records = args.tail_records.unwrap_or(args.records.min(1_000_000));
+    let tail_records = args.tail_records.unwrap_or(args.records.min(500_000));
     if args.payload_bytes < 8 && (args.readers > 0 || tail_records > 0) {
         return Err("--payload-bytes must be at least 8 when tailing readers run (the writer's send stamp goes in the payload); use --readers 0 --tail-records 0 for smaller payloads".into());
     }
