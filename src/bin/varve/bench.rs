@@ -111,7 +111,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub tail_rate: u64,
     /// Seconds each durable (sync) measurement runs.
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = 0.5)]
     pub sync_seconds: f64,
     /// Longest time any append phase may run before it stops early.
     #[arg(long, default_value_t = 30.0)]
