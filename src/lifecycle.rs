@@ -140,12 +140,12 @@ pub(crate) fn live_content_digest(map: &LiveMap, frames: &[u8]) -> [u8; 32] {
 }
 
 /// Starts writing back a segment the writer has rotated away from, so
-/// that the disk works while the sealer walks and hashes it (and, with a
-/// backlog, the segments before it), and the frames' fdatasync waits only
-/// for what is left. The writer never writes the segment again: its
-/// page-table entries are dropped first, so that write-back needs no TLB
-/// flush per page. Advice only: if it fails, that fdatasync does it all.
-pub(crate) fn start_write_back(fs: &dyn FileSystem, seg: &ActiveSegment) {
+/// that the disk works while the sealer walks and hashes it, and the
+/// frames' fdatasync waits only for what is left. The writer never writes
+/// the segment again: its page-table entries are dropped first, so that
+/// write-back needs no TLB flush per page. Advice only: if it fails, that
+/// fdatasync does it all.
+fn start_write_back(fs: &dyn FileSystem, seg: &ActiveSegment) {
     let (_, end) = seg.committed();
     seg.map.drop_page_tables(0, seg.map.len());
     if let Err(e) = fs.start_write_back(&seg.file, 0, end) {
@@ -242,8 +242,8 @@ mod tests {
     fn sealing_starts_write_back_of_every_frame_before_waiting_for_any() {
         // Goal: the disk starts on a rotated segment's frames before the
         // sealer walks and hashes them, so the frames' fdatasync only waits
-        // for what is left. Method: write a segment's worth of records
-        // through a file system that records calls, roll, close; the first
+        // for what is left. Method: append 100 records through a file
+        // system that records calls, roll, close; the first
         // call on the sealed file is a write-back start from 0 to the end of
         // its frames, and a sync follows it.
         let dir = tempfile::tempdir().unwrap();
