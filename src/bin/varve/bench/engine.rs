@@ -92,9 +92,19 @@ impl Engine {
 
     /// Appends `records` payloads as fast as possible; no timer in the loop.
     pub fn append_throughput(&mut self, records: u64, max: Duration) -> Res<Rate> {
+        self.appends(records, max, false)
+    }
+
+    /// Appends `records` payloads as fast as possible (or until `max`); with
+    /// `stamp`, each payload first gets the send time in its first 8 bytes,
+    /// for tailing readers.
+    fn appends(&mut self, records: u64, max: Duration, stamp: bool) -> Res<Rate> {
         let start = Instant::now();
         let mut done = 0;
         for i in 0..records {
+            if stamp {
+                self.payload[..8].copy_from_slice(&ticks().to_le_bytes());
+            }
             self.writer.append(&self.payload)?;
             self.after_append(i)?;
             done += 1;
@@ -178,8 +188,7 @@ impl Engine {
     /// appends as many alone, in the same log and the same way: the
     /// baseline, which differs from the mixed run only by the readers.
     pub fn mixed(&mut self, records: u64, readers: usize, scanners: usize, wait: Wait, max: Duration) -> Res<MixedResult> {
-        let (n, elapsed) = self.full_speed(records, max)?;
-        let alone = Rate::new(n, self.payload.len(), elapsed);
+        let alone = self.appends(records, max, true)?;
         self.settle();
         let from = self.log.next_seq();
         let until = from + records;
@@ -195,9 +204,9 @@ impl Engine {
             while ready.load(Ordering::Acquire) < readers + scanners {
                 std::thread::yield_now();
             }
-            let written = self.full_speed(records, max);
+            let written = self.appends(records, max, true);
             // Tailers stop at `until`; if the writer stopped early, tell them.
-            if !matches!(written, Ok((n, _)) if n == records) {
+            if !matches!(written, Ok(r) if r.records == records) {
                 stop.store(true, Ordering::Relaxed);
             }
             let mut t = Vec::new();
@@ -211,7 +220,7 @@ impl Engine {
             }
             Ok((t, sc, written))
         })?;
-        let (n, elapsed) = wrote?;
+        let rate = wrote?;
         let mut lag = histogram()?;
         for r in tails {
             lag.add(&r?.0)?;
@@ -222,12 +231,7 @@ impl Engine {
             scanned += k;
             secs = secs.max(d.as_secs_f64());
         }
-        Ok(MixedResult {
-            alone,
-            rate: Rate::new(n, payload_len, elapsed),
-            tail_lag: Lat::of(&lag),
-            scan: Rate::new(scanned, payload_len, Duration::from_secs_f64(secs)),
-        })
+        Ok(MixedResult { alone, rate, tail_lag: Lat::of(&lag), scan: Rate::new(scanned, payload_len, Duration::from_secs_f64(secs)) })
     }
 
     /// Appends `records` stamped payloads, one every `period` ticks, timing each append.
@@ -250,25 +254,6 @@ impl Engine {
             }
         }
         Ok((records, start.elapsed()))
-    }
-
-    /// Appends `records` stamped payloads as fast as possible (or until `max`).
-    fn full_speed(&mut self, records: u64, max: Duration) -> Res<(u64, Duration)> {
-        let start = Instant::now();
-        let mut done = 0;
-        for i in 0..records {
-            self.payload[..8].copy_from_slice(&ticks().to_le_bytes());
-            self.writer.append(&self.payload)?;
-            self.after_append(i)?;
-            done += 1;
-            if i & 0x3_FFFF == 0x3_FFFF {
-                progress(done, records);
-                if start.elapsed() > max {
-                    break;
-                }
-            }
-        }
-        Ok((done, start.elapsed()))
     }
 
     /// Reads every record of the log once, checksums verified, checking
