@@ -833,8 +833,20 @@ mod tests {
         for row in ["writer->tail, spin", "writer->tail, park", "writer->tail, async"] {
             assert!(text.contains(row), "no row {row:?}:\n{text}");
         }
-        // The writer beside readers is compared with the writer alone.
-        assert!(text.lines().any(|l| l.contains("append beside") && l.contains("the writer alone")), "{text}");
+        // The writer beside readers is compared with the writer alone in the
+        // same log, which appended as many records just before.
+        assert!(text.lines().any(|l| l.contains("append beside") && l.contains("the writer alone, same log")), "{text}");
+        let mixed = results.mixed.as_ref().unwrap();
+        assert!(mixed.alone.records == 3000 && mixed.alone.secs > 0.0, "{:?}", mixed.alone);
+        // Every sustained round is also timed until its bytes are on the
+        // disk, which takes at least as long as the round itself.
+        assert_eq!((results.floor_on_disk.len(), results.append_on_disk.len()), (a.rounds, a.rounds));
+        for (quick, on_disk) in
+            results.floor.iter().zip(&results.floor_on_disk).chain(results.append_rounds.iter().zip(&results.append_on_disk))
+        {
+            assert!(on_disk.records == quick.records && on_disk.secs >= quick.secs, "{quick:?} then {on_disk:?}");
+        }
+        assert!(text.contains("File+BufWriter, then fdatasync"), "{text}");
         // Phases that did not run are shown as not measured, not dropped.
         (results.tail, results.mixed, a.readers, a.scanners) = (Vec::new(), None, 0, 0);
         let text = check_report(&a, &results, parent.path());
