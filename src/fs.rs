@@ -95,7 +95,29 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     ///
     /// The OS error.
     fn start_write_back(&self, file: &File, offset: u64, len: u64) -> io::Result<()> {
-        start_write_back(file, offset, len)
+        // `sync_file_range(SYNC_FILE_RANGE_WRITE)` queues the range's dirty
+        // pages for write-back and returns; without a wait flag it neither
+        // waits nor consumes a write-back error.
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+                return Ok(());
+            };
+            // SAFETY: `file` is an open descriptor for the duration of the
+            // call, and sync_file_range reads no memory of ours.
+            let r = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+            if r == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (file, offset, len);
+            Ok(())
+        }
     }
     /// Makes `len` bytes of a shared writable mapping durable from `offset` (msync).
     ///
@@ -140,30 +162,6 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
         rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(io::Error::from)?;
         Ok(file)
     }
-}
-
-/// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: queues the range's dirty pages
-/// for write-back and returns. Without a wait flag it neither waits nor
-/// consumes a write-back error, so the next `fdatasync` reports it.
-#[cfg(target_os = "linux")]
-fn start_write_back(file: &File, offset: u64, len: u64) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return Ok(());
-    };
-    // SAFETY: `file` is an open descriptor for the duration of the call, and
-    // sync_file_range reads no memory of ours.
-    let r = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_write_back(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
-    Ok(())
 }
 
 /// The real file system.
