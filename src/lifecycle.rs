@@ -144,9 +144,8 @@ pub(crate) fn live_content_digest(map: &LiveMap, frames: &[u8]) -> [u8; 32] {
 /// frames' fdatasync waits only for what is left. The writer never writes
 /// the segment again: its page-table entries are dropped first, so that
 /// write-back needs no TLB flush per page. Advice only: if it fails, that
-/// fdatasync does it all.
-fn start_write_back(fs: &dyn FileSystem, seg: &ActiveSegment) {
-    let (_, end) = seg.committed();
+/// fdatasync does it all. `end` is the segment's final published end.
+fn start_write_back(fs: &dyn FileSystem, seg: &ActiveSegment, end: u64) {
     seg.map.drop_page_tables(0, seg.map.len());
     if let Err(e) = fs.start_write_back(&seg.file, 0, end) {
         tracing::debug!(segment = %seg.path.display(), error = %e, "could not start write-back before sealing");
@@ -168,7 +167,7 @@ pub(crate) fn seal(
 ) -> Result<Arc<SealedSegment>> {
     let (count, end) = seg.committed();
     let frames = seg.map.frames(end);
-    start_write_back(fs, seg);
+    start_write_back(fs, seg, end);
     let mut hasher = content_hasher(seg.map.header_prefix(), seg.map.header_suffix());
     let scan = walk_and_digest(frames, seg.base_seq, &mut hasher);
     if scan.count != count || scan.end != end {
